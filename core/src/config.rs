@@ -1,0 +1,274 @@
+//! Layered, typed configuration: built-in defaults, then TOML files in the order given, then
+//! environment variables `OBENTCHI_<SECTION>__<KEY>` (the last layer wins). Each service owns a
+//! `Config` struct built from the sections here; values parse into types that cannot hold an
+//! invalid value, so a bad value fails at start with the key named.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub const ENV_PREFIX: &str = "OBENTCHI_";
+const ENV_SEPARATOR: &str = "__";
+
+/// A value that never shows in logs, `Debug` output or `--print-config`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> Serialize for Secret<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Secret)
+    }
+}
+
+/// A `mongodb://` or `mongodb+srv://` connection string.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MongoUri(String);
+
+impl MongoUri {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for MongoUri {
+    type Error = String;
+    fn try_from(uri: String) -> Result<Self, Self::Error> {
+        if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
+            Ok(MongoUri(uri))
+        } else {
+            Err("expected a MongoDB connection string starting with mongodb:// or mongodb+srv://".into())
+        }
+    }
+}
+
+/// A `redis://` or `rediss://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RedisUrl {
+    type Error = String;
+    fn try_from(url: String) -> Result<Self, Self::Error> {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(RedisUrl(url))
+        } else {
+            Err("expected a Redis URL starting with redis:// or rediss://".into())
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MongoConfig {
+    /// Connection string; may carry credentials, so it is secret.
+    pub uri: Secret<MongoUri>,
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub server_selection_timeout_ms: u64,
+}
+
+fn default_database() -> String {
+    "obentchi".into()
+}
+fn default_app_name() -> String {
+    "obentchi".into()
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server (or a primary behind a failover proxy).
+    Single,
+    /// Redis Cluster; `urls` are seed nodes.
+    Cluster,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RedisConfig {
+    #[serde(default = "default_redis_mode")]
+    pub mode: RedisMode,
+    /// One URL in single mode; seed nodes in cluster mode. May carry a password.
+    pub urls: Secret<NonEmpty<RedisUrl>>,
+    /// Per-command response timeout. The driver's 500 ms default is short under load.
+    #[serde(default = "default_redis_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_redis_mode() -> RedisMode {
+    RedisMode::Single
+}
+fn default_redis_response_timeout_ms() -> u64 {
+    3_000
+}
+
+/// A list with at least one element.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Vec<T>")]
+pub struct NonEmpty<T>(Vec<T>);
+
+impl<T> NonEmpty<T> {
+    pub fn as_slice(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> TryFrom<Vec<T>> for NonEmpty<T> {
+    type Error = &'static str;
+    fn try_from(items: Vec<T>) -> Result<Self, Self::Error> {
+        if items.is_empty() {
+            Err("expected at least one element")
+        } else {
+            Ok(NonEmpty(items))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line, for production log pipelines.
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TelemetryConfig {
+    #[serde(default = "default_log_format")]
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info,obentchi_core=debug`.
+    #[serde(default = "default_log_filter")]
+    pub log_filter: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig { log_format: default_log_format(), log_filter: default_log_filter() }
+    }
+}
+
+fn default_log_format() -> LogFormat {
+    LogFormat::Json
+}
+fn default_log_filter() -> String {
+    "info".into()
+}
+
+/// Where a service listens for HTTP (its API, if any, plus `/healthz`, `/readyz`, `/metrics`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenConfig {
+    #[serde(default = "default_listen")]
+    pub addr: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig { addr: default_listen() }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+
+/// Configuration that could not be loaded. The message names every offending key, where its
+/// value came from and what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn single(problem: String) -> Self {
+        ConfigError { problems: vec![problem] }
+    }
+}
+
+/// Loads a service's configuration from its layers.
+pub fn load<C: DeserializeOwned>(files: &[PathBuf]) -> Result<C, ConfigError> {
+    let mut figment = Figment::new();
+    for file in files {
+        if !file.is_file() {
+            return Err(ConfigError::single(format!("config file {}: not found", file.display())));
+        }
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment
+        .merge(Env::prefixed(ENV_PREFIX).split(ENV_SEPARATOR))
+        .extract()
+        .map_err(|err| ConfigError { problems: err.into_iter().map(describe).collect() })
+}
+
+/// The environment variable that sets a key, e.g. `mongodb.uri` → `OBENTCHI_MONGODB__URI`.
+pub fn env_var_for(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_uppercase().replace('.', ENV_SEPARATOR))
+}
+
+fn describe(err: figment::Error) -> String {
+    use figment::error::Kind;
+    let mut path = err.path.clone();
+    if let Kind::MissingField(field) = &err.kind {
+        path.push(field.to_string());
+        let key = path.join(".");
+        return format!("{key}: missing; set `{key}` in a config file or the environment variable {}", env_var_for(&key));
+    }
+    let key = if path.is_empty() { "(top level)".to_owned() } else { path.join(".") };
+    let source = err
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(figment::Source::File(file)) => format!(" (from {})", file.display()),
+            _ => format!(" (from {})", env_var_for(&key)),
+        })
+        .unwrap_or_default();
+    format!("{key}: {}{source}", err.kind)
+}
+
+/// Renders the effective configuration for `--print-config`; secrets show as `[redacted]`.
+pub fn render<C: Serialize>(config: &C) -> String {
+    serde_json::to_string_pretty(config).expect("configuration serializes to JSON")
+}

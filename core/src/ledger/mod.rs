@@ -1,0 +1,338 @@
+//! The double-entry ledger on MongoDB.
+//!
+//! Applying a posting is one multi-document transaction on the user's shard: insert the posting
+//! under `_id = "<user_id>:<key>"` (a duplicate means it was applied before), then `$inc` each of
+//! the user's balance documents, debits only where the balance covers them (a conditional update,
+//! not a read-then-write). Write conflicts between concurrent transactions are retried whole.
+
+mod posting;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::error::{Error as MongoError, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::options::{ReadConcern, WriteConcern};
+use mongodb::{ClientSession, Collection};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+pub use posting::{Account, Entry, PlatformAccount, Posting, PostingError, PostingKind, UnknownAccount, UserAccount};
+
+use crate::ids::UserId;
+use crate::money::{Currency, Money};
+use crate::storage::{collections, is_duplicate_key, Store};
+
+/// How often a transaction that lost a write conflict is tried again before giving up. Giving up
+/// is safe (nothing was committed) and the caller's job is retried later.
+const MAX_TRANSACTION_ATTEMPTS: u32 = 60;
+
+/// A posting as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostingRecord {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub user_id: UserId,
+    pub key: String,
+    pub kind: PostingKind,
+    pub reason: String,
+    pub entries: Vec<Entry>,
+    pub fingerprint: String,
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's materialized balance on one account and currency.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct BalanceDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    user_id: UserId,
+    account: Account,
+    currency: Currency,
+    amount: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    pub account: UserAccount,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostOutcome {
+    /// This call applied the posting.
+    Applied(PostingRecord),
+    /// The key was applied before (by this or another process); nothing changed.
+    AlreadyApplied(PostingRecord),
+}
+
+impl PostOutcome {
+    pub fn record(&self) -> &PostingRecord {
+        match self {
+            PostOutcome::Applied(r) | PostOutcome::AlreadyApplied(r) => r,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("insufficient funds on {} for {needed}", .account.code())]
+    InsufficientFunds { account: UserAccount, needed: Money },
+    #[error("idempotency key {key} was already used for a different posting")]
+    KeyReused { key: String },
+    #[error("ledger storage: {0}")]
+    Storage(#[from] MongoError),
+}
+
+/// A user balance that differs from the sum of its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditMismatch {
+    pub user_id: UserId,
+    pub account: UserAccount,
+    pub currency: Currency,
+    pub balance: i64,
+    pub sum_of_entries: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    store: Store,
+    postings: Collection<PostingRecord>,
+    balances: Collection<BalanceDoc>,
+}
+
+fn posting_id(user_id: UserId, key: &str) -> String {
+    format!("{user_id}:{key}")
+}
+
+fn balance_id(user_id: UserId, account: UserAccount, currency: Currency) -> String {
+    format!("{user_id}:{}:{}", account.code(), currency.code())
+}
+
+impl Ledger {
+    pub fn new(store: Store) -> Ledger {
+        Ledger {
+            postings: store.collection(collections::POSTINGS),
+            balances: store.collection(collections::BALANCES),
+            store,
+        }
+    }
+
+    /// Applies `posting` once. Replaying the same key returns the first result and changes
+    /// nothing; replaying it with different entries is refused with `KeyReused`.
+    pub async fn post(&self, posting: &Posting) -> Result<PostOutcome, LedgerError> {
+        let record = PostingRecord {
+            id: posting_id(posting.user_id(), posting.key().as_str()),
+            user_id: posting.user_id(),
+            key: posting.key().to_string(),
+            kind: posting.kind(),
+            reason: posting.reason().to_owned(),
+            entries: posting.entries().to_vec(),
+            fingerprint: posting.fingerprint(),
+            // BSON dates hold milliseconds; truncate now so the returned record equals the stored one.
+            created_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is in range"),
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.post_once(posting, &record).await {
+                Err(LedgerError::Storage(e))
+                    if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < MAX_TRANSACTION_ATTEMPTS =>
+                {
+                    metrics::counter!("ledger_transaction_retries_total").increment(1);
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                outcome => {
+                    let label = match &outcome {
+                        Ok(PostOutcome::Applied(_)) => "applied",
+                        Ok(PostOutcome::AlreadyApplied(_)) => "already_applied",
+                        Err(LedgerError::InsufficientFunds { .. }) => "insufficient_funds",
+                        Err(LedgerError::KeyReused { .. }) => "key_reused",
+                        Err(LedgerError::Storage(_)) => "storage_error",
+                    };
+                    metrics::counter!("ledger_postings_total", "outcome" => label).increment(1);
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    async fn post_once(&self, posting: &Posting, record: &PostingRecord) -> Result<PostOutcome, LedgerError> {
+        let mut session = self.store.client().start_session().await?;
+        session
+            .start_transaction()
+            .read_concern(ReadConcern::snapshot())
+            .write_concern(WriteConcern::majority())
+            .await?;
+        match self.write_posting(&mut session, posting, record).await {
+            Ok(()) => {}
+            Err(err) => {
+                // Best effort: the server also aborts on its own when the session ends.
+                let _ = session.abort_transaction().await;
+                return match err {
+                    LedgerError::Storage(e) if is_duplicate_key(&e) => self.existing(record).await,
+                    other => Err(other),
+                };
+            }
+        }
+        commit(&mut session).await?;
+        Ok(PostOutcome::Applied(record.clone()))
+    }
+
+    async fn write_posting(
+        &self,
+        session: &mut ClientSession,
+        posting: &Posting,
+        record: &PostingRecord,
+    ) -> Result<(), LedgerError> {
+        self.postings.insert_one(record).session(&mut *session).await?;
+        let user_id = posting.user_id();
+        let now = Bson::DateTime(mongodb::bson::DateTime::from_chrono(record.created_at));
+        for ((account, currency), change) in posting.user_changes() {
+            let id = balance_id(user_id, account, currency);
+            if change < 0 {
+                let filter = doc! { "_id": &id, "user_id": user_id.get(), "amount": { "$gte": -change } };
+                let update = doc! { "$inc": { "amount": change }, "$set": { "updated_at": now.clone() } };
+                let result = self.balances.update_one(filter, update).session(&mut *session).await?;
+                if result.matched_count == 0 {
+                    return Err(LedgerError::InsufficientFunds {
+                        account,
+                        needed: Money::from_minor(currency, -change),
+                    });
+                }
+            } else {
+                let filter = doc! { "_id": &id, "user_id": user_id.get() };
+                let update = doc! {
+                    "$inc": { "amount": change },
+                    "$set": { "updated_at": now.clone() },
+                    "$setOnInsert": { "account": account.code(), "currency": currency.code() },
+                };
+                self.balances.update_one(filter, update).upsert(true).session(&mut *session).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored posting for a key that was applied before.
+    async fn existing(&self, record: &PostingRecord) -> Result<PostOutcome, LedgerError> {
+        let filter = doc! { "_id": &record.id, "user_id": record.user_id.get() };
+        let stored = self.postings.find_one(filter).await?.ok_or_else(|| {
+            // A duplicate key whose document cannot be read back: treat as transient and retry.
+            LedgerError::Storage(MongoError::custom(format!("posting {} vanished after a duplicate key", record.id)))
+        })?;
+        if stored.fingerprint == record.fingerprint {
+            Ok(PostOutcome::AlreadyApplied(stored))
+        } else {
+            Err(LedgerError::KeyReused { key: record.key.clone() })
+        }
+    }
+
+    /// All of a user's materialized balances (accounts never touched are absent, i.e. zero).
+    pub async fn balances(&self, user_id: UserId) -> Result<Vec<Balance>, LedgerError> {
+        let docs: Vec<BalanceDoc> =
+            self.balances.find(doc! { "user_id": user_id.get() }).await?.try_collect().await?;
+        Ok(docs
+            .into_iter()
+            .filter_map(|d| match d.account {
+                Account::User(account) => Some(Balance { account, amount: Money::from_minor(d.currency, d.amount) }),
+                Account::Platform(_) => None,
+            })
+            .collect())
+    }
+
+    pub async fn balance(
+        &self,
+        user_id: UserId,
+        account: UserAccount,
+        currency: Currency,
+    ) -> Result<Money, LedgerError> {
+        let filter = doc! { "_id": balance_id(user_id, account, currency), "user_id": user_id.get() };
+        let amount = self.balances.find_one(filter).await?.map_or(0, |d| d.amount);
+        Ok(Money::from_minor(currency, amount))
+    }
+
+    /// A user's postings, newest first.
+    pub async fn history(&self, user_id: UserId, offset: u64, limit: u32) -> Result<Vec<PostingRecord>, LedgerError> {
+        Ok(self
+            .postings
+            .find(doc! { "user_id": user_id.get() })
+            .sort(doc! { "created_at": -1, "_id": -1 })
+            .skip(offset)
+            .limit(i64::from(limit.min(100)))
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// Recomputes a user's balances from their entries and reports every account where the
+    /// materialized balance differs (or is negative).
+    pub async fn audit_user(&self, user_id: UserId) -> Result<Vec<AuditMismatch>, LedgerError> {
+        let user_accounts: Vec<&str> = UserAccount::ALL.iter().map(|a| a.code()).collect();
+        let pipeline = vec![
+            doc! { "$match": { "user_id": user_id.get() } },
+            doc! { "$unwind": "$entries" },
+            doc! { "$match": { "entries.account": { "$in": user_accounts } } },
+            doc! { "$group": {
+                "_id": { "account": "$entries.account", "currency": "$entries.currency" },
+                "total": { "$sum": "$entries.amount" },
+            } },
+        ];
+        let mut sums = std::collections::BTreeMap::new();
+        let mut cursor = self.postings.clone_with_type::<Document>().aggregate(pipeline).await?;
+        while let Some(group) = cursor.try_next().await? {
+            let id = group.get_document("_id").map_err(|e| MongoError::custom(e.to_string()))?;
+            let account = id.get_str("account").ok().and_then(|a| a.parse::<Account>().ok());
+            let currency = id.get_str("currency").ok().and_then(|c| c.parse::<Currency>().ok());
+            let total = match group.get("total") {
+                Some(Bson::Int64(v)) => *v,
+                Some(Bson::Int32(v)) => i64::from(*v),
+                other => return Err(MongoError::custom(format!("unexpected entry sum {other:?}")).into()),
+            };
+            if let (Some(Account::User(account)), Some(currency)) = (account, currency) {
+                sums.insert((account, currency), total);
+            }
+        }
+        let mut mismatches = Vec::new();
+        let balances = self.balances(user_id).await?;
+        for balance in &balances {
+            let key = (balance.account, balance.amount.currency());
+            let sum = sums.remove(&key).unwrap_or(0);
+            if sum != balance.amount.minor() || balance.amount.is_negative() {
+                mismatches.push(AuditMismatch {
+                    user_id,
+                    account: balance.account,
+                    currency: key.1,
+                    balance: balance.amount.minor(),
+                    sum_of_entries: sum,
+                });
+            }
+        }
+        // Entries on an account that has no balance document at all.
+        for ((account, currency), sum) in sums.into_iter().filter(|(_, sum)| *sum != 0) {
+            mismatches.push(AuditMismatch { user_id, account, currency, balance: 0, sum_of_entries: sum });
+        }
+        Ok(mismatches)
+    }
+}
+
+async fn commit(session: &mut ClientSession) -> Result<(), MongoError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match session.commit_transaction().await {
+            Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) && attempt < MAX_TRANSACTION_ATTEMPTS => {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Exponential backoff with full jitter, capped at ~64 ms: contending transactions spread out
+/// instead of colliding again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = 1u64 << attempt.min(6);
+    Duration::from_micros(rand::rng().random_range(0..=cap_ms * 1_000))
+}

@@ -1,0 +1,11 @@
+//! Shared domain code of the OBENTCHI platform. See ARCHITECTURE.md for the code map.
+
+pub mod config;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod ops;
+pub mod redis_conn;
+pub mod service;
+pub mod storage;
+pub mod telemetry;

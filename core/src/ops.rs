@@ -1,0 +1,59 @@
+//! The endpoints every service serves for its operators and for Kubernetes:
+//! `/healthz` (the process answers), `/readyz` (its MongoDB and Redis answer) and `/metrics`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+
+use crate::redis_conn::RedisConn;
+use crate::storage::Store;
+
+/// How long a readiness probe waits for each dependency. Below Kubernetes' default probe timeout.
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_millis(800);
+
+#[derive(Clone)]
+pub struct OpsState {
+    pub store: Store,
+    pub redis: RedisConn,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(state: OpsState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|State(s): State<OpsState>| async move { s.metrics.render() }))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    mongodb: &'static str,
+    redis: &'static str,
+}
+
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    let mut redis = state.redis.clone();
+    let (mongo, redis) = tokio::join!(
+        tokio::time::timeout(DEPENDENCY_TIMEOUT, state.store.ping()),
+        tokio::time::timeout(DEPENDENCY_TIMEOUT, redis.ping()),
+    );
+    let verdict = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let readiness = Readiness {
+        mongodb: verdict(matches!(mongo, Ok(Ok(())))),
+        redis: verdict(matches!(redis, Ok(Ok(())))),
+    };
+    let status = if readiness.mongodb == "ok" && readiness.redis == "ok" {
+        StatusCode::OK
+    } else {
+        tracing::warn!(mongodb = readiness.mongodb, redis = readiness.redis, "not ready");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness))
+}

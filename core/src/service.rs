@@ -1,0 +1,143 @@
+//! What every service binary shares: the common command-line flags, loading its configuration,
+//! starting telemetry, opening its connections and serving HTTP until SIGTERM.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, MongoConfig, RedisConfig, TelemetryConfig};
+use crate::ops::{self, OpsState};
+use crate::redis_conn::RedisConn;
+use crate::storage::Store;
+use crate::telemetry;
+
+/// Flags every service binary takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// TOML configuration file; repeat (or separate with commas) to layer several, later files
+    /// win. Environment variables `OBENTCHI_<SECTION>__<KEY>` override files.
+    #[arg(long = "config", short = 'c', value_name = "FILE", env = "OBENTCHI_CONFIG_FILES", value_delimiter = ',')]
+    pub files: Vec<PathBuf>,
+    /// Print the effective configuration (secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+/// A service's configuration type.
+pub trait ServiceConfig: DeserializeOwned + Serialize {
+    fn telemetry(&self) -> &TelemetryConfig;
+}
+
+/// The sections every service has. A service with settings of its own wraps these in its own
+/// `Config`; until then it uses this one as is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BaseConfig {
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub listen: crate::config::ListenConfig,
+    pub mongodb: MongoConfig,
+    pub redis: RedisConfig,
+}
+
+impl ServiceConfig for BaseConfig {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+/// Exit code for configuration errors, distinct from run-time failures (1).
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Loads the configuration (exiting 2 with every problem named if it is invalid), answers
+/// `--print-config`, installs logging, then runs `body` on a Tokio runtime.
+pub fn main<C, F, Fut>(args: &ConfigArgs, body: F) -> ExitCode
+where
+    C: ServiceConfig,
+    F: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let config: C = match config::load(&args.files) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if args.print_config {
+        println!("{}", config::render(&config));
+        return ExitCode::SUCCESS;
+    }
+    if let Err(err) = telemetry::init(config.telemetry()) {
+        eprintln!("{err:#}");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("Tokio runtime starts");
+    match runtime.block_on(body(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "service stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The connections a service holds for its whole life.
+#[derive(Clone)]
+pub struct Connections {
+    pub store: Store,
+    pub redis: RedisConn,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl Connections {
+    /// Opens MongoDB and Redis and installs the metrics recorder. The MongoDB driver and a
+    /// single-node Redis connect lazily, so a service starts while they are down and reports
+    /// not-ready until they answer.
+    pub async fn open(mongodb: &MongoConfig, redis: &RedisConfig) -> anyhow::Result<Connections> {
+        let store = Store::connect(mongodb).await.context("mongodb")?;
+        let redis = RedisConn::connect(redis).await.context("redis")?;
+        let metrics = telemetry::install_metrics()?;
+        Ok(Connections { store, redis, metrics })
+    }
+
+    pub fn ops_router(&self) -> axum::Router {
+        ops::router(OpsState { store: self.store.clone(), redis: self.redis.clone(), metrics: self.metrics.clone() })
+    }
+}
+
+/// Serves `router` (with request ids and request spans) on `addr` until SIGTERM or Ctrl-C, then
+/// lets in-flight requests finish.
+pub async fn serve(addr: SocketAddr, router: axum::Router) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, telemetry::with_request_ids(router))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+/// Resolves on SIGTERM (Kubernetes stopping the pod) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = terminate => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+    tracing::info!("shutdown signal received");
+}
