@@ -254,7 +254,8 @@ fn describe(err: figment::Error) -> String {
     if let Kind::MissingField(field) = &err.kind {
         path.push(field.to_string());
         let key = path.join(".");
-        return format!("{key}: missing; set `{key}` in a config file or the environment variable {}", env_var_for(&key));
+        let env = env_var_for(&key);
+        return format!("{key}: missing; set it in a config file or the environment variable {env} (for a section, {env}__<KEY> per key)");
     }
     let key = if path.is_empty() { "(top level)".to_owned() } else { path.join(".") };
     let source = err

@@ -304,6 +304,10 @@ impl MongoServer {
         self.port
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the server (SIGKILL by PID).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

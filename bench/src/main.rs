@@ -1,0 +1,27 @@
+//! `obentchi-bench <benchmark>`: each benchmark starts the servers it needs on loopback and
+//! prints a Markdown table for docs/BENCHMARKS.md. Run release builds via scripts/bench.sh.
+
+mod cpu;
+mod ledger;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "OBENTCHI benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    benchmark: Benchmark,
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// Ledger postings per second: deposit credits and subscription purchases.
+    Ledger(ledger::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().benchmark {
+        Benchmark::Ledger(args) => ledger::run(args).await,
+    }
+}

@@ -1,0 +1,54 @@
+# Shared by the scripts in this folder: where tools live and how to install what is missing.
+# Everything installed outside the clone is cached under $OBENTCHI_CACHE and reused.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OBENTCHI_CACHE="${OBENTCHI_CACHE:-$HOME/.cache/obentchi}"
+# The MongoDB-wire server used for tests and local runs (see docs/DECISIONS.md). Keep the
+# version in step with obentchi_testkit::secantusd_bin().
+SECANTUS_VERSION="0.5.3-beta.196"
+SECANTUSD_BIN="${SECANTUSD_BIN:-$OBENTCHI_CACHE/secantus-$SECANTUS_VERSION/bin/secantusd-rs}"
+export SECANTUSD_BIN
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$OBENTCHI_CACHE/target}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Debian packages: redis-server (tests and local runs), cmake (builds secantusd-rs' WiredTiger).
+ensure_apt_packages() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    command -v cmake >/dev/null || missing+=(cmake)
+    command -v curl >/dev/null || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# secantusd-rs builds once (~5-14 min on 2 cores) and is cached outside the clone. It is GPL and
+# runs as a separate process; nothing here links it.
+ensure_secantusd() {
+    if [ -x "$SECANTUSD_BIN" ]; then return; fi
+    log "building secantusd-rs $SECANTUS_VERSION (once; cached in $OBENTCHI_CACHE)"
+    cargo install secantus-mdb --version "$SECANTUS_VERSION" --locked --ignore-rust-version \
+        --root "$OBENTCHI_CACHE/secantus-$SECANTUS_VERSION" --quiet
+    # The crate names its binary; make sure it is where SECANTUSD_BIN says.
+    [ -x "$SECANTUSD_BIN" ] || { log "secantusd-rs not found at $SECANTUSD_BIN"; exit 1; }
+}
+
+ensure_nextest() {
+    command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked --quiet
+}
+
+ensure_dependencies() {
+    ensure_apt_packages
+    ensure_secantusd
+    ensure_nextest
+}

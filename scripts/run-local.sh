@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Brings the platform up on this machine: Redis and the MongoDB-wire server (data kept in
+# .local/), `migrate`, then every service. Ctrl-C stops everything it started.
+# Ports: Redis 6380, MongoDB 27018, http 8080, bot 8081, workers 8082, scheduler 8083.
+source "$(dirname "$0")/lib.sh"
+ensure_apt_packages
+ensure_secantusd
+cd "$REPO_ROOT"
+
+STATE="$REPO_ROOT/.local"
+mkdir -p "$STATE/redis" "$STATE/mongo" "$STATE/logs"
+PIDS=()
+cleanup() {
+    log "stopping"
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+log "building services"
+cargo build --locked --bins --quiet
+BIN="$CARGO_TARGET_DIR/debug"
+
+redis-server --bind 127.0.0.1 --port 6380 --dir "$STATE/redis" --appendonly yes --save "" \
+    --daemonize no >"$STATE/logs/redis.log" 2>&1 &
+PIDS+=($!)
+"$SECANTUSD_BIN" --host 127.0.0.1 --port 27018 --storage-path "$STATE/mongo" \
+    --cache-size 256M --log-file-max 8MB >"$STATE/logs/mongo.log" 2>&1 &
+PIDS+=($!)
+
+for _ in $(seq 100); do
+    if redis-cli -p 6380 ping >/dev/null 2>&1 && grep -q "listening on" "$STATE/logs/mongo.log"; then break; fi
+    sleep 0.1
+done
+
+"$BIN/obentchi-http" --config config/local.toml migrate
+
+port=8080
+for service in http bot workers scheduler; do
+    OBENTCHI_LISTEN__ADDR="127.0.0.1:$port" "$BIN/obentchi-$service" --config config/local.toml \
+        >"$STATE/logs/$service.log" 2>&1 &
+    PIDS+=($!)
+    log "$service: http://127.0.0.1:$port/readyz (log: .local/logs/$service.log)"
+    port=$((port + 1))
+done
+log "platform is up; Ctrl-C stops it"
+wait -n "${PIDS[@]}" || true
+log "a process exited; see .local/logs"
