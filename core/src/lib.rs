@@ -5,6 +5,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod ops;
+pub mod queue;
 pub mod redis_conn;
 pub mod service;
 pub mod storage;

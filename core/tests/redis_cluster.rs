@@ -1,25 +1,18 @@
 //! `RedisConn` in cluster mode against a real 6-node Redis Cluster started by the testkit,
 //! including a master killed and its replica promoted.
 
-use obentchi_core::config::{NonEmpty, RedisConfig, RedisMode, RedisUrl, Secret};
+mod support;
+
+use obentchi_core::config::RedisMode;
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisCluster;
 use redis::AsyncCommands;
-
-fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
-    let urls: Vec<RedisUrl> = cluster.urls().into_iter().map(|u| RedisUrl::try_from(u).unwrap()).collect();
-    RedisConfig {
-        mode: RedisMode::Cluster,
-        urls: Secret::new(NonEmpty::try_from(urls).unwrap()),
-        response_timeout_ms: 2_000,
-        connect_timeout_ms: 1_000,
-    }
-}
+use support::redis::redis_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_connection_spans_slots_and_survives_a_failover() {
     let mut cluster = RedisCluster::start();
-    let mut redis = RedisConn::connect(&cluster_config(&cluster)).await.unwrap();
+    let mut redis = RedisConn::connect(&redis_config(RedisMode::Cluster, cluster.urls())).await.unwrap();
     redis.ping().await.unwrap();
     for i in 0..100 {
         let () = redis.set(format!("key:{i}"), i).await.unwrap();

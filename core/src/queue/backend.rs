@@ -1,0 +1,337 @@
+//! The queue as an apalis backend: `QueueBackend` feeds an apalis `Worker` with decoded tasks,
+//! and its middleware, `AckLayer`, sees every task's result: success acknowledges the entry
+//! (batched), failure schedules a retry or dead-letters it.
+//!
+//! A fetcher task reads every partition into a bounded channel (so at most `fetch_batch` jobs
+//! wait fetched but unstarted) and sweeps for entries whose consumer died. On shutdown apalis
+//! stops pulling, lets running jobs finish, then calls `poll_close`: the fetcher stops, fetched
+//! but unstarted jobs are given back, and pending acknowledgements are flushed.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use apalis_core::backend::finalize::Ephemeral;
+use apalis_core::backend::{Backend, BackendConfig};
+use apalis_core::task::builder::TaskBuilder;
+use apalis_core::task::task_id::TaskId;
+use apalis_core::task::Task;
+use apalis_core::worker::context::WorkerContext;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+use super::{Delivery, FailOutcome, Queue, QueueConfig, QueueError};
+use crate::telemetry;
+
+type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+pub struct QueueBackend<Args> {
+    queue: Queue,
+    tasks: mpsc::Receiver<Task<Args>>,
+    stop: CancellationToken,
+    fetcher: Option<JoinHandle<()>>,
+    ack_layer: AckLayer,
+    acker: Option<JoinHandle<()>>,
+    closing: Option<Closing>,
+}
+
+impl<Args: DeserializeOwned + Send + Sync + 'static> QueueBackend<Args> {
+    /// Starts fetching from every partition of `queue` as `consumer`, a name unique to this
+    /// process start (reusing a dead process's name would inherit its pending entries early).
+    pub fn start(queue: Queue, consumer: String) -> QueueBackend<Args> {
+        let (task_tx, tasks) = mpsc::channel(queue.config.fetch_batch.max(1));
+        let (ack_tx, ack_rx) = mpsc::channel(16_384);
+        let stop = CancellationToken::new();
+        let fetcher = tokio::spawn(fetch_loop(queue.clone(), consumer, task_tx, stop.clone()));
+        let acker = tokio::spawn(ack_loop(queue.clone(), ack_rx, stop.child_token()));
+        QueueBackend {
+            ack_layer: AckLayer { queue: queue.clone(), acks: ack_tx },
+            queue,
+            tasks,
+            stop,
+            fetcher: Some(fetcher),
+            acker: Some(acker),
+            closing: None,
+        }
+    }
+}
+
+async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
+    queue: Queue,
+    consumer: String,
+    tasks: mpsc::Sender<Task<Args>>,
+    stop: CancellationToken,
+) {
+    let config = queue.config.clone();
+    let sweep_every = Duration::from_millis((config.visibility_timeout_ms / 2).max(100));
+    let mut next_sweep = Instant::now();
+    let mut failures = 0u32;
+    let mut start = 0u16;
+    while !stop.is_cancelled() {
+        let round = async {
+            let mut fetched = 0;
+            if Instant::now() >= next_sweep {
+                next_sweep = Instant::now() + sweep_every;
+                for partition in queue.partitions() {
+                    let reclaimed = queue.reclaim(partition, &consumer, config.fetch_batch).await?;
+                    fetched += reclaimed.len();
+                    deliver_all(&queue, reclaimed, &tasks).await?;
+                }
+            }
+            for offset in 0..config.partitions {
+                let partition = (start + offset) % config.partitions;
+                // Fetch only what the channel can take now, so nothing waits fetched for long.
+                let permit = tasks.reserve().await.map_err(|_| QueueError::Reply("worker gone".into()))?;
+                let room = tasks.capacity() + 1;
+                drop(permit);
+                let batch = queue.fetch(partition, &consumer, room.min(config.fetch_batch)).await?;
+                fetched += batch.len();
+                deliver_all(&queue, batch, &tasks).await?;
+            }
+            start = (start + 1) % config.partitions;
+            Ok::<usize, QueueError>(fetched)
+        };
+        let pause = tokio::select! {
+            _ = stop.cancelled() => break,
+            result = round => match result {
+                Ok(0) => Duration::from_millis(config.idle_poll_ms),
+                Ok(_) => { failures = 0; Duration::ZERO }
+                Err(err) => {
+                    failures += 1;
+                    metrics::counter!("queue_fetch_errors_total", "queue" => queue.name.to_string()).increment(1);
+                    tracing::warn!(queue = %queue.name, %err, failures, "fetch failed; backing off");
+                    Duration::from_millis(100 * u64::from(failures.min(20)))
+                }
+            },
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Hands deliveries to the worker; jobs that exhausted their attempts through crashes, or
+/// whose payload does not decode, go straight to the dead letters.
+async fn deliver_all<Args: DeserializeOwned + Send + Sync + 'static>(
+    queue: &Queue,
+    deliveries: Vec<Delivery>,
+    tasks: &mpsc::Sender<Task<Args>>,
+) -> Result<(), QueueError> {
+    for delivery in deliveries {
+        if delivery.attempt() > queue.config.max_attempts {
+            let error = format!("gave up after {} deliveries (worker crashes or timeouts)", delivery.attempt() - 1);
+            queue.bury(&delivery, &error).await?;
+            continue;
+        }
+        let args: Args = match delivery.envelope.decode_payload() {
+            Ok(args) => args,
+            Err(err) => {
+                queue.bury(&delivery, &format!("undecodable payload: {err}")).await?;
+                continue;
+            }
+        };
+        let task = TaskBuilder::new(args)
+            .task_id(TaskId::from_string(delivery.envelope.id.clone()))
+            .attempt(delivery.attempt() as usize)
+            .max_attempts(queue.config.max_attempts as usize)
+            .data(delivery)
+            .build();
+        if tasks.send(task).await.is_err() {
+            return Err(QueueError::Reply("worker gone".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Acknowledges finished entries in batches, one script call per partition per batch. On
+/// `stop` it takes what is left in the channel, flushes it and ends.
+async fn ack_loop(queue: Queue, mut acks: mpsc::Receiver<(u16, String)>, stop: CancellationToken) {
+    let mut batch = Vec::with_capacity(1024);
+    loop {
+        let stopping = tokio::select! {
+            received = acks.recv_many(&mut batch, 1024) => received == 0,
+            _ = stop.cancelled() => {
+                while let Ok(ack) = acks.try_recv() {
+                    batch.push(ack);
+                }
+                true
+            }
+        };
+        flush_acks(&queue, &mut batch).await;
+        if stopping {
+            return;
+        }
+    }
+}
+
+async fn flush_acks(queue: &Queue, batch: &mut Vec<(u16, String)>) {
+    let mut by_partition: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for (partition, entry_id) in batch.drain(..) {
+        by_partition.entry(partition).or_default().push(entry_id);
+    }
+    for (partition, entry_ids) in by_partition {
+        for attempt in 1..=5u64 {
+            match queue.ack(partition, &entry_ids).await {
+                Ok(()) => break,
+                Err(err) => {
+                    // Unacknowledged entries come back after the visibility timeout; the jobs
+                    // are idempotent, so that costs time, not correctness.
+                    tracing::warn!(queue = %queue.name, %err, attempt, "ack failed");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+            }
+        }
+    }
+}
+
+impl<Args: Send + 'static> Backend for QueueBackend<Args> {
+    type Task = Task<Args>;
+    type Error = QueueError;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<(), QueueError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Option<Result<Task<Args>, QueueError>>> {
+        self.tasks.poll_recv(cx).map(|task| task.map(Ok))
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>, _worker: &WorkerContext) -> Poll<Result<(), QueueError>> {
+        if self.closing.is_none() {
+            self.stop.cancel();
+            self.tasks.close();
+            let fetcher = self.fetcher.take();
+            let acker = self.acker.take();
+            let queue = self.queue.clone();
+            // Every fetched-but-unstarted task, taken now: the fetcher can add no more.
+            let mut unstarted = Vec::new();
+            while let Ok(task) = self.tasks.try_recv() {
+                unstarted.extend(task.ctx().data().get::<Delivery>().cloned());
+            }
+            self.closing = Some(Box::pin(async move {
+                if let Some(fetcher) = fetcher {
+                    let _ = fetcher.await;
+                }
+                for delivery in unstarted {
+                    if let Err(err) = queue.release(&delivery).await {
+                        tracing::warn!(queue = %queue.name, %err, "could not release a job; it returns after the visibility timeout");
+                    }
+                }
+                // The acker was told to stop with the fetcher; apalis finished the running jobs
+                // before closing, so their acknowledgements are in its channel and get flushed.
+                if let Some(acker) = acker {
+                    let _ = acker.await;
+                }
+            }));
+        }
+        self.closing.as_mut().expect("set above").as_mut().poll(cx).map(Ok)
+    }
+}
+
+impl<Args> BackendConfig for QueueBackend<Args> {
+    type Args = Args;
+    type Id = String;
+    type Kind = Ephemeral;
+    type Config = QueueConfig;
+    type Layer = AckLayer;
+
+    fn config(&self) -> &QueueConfig {
+        &self.queue.config
+    }
+
+    fn middleware(&mut self, _worker: &mut WorkerContext) -> AckLayer {
+        self.ack_layer.clone()
+    }
+}
+
+/// Settles each task with the queue once its handler returns.
+#[derive(Clone)]
+pub struct AckLayer {
+    queue: Queue,
+    acks: mpsc::Sender<(u16, String)>,
+}
+
+impl<S> Layer<S> for AckLayer {
+    type Service = AckService<S>;
+    fn layer(&self, inner: S) -> AckService<S> {
+        AckService { inner, layer: self.clone(), _args: PhantomData }
+    }
+}
+
+pub struct AckService<S> {
+    inner: S,
+    layer: AckLayer,
+    _args: PhantomData<fn()>,
+}
+
+impl<S, Args> Service<Task<Args>> for AckService<S>
+where
+    S: Service<Task<Args>>,
+    S::Error: Display + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, task: Task<Args>) -> Self::Future {
+        let delivery = task.ctx().data().get::<Delivery>().cloned();
+        let running = self.inner.call(task);
+        let AckLayer { queue, acks } = self.layer.clone();
+        let span = delivery
+            .as_ref()
+            .map_or_else(tracing::Span::none, |d| telemetry::job_span(&queue.name, &d.envelope.id));
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = running.await;
+                let Some(delivery) = delivery else { return result };
+                let queue_name = queue.name.to_string();
+                metrics::histogram!("queue_job_duration_seconds", "queue" => queue_name.clone())
+                    .record(started.elapsed().as_secs_f64());
+                let outcome = match &result {
+                    Ok(_) => {
+                        // Fails only once the acker is gone, i.e. the process is going down; the
+                        // job then returns after the visibility timeout.
+                        let _ = acks.send((delivery.partition, delivery.entry_id.clone())).await;
+                        "succeeded"
+                    }
+                    Err(err) => {
+                        let error = err.to_string();
+                        match queue.fail(&delivery, &error).await {
+                            Ok(FailOutcome::RetryAt { .. }) => {
+                                tracing::info!(attempt = delivery.attempt(), %error, "job failed; retrying later");
+                                "retried"
+                            }
+                            Ok(FailOutcome::DeadLettered) => "dead",
+                            Ok(FailOutcome::NotOwned) => "lost_ownership",
+                            Err(queue_err) => {
+                                tracing::warn!(%queue_err, "could not record a failure; the job returns after the visibility timeout");
+                                "unsettled"
+                            }
+                        }
+                    }
+                };
+                metrics::counter!("queue_jobs_total", "queue" => queue_name, "outcome" => outcome).increment(1);
+                result
+            }
+            .instrument(span),
+        )
+    }
+}

@@ -1,0 +1,151 @@
+//! The queue's Lua scripts. Every key a script touches belongs to one partition and so carries
+//! that partition's hash tag: each script runs on a single slot, which a Redis Cluster requires.
+//! Scripts never parse job payloads (Lua's cjson would turn large integers into floats); they
+//! move envelopes as opaque strings, and Rust rewrites them where needed.
+
+use redis::Script;
+
+/// Lua prelude: is entry ARGV[2] of KEYS[1] pending for consumer `owner` in group ARGV[1]?
+/// A consumer that lost an entry to a reclaim must not retry, bury or release it while the
+/// new owner runs it.
+const OWNS: &str = r"
+local function owns(owner)
+    local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+    return pending[1] ~= nil and pending[1][2] == owner
+end
+";
+
+fn owned_script(body: &str) -> Script {
+    Script::new(&format!("{OWNS}{body}"))
+}
+
+pub struct Scripts {
+    pub enqueue: Script,
+    pub fetch: Script,
+    pub reclaim: Script,
+    pub ack: Script,
+    pub retry: Script,
+    pub bury: Script,
+    pub release: Script,
+    pub stats: Script,
+    pub revive: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        Scripts {
+            // KEYS: stream, dedupe. ARGV: envelope, job id, dedupe ttl ms.
+            // Returns {1, job id} when added, {0, first job id} for a duplicate key.
+            enqueue: Script::new(
+                r"
+                local first = redis.call('GET', KEYS[2])
+                if first then return {0, first} end
+                redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+                redis.call('XADD', KEYS[1], '*', 'j', ARGV[1])
+                return {1, ARGV[2]}
+                ",
+            ),
+            // KEYS: stream, delayed. ARGV: group, consumer, count, now ms.
+            // Promotes due delayed jobs (at most `count`), then reads up to `count` new entries.
+            fetch: Script::new(
+                r"
+                local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, ARGV[3])
+                for _, envelope in ipairs(due) do
+                    redis.call('XADD', KEYS[1], '*', 'j', envelope)
+                end
+                if #due > 0 then redis.call('ZREM', KEYS[2], unpack(due)) end
+                return redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+                ",
+            ),
+            // KEYS: stream. ARGV: group, consumer, min idle ms, count.
+            // Takes over entries idle longer than the visibility timeout and returns
+            // {id, envelope, deliveries} for each; entries deleted meanwhile are acknowledged.
+            reclaim: Script::new(
+                r"
+                local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
+                local out = {}
+                for _, entry in ipairs(claimed[2]) do
+                    local id = entry[1]
+                    local fields = entry[2]
+                    local envelope = nil
+                    for i = 1, #fields, 2 do
+                        if fields[i] == 'j' then envelope = fields[i + 1] end
+                    end
+                    local info = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+                    local deliveries = 1
+                    if info[1] then deliveries = info[1][4] end
+                    if envelope then table.insert(out, {id, envelope, deliveries}) end
+                end
+                if claimed[3] and #claimed[3] > 0 then
+                    redis.call('XACK', KEYS[1], ARGV[1], unpack(claimed[3]))
+                end
+                return out
+                ",
+            ),
+            // KEYS: stream. ARGV: group, entry ids...
+            ack: Script::new(
+                r"
+                local ids = {unpack(ARGV, 2)}
+                redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+                return redis.call('XDEL', KEYS[1], unpack(ids))
+                ",
+            ),
+            // KEYS: stream, delayed. ARGV: group, entry id, due ms, new envelope, consumer.
+            retry: owned_script(
+                r"
+                if not owns(ARGV[5]) then return 0 end
+                redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+                redis.call('XDEL', KEYS[1], ARGV[2])
+                redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+                return 1
+                ",
+            ),
+            // KEYS: stream, dead. ARGV: group, entry id, envelope, error, now ms, dead cap, consumer.
+            bury: owned_script(
+                r"
+                if not owns(ARGV[7]) then return 0 end
+                redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+                redis.call('XDEL', KEYS[1], ARGV[2])
+                redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'j', ARGV[3], 'e', ARGV[4], 't', ARGV[5])
+                return 1
+                ",
+            ),
+            // KEYS: stream. ARGV: group, entry id, envelope, consumer. Gives back a fetched entry
+            // that was never started (shutdown), at the tail, without counting a delivery.
+            release: owned_script(
+                r"
+                if not owns(ARGV[4]) then return 0 end
+                redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+                redis.call('XDEL', KEYS[1], ARGV[2])
+                redis.call('XADD', KEYS[1], '*', 'j', ARGV[3])
+                return 1
+                ",
+            ),
+            // KEYS: stream, delayed, dead. ARGV: group.
+            // Returns {stream length, in flight, delayed, dead, oldest entry id or ''}.
+            stats: Script::new(
+                r"
+                local length = redis.call('XLEN', KEYS[1])
+                local in_flight = 0
+                if length > 0 then
+                    local ok, summary = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
+                    if ok then in_flight = summary[1] end
+                end
+                local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+                local oldest_id = ''
+                if oldest[1] then oldest_id = oldest[1][1] end
+                return {length, in_flight, redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]), oldest_id}
+                ",
+            ),
+            // KEYS: dead, stream. ARGV: dead entry id, fresh envelope or '' to discard.
+            // Moves a dead letter back to the queue (or deletes it). Returns 0 if it is gone.
+            revive: Script::new(
+                r"
+                if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+                if ARGV[2] ~= '' then redis.call('XADD', KEYS[2], '*', 'j', ARGV[2]) end
+                return 1
+                ",
+            ),
+        }
+    }
+}

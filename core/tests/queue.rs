@@ -1,0 +1,201 @@
+//! The Redis Streams queue against a real 6-node Redis Cluster.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apalis_core::error::BoxDynError;
+use apalis_core::task::data::Data;
+use apalis_core::worker::builder::WorkerBuilder;
+use apalis_core::worker::context::WorkerContext;
+use obentchi_core::config::RedisMode;
+use obentchi_core::queue::{Enqueued, FailOutcome, Queue, QueueBackend, QueueConfig};
+use obentchi_core::redis_conn::RedisConn;
+use obentchi_testkit::RedisCluster;
+use serde::{Deserialize, Serialize};
+use support::redis::redis_config;
+
+async fn cluster_queue(cluster: &RedisCluster, name: &str, config: QueueConfig) -> Queue {
+    let redis = RedisConn::connect(&redis_config(RedisMode::Cluster, cluster.urls())).await.unwrap();
+    let queue = Queue::new(name, config, redis);
+    queue.ensure_groups().await.unwrap();
+    queue
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Job {
+    n: u64,
+    fail: bool,
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..600 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_operations_are_cluster_safe_and_idempotent() {
+    let cluster = RedisCluster::start();
+    let queue = cluster_queue(&cluster, "orders", QueueConfig { partitions: 6, ..QueueConfig::default() }).await;
+
+    let first = queue.enqueue(&Job { n: 1, fail: false }, Some("order-1")).await.unwrap();
+    let Enqueued::Added { job_id } = first else { panic!("{first:?}") };
+    let again = queue.enqueue(&Job { n: 1, fail: false }, Some("order-1")).await.unwrap();
+    assert_eq!(again, Enqueued::Duplicate { job_id: job_id.clone() });
+    for n in 2..=12 {
+        queue.enqueue(&Job { n, fail: false }, Some(&format!("order-{n}"))).await.unwrap();
+    }
+    queue.enqueue_batch(&(100..110).map(|n| Job { n, fail: false }).collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(queue.stats().await.unwrap().depth, 22);
+
+    let mut seen = Vec::new();
+    for partition in queue.partitions() {
+        let batch = queue.fetch(partition, "c1", 100).await.unwrap();
+        assert!(batch.iter().all(|d| d.attempt() == 1));
+        let ids: Vec<String> = batch.iter().map(|d| d.entry_id.clone()).collect();
+        seen.extend(batch.into_iter().map(|d| d.envelope.decode_payload::<Job>().unwrap().n));
+        let stats = queue.stats().await.unwrap();
+        assert!(stats.in_flight >= ids.len() as u64);
+        queue.ack(partition, &ids).await.unwrap();
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=12).chain(100..110).collect::<Vec<_>>());
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.depth, stats.in_flight, stats.dead, stats.oldest_age_ms), (0, 0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_held_by_a_dead_consumer_is_reclaimed_and_counted_as_a_delivery() {
+    let cluster = RedisCluster::start();
+    let config = QueueConfig { partitions: 1, visibility_timeout_ms: 300, max_attempts: 3, ..QueueConfig::default() };
+    let queue = cluster_queue(&cluster, "reclaim", config).await;
+    queue.enqueue(&Job { n: 7, fail: false }, None).await.unwrap();
+
+    let held = queue.fetch(0, "crashed-consumer", 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(queue.reclaim(0, "rescuer", 10).await.unwrap().is_empty(), "not idle long enough yet");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reclaimed = queue.reclaim(0, "rescuer", 10).await.unwrap();
+    assert_eq!(reclaimed.len(), 1);
+    assert_eq!(reclaimed[0].entry_id, held[0].entry_id);
+    assert_eq!(reclaimed[0].attempt(), 2, "the crash counted as an attempt");
+
+    // The original consumer can no longer settle the entry it lost.
+    assert_eq!(queue.fail(&held[0], "late").await.unwrap(), FailOutcome::NotOwned);
+    queue.ack(0, &[reclaimed[0].entry_id.clone()]).await.unwrap();
+    assert_eq!(queue.stats().await.unwrap().in_flight, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_discarded() {
+    let cluster = RedisCluster::start();
+    let config = QueueConfig {
+        partitions: 2,
+        max_attempts: 3,
+        retry_backoff_base_ms: 20,
+        retry_backoff_max_ms: 50,
+        ..QueueConfig::default()
+    };
+    let queue = cluster_queue(&cluster, "flaky", config).await;
+    queue.enqueue(&Job { n: 1, fail: true }, Some("only")).await.unwrap();
+    let partition = queue.partition_of("only");
+
+    for attempt in 1..=3 {
+        let mut batch = Vec::new();
+        wait_for("the retry to come due", async || {
+            batch = queue.fetch(partition, "c", 10).await.unwrap();
+            !batch.is_empty()
+        })
+        .await;
+        assert_eq!(batch[0].attempt(), attempt);
+        let outcome = queue.fail(&batch[0], &format!("boom {attempt}")).await.unwrap();
+        if attempt < 3 {
+            assert!(matches!(outcome, FailOutcome::RetryAt { .. }), "{outcome:?}");
+            assert_eq!(queue.stats().await.unwrap().delayed, 1);
+        } else {
+            assert_eq!(outcome, FailOutcome::DeadLettered);
+        }
+    }
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.depth, stats.in_flight, stats.dead), (0, 0, 1));
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].error, "boom 3");
+    assert_eq!(dead[0].key.as_deref(), Some("only"));
+
+    assert!(queue.retry_dead(&dead[0].id).await.unwrap());
+    assert!(!queue.retry_dead(&dead[0].id).await.unwrap(), "a dead letter is retried once");
+    let revived = queue.fetch(partition, "c", 10).await.unwrap();
+    assert_eq!(revived[0].attempt(), 1, "a retried dead letter starts over");
+    assert_eq!(queue.bury(&revived[0], "poison").await.unwrap(), FailOutcome::DeadLettered);
+    let dead = queue.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(queue.discard_dead(&dead[0].id).await.unwrap());
+    assert!(queue.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(queue.stats().await.unwrap(), Default::default());
+}
+
+#[derive(Clone, Default)]
+struct Runs(Arc<Mutex<HashMap<u64, usize>>>);
+
+async fn run_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
+    *runs.0 .0.lock().unwrap().entry(job.n).or_default() += 1;
+    if job.fail {
+        return Err(format!("job {} always fails", job.n).into());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20000_job_backlog_drains_through_an_apalis_worker_honouring_max_attempts() {
+    let cluster = RedisCluster::start();
+    let config = QueueConfig {
+        partitions: 6,
+        max_attempts: 3,
+        retry_backoff_base_ms: 10,
+        retry_backoff_max_ms: 20,
+        ..QueueConfig::default()
+    };
+    let queue = cluster_queue(&cluster, "backlog", config).await;
+    let jobs: Vec<Job> = (0..20_000).map(|n| Job { n, fail: n % 1_000 == 0 }).collect();
+    for chunk in jobs.chunks(2_000) {
+        queue.enqueue_batch(chunk).await.unwrap();
+    }
+    assert_eq!(queue.stats().await.unwrap().depth, 20_000);
+
+    let runs = Runs::default();
+    let backend = QueueBackend::<Job>::start(queue.clone(), "backlog-test".into());
+    let worker = WorkerBuilder::new("backlog-test").backend(backend).data(runs.clone()).build(run_job);
+    let watched = queue.clone();
+    let drained = worker.run_with_ctx(move |ctx: WorkerContext| {
+        let queue = watched.clone();
+        async move {
+            loop {
+                let stats = queue.stats().await.unwrap();
+                if stats.depth == 0 && stats.in_flight == 0 && stats.dead == 20 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            ctx.stop()
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(240), drained).await.expect("drained in time").unwrap();
+
+    let runs = runs.0.lock().unwrap().clone();
+    assert_eq!(runs.len(), 20_000, "every job ran");
+    for (n, count) in runs {
+        let expected = if n % 1_000 == 0 { 3 } else { 1 };
+        assert_eq!(count, expected, "job {n} ran {count} times");
+    }
+    let dead = queue.dead_letters(100).await.unwrap();
+    assert_eq!(dead.len(), 20);
+    assert!(dead.iter().all(|d| d.error.contains("always fails")));
+}
