@@ -3,6 +3,7 @@
 
 mod cpu;
 mod ledger;
+mod queue;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +18,14 @@ struct Cli {
 enum Benchmark {
     /// Ledger postings per second: deposit credits and subscription purchases.
     Ledger(ledger::Args),
+    /// Queue backend: enqueue and drain of no-op jobs on one local Redis.
+    Queue(queue::Args),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().benchmark {
         Benchmark::Ledger(args) => ledger::run(args).await,
+        Benchmark::Queue(args) => queue::run(args).await,
     }
 }
