@@ -5,6 +5,7 @@
 //! killed with SIGKILL takes its servers with it.
 
 mod command_recorder;
+mod payout_provider;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub use command_recorder::{CommandRecorder, Violation};
+pub use payout_provider::{FakePayoutProvider, PayoutMode};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 

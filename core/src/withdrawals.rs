@@ -1,0 +1,356 @@
+//! Withdrawals: a state machine in MongoDB whose every transition is a compare-and-set on the
+//! current status, with ledger postings keyed by the withdrawal so each happens once.
+//!
+//! ```text
+//! requested ──approve──▶ approved ──claim──▶ processing ──sent──▶ sent
+//!     │                     │                    │
+//!     │ (no funds)          └──reject──┐         └──failed──▶ releasing ──▶ released
+//!     ▼                                └───────────────────▶ releasing
+//!  rejected
+//! ```
+//!
+//! The amount plus fee is held before a withdrawal can be approved. `processing` carries a
+//! lease: only the holder of an unexpired lease talks to the provider about it, so a job that
+//! is re-delivered while the first run is still waiting on the provider does nothing. A run that
+//! finds `processing` with an expired lease does not send again: it looks the payout up, and
+//! sends (with the same idempotency key) only if the provider never received it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{IdError, IdempotencyKey, UserId};
+use crate::ledger::{Ledger, LedgerError, Posting, PostingError};
+use crate::money::Money;
+use crate::payout::{LookupOutcome, PayoutProvider, PayoutRequest, SendOutcome};
+use crate::storage::{collections, is_duplicate_key, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalStatus {
+    Requested,
+    Approved,
+    Processing,
+    Sent,
+    Releasing,
+    Released,
+    Rejected,
+}
+
+impl WithdrawalStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            WithdrawalStatus::Requested => "requested",
+            WithdrawalStatus::Approved => "approved",
+            WithdrawalStatus::Processing => "processing",
+            WithdrawalStatus::Sent => "sent",
+            WithdrawalStatus::Releasing => "releasing",
+            WithdrawalStatus::Released => "released",
+            WithdrawalStatus::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub user_id: UserId,
+    pub request_id: String,
+    pub amount: Money,
+    pub fee: Money,
+    pub address: String,
+    pub status: WithdrawalStatus,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub provider_reference: Option<String>,
+    #[serde(default, with = "bson::serde_helpers::chrono_datetime_as_bson_datetime_optional")]
+    pub lease_until: Option<DateTime<Utc>>,
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The withdrawal job's payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalJob {
+    pub user_id: UserId,
+    pub request_id: String,
+}
+
+impl WithdrawalJob {
+    pub fn job_key(&self) -> String {
+        format!("wd:{}:{}", self.user_id, self.request_id)
+    }
+}
+
+pub struct NewWithdrawal {
+    pub user_id: UserId,
+    /// Chosen by the caller from the user's confirmation (e.g. the update id), so a repeated
+    /// confirmation is the same withdrawal.
+    pub request_id: IdempotencyKey,
+    pub amount: Money,
+    pub fee: Money,
+    pub address: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WithdrawalError {
+    #[error(transparent)]
+    Id(#[from] IdError),
+    #[error(transparent)]
+    Posting(#[from] PostingError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("withdrawals storage: {0}")]
+    Storage(#[from] mongodb::error::Error),
+    #[error("withdrawal {0} not found")]
+    NotFound(String),
+    #[error("withdrawal {0} was already requested with different details")]
+    Conflict(String),
+    #[error("withdrawal {id} is {status:?}; cannot {action}")]
+    InvalidState { id: String, status: WithdrawalStatus, action: &'static str },
+    /// The provider may or may not have paid; a later run reconciles by lookup.
+    #[error("payout outcome unknown, to be reconciled: {0}")]
+    Ambiguous(String),
+    /// Another run holds the lease, or the provider has not finished; try later.
+    #[error("payout in progress: {0}")]
+    InProgress(String),
+}
+
+#[derive(Clone)]
+pub struct Withdrawals {
+    withdrawals: Collection<Withdrawal>,
+    ledger: Ledger,
+    /// How long a claim on `processing` lasts; longer than the provider's request timeout.
+    lease: Duration,
+}
+
+fn withdrawal_id(user_id: UserId, request_id: &str) -> String {
+    format!("{user_id}:{request_id}")
+}
+
+fn key(purpose: &str, w: &Withdrawal) -> Result<IdempotencyKey, IdError> {
+    IdempotencyKey::new(format!("wd-{purpose}:{}", w.request_id))
+}
+
+fn now() -> DateTime<Utc> {
+    // BSON dates hold milliseconds; compare-and-set filters must match what is stored.
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is in range")
+}
+
+fn bson_time(at: DateTime<Utc>) -> Bson {
+    Bson::DateTime(mongodb::bson::DateTime::from_chrono(at))
+}
+
+impl Withdrawals {
+    pub fn new(store: &Store, ledger: Ledger, lease: Duration) -> Withdrawals {
+        Withdrawals { withdrawals: store.collection(collections::WITHDRAWALS), ledger, lease }
+    }
+
+    pub async fn get(&self, user_id: UserId, request_id: &str) -> Result<Withdrawal, WithdrawalError> {
+        let id = withdrawal_id(user_id, request_id);
+        self.withdrawals
+            .find_one(doc! { "_id": &id, "user_id": user_id.get() })
+            .await?
+            .ok_or(WithdrawalError::NotFound(id))
+    }
+
+    /// Moves `w` from one of `from` to `to` if nobody changed it meanwhile; returns whether
+    /// this call made the move.
+    async fn transition(
+        &self,
+        w: &Withdrawal,
+        from: &[WithdrawalStatus],
+        to: WithdrawalStatus,
+        mut set: Document,
+    ) -> Result<bool, WithdrawalError> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        set.insert("status", to.as_str());
+        set.insert("updated_at", bson_time(now()));
+        let filter = doc! { "_id": &w.id, "user_id": w.user_id.get(), "status": { "$in": from } };
+        let result = self.withdrawals.update_one(filter, doc! { "$set": set }).await?;
+        Ok(result.modified_count == 1)
+    }
+
+    /// Records a withdrawal request and holds amount + fee. Approves it at once when the amount
+    /// is at most `auto_approve_up_to`. Repeating a request returns it as it now is.
+    pub async fn request(&self, new: NewWithdrawal, auto_approve_up_to: Money) -> Result<Withdrawal, WithdrawalError> {
+        let at = now();
+        let w = Withdrawal {
+            id: withdrawal_id(new.user_id, new.request_id.as_str()),
+            user_id: new.user_id,
+            request_id: new.request_id.to_string(),
+            amount: new.amount,
+            fee: new.fee,
+            address: new.address,
+            status: WithdrawalStatus::Requested,
+            reason: None,
+            provider_reference: None,
+            lease_until: None,
+            created_at: at,
+            updated_at: at,
+        };
+        match self.withdrawals.insert_one(&w).await {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {
+                let existing = self.get(w.user_id, &w.request_id).await?;
+                if (existing.amount, existing.fee, &existing.address) != (w.amount, w.fee, &w.address) {
+                    return Err(WithdrawalError::Conflict(w.id));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let w = self.get(w.user_id, &w.request_id).await?;
+        if w.status == WithdrawalStatus::Requested && w.amount.minor() <= auto_approve_up_to.minor() {
+            return self.approve(w.user_id, &w.request_id).await;
+        }
+        if w.status == WithdrawalStatus::Requested {
+            self.ensure_hold(&w).await?;
+        }
+        self.get(w.user_id, &w.request_id).await
+    }
+
+    /// Places the hold (once). Without funds the withdrawal becomes `rejected`; returns whether
+    /// the hold is in place.
+    async fn ensure_hold(&self, w: &Withdrawal) -> Result<bool, WithdrawalError> {
+        let held = w.amount.checked_add(w.fee).map_err(PostingError::from)?;
+        let hold = Posting::withdrawal_hold(w.user_id, key("hold", w)?, held, format!("withdrawal {}", w.request_id))?;
+        match self.ledger.post(&hold).await {
+            Ok(_) => Ok(true),
+            Err(LedgerError::InsufficientFunds { .. }) => {
+                let reason = doc! { "reason": "insufficient funds" };
+                self.transition(w, &[WithdrawalStatus::Requested], WithdrawalStatus::Rejected, reason).await?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Approves a requested withdrawal (idempotent: approving again changes nothing).
+    pub async fn approve(&self, user_id: UserId, request_id: &str) -> Result<Withdrawal, WithdrawalError> {
+        let w = self.get(user_id, request_id).await?;
+        if w.status == WithdrawalStatus::Requested && self.ensure_hold(&w).await? {
+            self.transition(&w, &[WithdrawalStatus::Requested], WithdrawalStatus::Approved, doc! {}).await?;
+        }
+        let w = self.get(user_id, request_id).await?;
+        match w.status {
+            WithdrawalStatus::Requested | WithdrawalStatus::Releasing | WithdrawalStatus::Released => {
+                Err(WithdrawalError::InvalidState { id: w.id, status: w.status, action: "approve" })
+            }
+            _ => Ok(w),
+        }
+    }
+
+    /// Rejects a withdrawal that has not been claimed for payout, returning the hold.
+    pub async fn reject(&self, user_id: UserId, request_id: &str, reason: &str) -> Result<Withdrawal, WithdrawalError> {
+        let w = self.get(user_id, request_id).await?;
+        let cancellable = [WithdrawalStatus::Requested, WithdrawalStatus::Approved];
+        if cancellable.contains(&w.status) && self.ensure_hold(&w).await? {
+            self.transition(&w, &cancellable, WithdrawalStatus::Releasing, doc! { "reason": reason }).await?;
+        }
+        let w = self.get(user_id, request_id).await?;
+        match w.status {
+            WithdrawalStatus::Releasing => self.finish_release(w).await,
+            WithdrawalStatus::Released | WithdrawalStatus::Rejected => Ok(w),
+            status => Err(WithdrawalError::InvalidState { id: w.id, status, action: "reject" }),
+        }
+    }
+
+    /// The withdrawal job: drives an approved withdrawal to `sent` or `released`. Safe to run
+    /// any number of times, concurrently too.
+    pub async fn process<P: PayoutProvider>(&self, job: &WithdrawalJob, provider: &P) -> Result<Withdrawal, WithdrawalError> {
+        let w = self.get(job.user_id, &job.request_id).await?;
+        match w.status {
+            WithdrawalStatus::Approved => match self.claim(&w, &[WithdrawalStatus::Approved]).await? {
+                Some(claimed) => self.pay(claimed, provider).await,
+                None => Err(WithdrawalError::InProgress("claimed by another run".into())),
+            },
+            WithdrawalStatus::Processing => {
+                if w.lease_until.is_some_and(|until| until > Utc::now()) {
+                    return Err(WithdrawalError::InProgress("another run holds the lease".into()));
+                }
+                match self.claim(&w, &[WithdrawalStatus::Processing]).await? {
+                    Some(claimed) => self.reconcile(claimed, provider).await,
+                    None => Err(WithdrawalError::InProgress("claimed by another run".into())),
+                }
+            }
+            WithdrawalStatus::Releasing => self.finish_release(w).await,
+            WithdrawalStatus::Requested
+            | WithdrawalStatus::Sent
+            | WithdrawalStatus::Released
+            | WithdrawalStatus::Rejected => Ok(w),
+        }
+    }
+
+    /// Compare-and-set into `processing` with a fresh lease. The filter includes the lease seen,
+    /// so of two runs that both saw an expired lease only one wins.
+    async fn claim(&self, w: &Withdrawal, from: &[WithdrawalStatus]) -> Result<Option<Withdrawal>, WithdrawalError> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let lease_until = now() + chrono::Duration::from_std(self.lease).expect("lease fits");
+        let seen_lease = w.lease_until.map_or(Bson::Null, bson_time);
+        let filter = doc! { "_id": &w.id, "user_id": w.user_id.get(), "status": { "$in": from }, "lease_until": seen_lease };
+        let update = doc! { "$set": {
+            "status": WithdrawalStatus::Processing.as_str(),
+            "lease_until": bson_time(lease_until),
+            "updated_at": bson_time(now()),
+        } };
+        let won = self.withdrawals.update_one(filter, update).await?.modified_count == 1;
+        Ok(won.then(|| Withdrawal { status: WithdrawalStatus::Processing, lease_until: Some(lease_until), ..w.clone() }))
+    }
+
+    async fn pay<P: PayoutProvider>(&self, w: Withdrawal, provider: &P) -> Result<Withdrawal, WithdrawalError> {
+        let request = PayoutRequest::new(w.id.clone(), w.address.clone(), w.amount);
+        match provider.send(&request).await {
+            SendOutcome::Sent { reference } => self.settle(w, reference).await,
+            SendOutcome::Rejected { reason } => self.fail(w, reason).await,
+            SendOutcome::Ambiguous { reason } => {
+                metrics::counter!("payouts_total", "outcome" => "ambiguous").increment(1);
+                Err(WithdrawalError::Ambiguous(reason))
+            }
+        }
+    }
+
+    async fn reconcile<P: PayoutProvider>(&self, w: Withdrawal, provider: &P) -> Result<Withdrawal, WithdrawalError> {
+        match provider.lookup(&w.id).await {
+            Ok(LookupOutcome::Sent { reference }) => self.settle(w, reference).await,
+            Ok(LookupOutcome::Failed { reason }) => self.fail(w, reason).await,
+            Ok(LookupOutcome::Pending) => Err(WithdrawalError::InProgress("provider has not finished".into())),
+            // The provider never saw the request: sending it (same idempotency key) is safe.
+            Ok(LookupOutcome::NotFound) => self.pay(w, provider).await,
+            Err(reason) => Err(WithdrawalError::Ambiguous(format!("lookup failed: {reason}"))),
+        }
+    }
+
+    async fn settle(&self, w: Withdrawal, reference: String) -> Result<Withdrawal, WithdrawalError> {
+        let settle = Posting::payout_settle(w.user_id, key("settle", &w)?, w.amount, w.fee, format!("payout {reference}"))?;
+        self.ledger.post(&settle).await?;
+        let set = doc! { "provider_reference": &reference };
+        self.transition(&w, &[WithdrawalStatus::Processing], WithdrawalStatus::Sent, set).await?;
+        metrics::counter!("payouts_total", "outcome" => "sent").increment(1);
+        self.get(w.user_id, &w.request_id).await
+    }
+
+    async fn fail(&self, w: Withdrawal, reason: String) -> Result<Withdrawal, WithdrawalError> {
+        metrics::counter!("payouts_total", "outcome" => "failed").increment(1);
+        let set = doc! { "reason": &reason };
+        self.transition(&w, &[WithdrawalStatus::Processing], WithdrawalStatus::Releasing, set).await?;
+        let w = self.get(w.user_id, &w.request_id).await?;
+        self.finish_release(w).await
+    }
+
+    async fn finish_release(&self, w: Withdrawal) -> Result<Withdrawal, WithdrawalError> {
+        if w.status == WithdrawalStatus::Releasing {
+            let held = w.amount.checked_add(w.fee).map_err(PostingError::from)?;
+            let release = Posting::hold_release(w.user_id, key("release", &w)?, held, format!("withdrawal {} released", w.request_id))?;
+            self.ledger.post(&release).await?;
+            self.transition(&w, &[WithdrawalStatus::Releasing], WithdrawalStatus::Released, doc! {}).await?;
+        }
+        self.get(w.user_id, &w.request_id).await
+    }
+}
