@@ -142,11 +142,22 @@ async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_d
     assert_eq!(queue.stats().await.unwrap(), Default::default());
 }
 
+/// How many times each job ran.
 #[derive(Clone, Default)]
 struct Runs(Arc<Mutex<HashMap<u64, usize>>>);
 
+impl Runs {
+    fn record(&self, n: u64) {
+        *self.0.lock().unwrap().entry(n).or_default() += 1;
+    }
+
+    fn snapshot(&self) -> HashMap<u64, usize> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 async fn run_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
-    *runs.0 .0.lock().unwrap().entry(job.n).or_default() += 1;
+    runs.record(job.n);
     if job.fail {
         return Err(format!("job {} always fails", job.n).into());
     }
@@ -189,7 +200,7 @@ async fn a_20000_job_backlog_drains_through_an_apalis_worker_honouring_max_attem
     });
     tokio::time::timeout(Duration::from_secs(240), drained).await.expect("drained in time").unwrap();
 
-    let runs = runs.0.lock().unwrap().clone();
+    let runs = runs.snapshot();
     assert_eq!(runs.len(), 20_000, "every job ran");
     for (n, count) in runs {
         let expected = if n % 1_000 == 0 { 3 } else { 1 };
@@ -198,4 +209,59 @@ async fn a_20000_job_backlog_drains_through_an_apalis_worker_honouring_max_attem
     let dead = queue.dead_letters(100).await.unwrap();
     assert_eq!(dead.len(), 20);
     assert!(dead.iter().all(|d| d.error.contains("always fails")));
+}
+
+async fn slow_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    runs.record(job.n);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_finishes_running_jobs_and_gives_back_the_rest() {
+    let cluster = RedisCluster::start();
+    let config = QueueConfig { partitions: 3, fetch_batch: 20, ..QueueConfig::default() };
+    let queue = cluster_queue(&cluster, "drain", config).await;
+    queue.enqueue_batch(&(0..300).map(|n| Job { n, fail: false }).collect::<Vec<_>>()).await.unwrap();
+    let runs = Runs::default();
+
+    // The first worker stops after about a third of the jobs ran.
+    let backend = QueueBackend::<Job>::start(queue.clone(), "drain-1".into());
+    let worker = WorkerBuilder::new("drain-1").backend(backend).data(runs.clone()).build(slow_job);
+    let counted = runs.clone();
+    worker
+        .run_with_ctx(move |ctx: WorkerContext| {
+            let runs = counted.clone();
+            async move {
+                while runs.snapshot().len() < 100 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                ctx.stop()
+            }
+        })
+        .await
+        .unwrap();
+    let ran_before_stop = runs.snapshot().len();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.in_flight, 0, "nothing left held by the stopped worker: {stats:?}");
+    assert_eq!(stats.depth as usize, 300 - ran_before_stop, "every finished job acknowledged, the rest waiting");
+
+    let backend = QueueBackend::<Job>::start(queue.clone(), "drain-2".into());
+    let worker = WorkerBuilder::new("drain-2").backend(backend).data(runs.clone()).build(slow_job);
+    let watched = queue.clone();
+    worker
+        .run_with_ctx(move |ctx: WorkerContext| {
+            let queue = watched.clone();
+            async move {
+                while queue.stats().await.map(|s| s.depth + s.in_flight).unwrap_or(1) > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                ctx.stop()
+            }
+        })
+        .await
+        .unwrap();
+    let runs = runs.snapshot();
+    assert_eq!(runs.len(), 300);
+    assert!(runs.values().all(|count| *count == 1), "a graceful stop runs no job twice");
 }

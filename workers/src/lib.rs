@@ -1,11 +1,180 @@
-//! Payment and withdrawal worker pools. So far: the shared ops endpoints
-//! (`/healthz`, `/readyz`, `/metrics`); the pools arrive with the queue issue.
+//! Payment and withdrawal worker pools. Each pool drains its own queue with a concurrency that
+//! follows the queue's depth (see `pool`), exports the depth for Kubernetes, and shuts down
+//! gracefully on SIGTERM within `shutdown_grace_ms`.
 
-use obentchi_core::service::{self, Connections};
+pub mod pool;
 
-pub use obentchi_core::service::BaseConfig as Config;
+use std::time::Duration;
+
+use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelemetryConfig};
+use obentchi_core::ledger::Ledger;
+use obentchi_core::payments::{PaymentJob, Payments};
+use apalis_core::error::BoxDynError;
+use futures::future::BoxFuture;
+use obentchi_core::payout::{HttpPayoutProvider, PayoutProvider, PayoutProviderConfig};
+use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::service::{self, Connections, ServiceConfig};
+use obentchi_core::withdrawals::{WithdrawalError, WithdrawalJob, Withdrawals};
+use pool::PoolConfig;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// Queue names, shared with whoever enqueues these jobs.
+pub const PAYMENTS_QUEUE: &str = "payments";
+pub const WITHDRAWALS_QUEUE: &str = "withdrawals";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    pub mongodb: MongoConfig,
+    pub redis: RedisConfig,
+    pub payout: PayoutProviderConfig,
+    #[serde(default)]
+    pub queues: Queues,
+    #[serde(default)]
+    pub pools: Pools,
+    /// How long a claim on a withdrawal in `processing` lasts; must exceed `payout.timeout_ms`.
+    #[serde(default = "default_withdrawal_lease_ms")]
+    pub withdrawal_lease_ms: u64,
+    /// After SIGTERM, how long running jobs may take before the process exits anyway.
+    #[serde(default = "default_grace_ms")]
+    pub shutdown_grace_ms: u64,
+}
+
+fn default_withdrawal_lease_ms() -> u64 {
+    60_000
+}
+fn default_grace_ms() -> u64 {
+    25_000
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Queues {
+    #[serde(default)]
+    pub payments: QueueConfig,
+    #[serde(default = "withdrawals_queue")]
+    pub withdrawals: QueueConfig,
+}
+
+/// Withdrawals are slow (an external call each): fetch few at a time so none waits fetched but
+/// unstarted, and give each run longer before it is presumed dead.
+fn withdrawals_queue() -> QueueConfig {
+    QueueConfig { fetch_batch: 10, visibility_timeout_ms: 120_000, ..QueueConfig::default() }
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues { payments: QueueConfig::default(), withdrawals: withdrawals_queue() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pools {
+    #[serde(default = "payments_pool")]
+    pub payments: PoolConfig,
+    #[serde(default = "withdrawals_pool")]
+    pub withdrawals: PoolConfig,
+}
+
+fn payments_pool() -> PoolConfig {
+    PoolConfig::new(3, 50)
+}
+fn withdrawals_pool() -> PoolConfig {
+    PoolConfig::new(5, 100)
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools { payments: payments_pool(), withdrawals: withdrawals_pool() }
+    }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.withdrawal_lease_ms > config.payout.timeout_ms,
+        "withdrawal_lease_ms must exceed payout.timeout_ms, or a slow payout could be looked up while in flight"
+    );
     let connections = Connections::open(&config.mongodb, &config.redis).await?;
-    service::serve(config.listen.addr, connections.ops_router()).await
+    let ledger = Ledger::new(connections.store.clone());
+    let payments = Payments::new(&connections.store, ledger.clone());
+    let withdrawals =
+        Withdrawals::new(&connections.store, ledger, Duration::from_millis(config.withdrawal_lease_ms));
+    let provider = HttpPayoutProvider::new(&config.payout)?;
+    let payments_queue = Queue::new(PAYMENTS_QUEUE, config.queues.payments.clone(), connections.redis.clone());
+    let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, config.queues.withdrawals.clone(), connections.redis.clone());
+
+    let stop = CancellationToken::new();
+    let payment_pool = tokio::spawn(pool::run(
+        "payments",
+        payments_queue,
+        config.pools.payments.clone(),
+        payment_handler(payments),
+        stop.clone(),
+        |_| {},
+    ));
+    let withdrawal_pool = tokio::spawn(pool::run(
+        "withdrawals",
+        withdrawals_queue,
+        config.pools.withdrawals.clone(),
+        withdrawal_handler(withdrawals, provider),
+        stop.clone(),
+        |_| {},
+    ));
+
+    service::serve(config.listen.addr, connections.ops_router()).await?;
+    stop.cancel();
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
+    let drained = tokio::time::timeout(grace, async {
+        for pool in [payment_pool, withdrawal_pool] {
+            match pool.await {
+                Ok(Err(err)) => tracing::error!(%err, "pool stopped with an error"),
+                Err(err) => tracing::error!(%err, "pool task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(?grace, "grace period over; unfinished jobs return to the queue after their visibility timeout");
+    }
+    Ok(())
+}
+
+/// The payment job: credit the payment (idempotent on the provider's id).
+pub fn payment_handler(payments: Payments) -> impl Fn(PaymentJob) -> BoxFuture<'static, Result<(), BoxDynError>> + Clone {
+    move |job: PaymentJob| {
+        let payments = payments.clone();
+        Box::pin(async move { payments.credit(&job).await.map(drop).map_err(Into::into) })
+    }
+}
+
+/// The withdrawal job: drive the withdrawal to `sent` or `released`. An unsettled outcome
+/// (ambiguous payout, another run's lease) is an error, so the job is retried with backoff and
+/// the next run reconciles.
+pub fn withdrawal_handler<P: PayoutProvider + Clone>(
+    withdrawals: Withdrawals,
+    provider: P,
+) -> impl Fn(WithdrawalJob) -> BoxFuture<'static, Result<(), BoxDynError>> + Clone {
+    move |job: WithdrawalJob| {
+        let (withdrawals, provider) = (withdrawals.clone(), provider.clone());
+        Box::pin(async move {
+            match withdrawals.process(&job, &provider).await {
+                Ok(_) => Ok(()),
+                Err(err @ (WithdrawalError::Ambiguous(_) | WithdrawalError::InProgress(_))) => {
+                    tracing::info!(%err, "withdrawal not settled yet");
+                    Err(err.into())
+                }
+                Err(err) => Err(err.into()),
+            }
+        })
+    }
 }

@@ -1,0 +1,37 @@
+//! A worker process killed with SIGKILL in the middle of its batches: every payment is still
+//! credited exactly once and every withdrawal paid exactly once.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Platform;
+
+const PAYMENTS_PER_USER: u64 = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing() {
+    let mut platform = Platform::start().await;
+    platform.seed_payments(PAYMENTS_PER_USER).await;
+    platform.seed_withdrawals().await;
+
+    let first = platform.spawn_worker();
+    // Kill it once it has visibly started, well before it could have finished.
+    let mut progress = 0;
+    for _ in 0..600 {
+        progress = platform.credited_xtr().await;
+        if progress >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(progress >= 100, "the first worker never got going:\n{}", platform.worker_log(first));
+    platform.kill_worker(first);
+    let at_kill = platform.credited_xtr().await;
+    println!("killed the first worker after {at_kill} of {} credits", PAYMENTS_PER_USER * 20);
+
+    let second = platform.spawn_worker();
+    platform.assert_everything_done_exactly_once(PAYMENTS_PER_USER as i64).await;
+    let stats = platform.payments_queue.stats().await.unwrap();
+    assert_eq!((stats.depth, stats.dead), (0, 0), "{stats:?}\n{}", platform.worker_log(second));
+}
