@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings the platform up on this machine: Redis and the MongoDB-wire server (data kept in
 # .local/), `migrate`, then every service. Ctrl-C stops everything it started.
-# Ports: Redis 6380, MongoDB 27018, http 8080, bot 8081, workers 8082, scheduler 8083.
+# Ports: Redis 6380, MongoDB 27018, http 8080, bot 8081, workers 8082, scheduler 8083,
+# fake payout provider 9099.
 source "$(dirname "$0")/lib.sh"
 ensure_apt_packages
 ensure_secantusd
@@ -19,6 +20,7 @@ trap cleanup EXIT INT TERM
 
 log "building services"
 cargo build --locked --bins --quiet
+cargo build --locked --quiet -p obentchi-testkit --bin obentchi-fakes
 BIN="$CARGO_TARGET_DIR/debug"
 
 redis-server --bind 127.0.0.1 --port 6380 --dir "$STATE/redis" --appendonly yes --save "" \
@@ -32,6 +34,9 @@ for _ in $(seq 100); do
     if redis-cli -p 6380 ping >/dev/null 2>&1 && grep -q "listening on" "$STATE/logs/mongo.log"; then break; fi
     sleep 0.1
 done
+
+"$BIN/obentchi-fakes" --payout-addr 127.0.0.1:9099 >"$STATE/logs/fakes.log" 2>&1 &
+PIDS+=($!)
 
 "$BIN/obentchi-http" --config config/local.toml migrate
 

@@ -45,13 +45,18 @@ pub struct FakePayoutProvider {
 }
 
 impl FakePayoutProvider {
+    /// On a free loopback port.
     pub async fn start(mode: PayoutMode) -> FakePayoutProvider {
+        FakePayoutProvider::start_on("127.0.0.1:0", mode).await
+    }
+
+    pub async fn start_on(addr: &str, mode: PayoutMode) -> FakePayoutProvider {
         let shared = Shared { mode: Arc::new(Mutex::new(mode)), ledger: Arc::default() };
         let app = Router::new()
             .route("/payouts", post(create))
             .route("/payouts/{id}", get(lookup))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind payout provider");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind payout provider");
         let addr = listener.local_addr().expect("local addr");
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("payout provider serves");
