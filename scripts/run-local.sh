@@ -2,7 +2,7 @@
 # Brings the platform up on this machine: Redis and the MongoDB-wire server (data kept in
 # .local/), `migrate`, then every service. Ctrl-C stops everything it started.
 # Ports: Redis 6380, MongoDB 27018, http 8080, bot 8081, workers 8082, scheduler 8083,
-# fake payout provider 9099.
+# fake payout provider 9099, fake Telegram Bot API 9098.
 source "$(dirname "$0")/lib.sh"
 ensure_apt_packages
 ensure_secantusd
@@ -35,7 +35,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-"$BIN/obentchi-fakes" --payout-addr 127.0.0.1:9099 >"$STATE/logs/fakes.log" 2>&1 &
+"$BIN/obentchi-fakes" --payout-addr 127.0.0.1:9099 --bot-api-addr 127.0.0.1:9098 >"$STATE/logs/fakes.log" 2>&1 &
 PIDS+=($!)
 
 "$BIN/obentchi-http" --config config/local.toml migrate

@@ -91,6 +91,46 @@ impl TryFrom<String> for RedisUrl {
     }
 }
 
+/// A Telegram bot token, `<bot id>:<secret>`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BotToken(String);
+
+impl BotToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The bot's numeric id: the part before the colon, not secret.
+    pub fn bot_id(&self) -> &str {
+        self.0.split(':').next().unwrap_or_default()
+    }
+}
+
+impl TryFrom<String> for BotToken {
+    type Error = &'static str;
+    fn try_from(token: String) -> Result<Self, Self::Error> {
+        match token.split_once(':') {
+            Some((id, secret)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !secret.is_empty() => {
+                Ok(BotToken(token))
+            }
+            _ => Err("expected a bot token of the form <digits>:<secret>, as @BotFather gives it"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TelegramConfig {
+    pub bot_token: Secret<BotToken>,
+    /// The Bot API's base URL; tests and the local simulator point it elsewhere.
+    #[serde(default = "default_bot_api_url")]
+    pub api_url: String,
+}
+
+fn default_bot_api_url() -> String {
+    "https://api.telegram.org/".into()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MongoConfig {
     /// Connection string; may carry credentials, so it is secret.

@@ -4,6 +4,7 @@
 //! Servers are children of the test process and get `PR_SET_PDEATHSIG`, so even a test process
 //! killed with SIGKILL takes its servers with it.
 
+mod bot_api;
 mod command_recorder;
 mod payout_provider;
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub use bot_api::{BotCall, FakeBotApi};
 pub use command_recorder::{CommandRecorder, Violation};
 pub use payout_provider::{FakePayoutProvider, PayoutMode};
 

@@ -1,12 +1,15 @@
-//! Payment and withdrawal worker pools. Each pool drains its own queue with a concurrency that
+//! Payment, withdrawal and outbound-message worker pools. Each pool drains its own queue with a concurrency that
 //! follows the queue's depth (see `pool`), exports the depth for Kubernetes, and shuts down
 //! gracefully on SIGTERM within `shutdown_grace_ms`.
 
+pub mod outbound;
 pub mod pool;
 
 use std::time::Duration;
 
-use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelemetryConfig};
+use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelegramConfig, TelemetryConfig};
+use obentchi_core::outbound::{FloodConfig, FloodControl, OUTBOUND_QUEUE};
+use obentchi_core::users::Users;
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::{PaymentJob, Payments};
 use apalis_core::error::BoxDynError;
@@ -32,6 +35,9 @@ pub struct Config {
     pub mongodb: MongoConfig,
     pub redis: RedisConfig,
     pub payout: PayoutProviderConfig,
+    pub telegram: TelegramConfig,
+    #[serde(default)]
+    pub flood: FloodConfig,
     #[serde(default)]
     pub queues: Queues,
     #[serde(default)]
@@ -57,6 +63,8 @@ pub struct Queues {
     pub payments: QueueConfig,
     #[serde(default = "withdrawals_queue")]
     pub withdrawals: QueueConfig,
+    #[serde(default)]
+    pub outbound: QueueConfig,
 }
 
 /// Withdrawals are slow (an external call each): fetch few at a time so none waits fetched but
@@ -67,7 +75,7 @@ fn withdrawals_queue() -> QueueConfig {
 
 impl Default for Queues {
     fn default() -> Self {
-        Queues { payments: QueueConfig::default(), withdrawals: withdrawals_queue() }
+        Queues { payments: QueueConfig::default(), withdrawals: withdrawals_queue(), outbound: QueueConfig::default() }
     }
 }
 
@@ -77,6 +85,8 @@ pub struct Pools {
     pub payments: PoolConfig,
     #[serde(default = "withdrawals_pool")]
     pub withdrawals: PoolConfig,
+    #[serde(default = "outbound_pool")]
+    pub outbound: PoolConfig,
 }
 
 fn payments_pool() -> PoolConfig {
@@ -85,10 +95,14 @@ fn payments_pool() -> PoolConfig {
 fn withdrawals_pool() -> PoolConfig {
     PoolConfig::new(5, 100)
 }
+/// Sends are short HTTP calls; flood control, not the pool, bounds the rate.
+fn outbound_pool() -> PoolConfig {
+    PoolConfig::new(4, 64)
+}
 
 impl Default for Pools {
     fn default() -> Self {
-        Pools { payments: payments_pool(), withdrawals: withdrawals_pool() }
+        Pools { payments: payments_pool(), withdrawals: withdrawals_pool(), outbound: outbound_pool() }
     }
 }
 
@@ -111,6 +125,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let provider = HttpPayoutProvider::new(&config.payout)?;
     let payments_queue = Queue::new(PAYMENTS_QUEUE, config.queues.payments.clone(), connections.redis.clone());
     let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, config.queues.withdrawals.clone(), connections.redis.clone());
+    let outbound_queue = Queue::new(OUTBOUND_QUEUE, config.queues.outbound.clone(), connections.redis.clone());
+    let token = config.telegram.bot_token.expose();
+    let sender = outbound::Sender {
+        bot: teloxide::Bot::new(token.as_str()).set_api_url(config.telegram.api_url.parse()?),
+        flood: FloodControl::new(connections.redis.clone(), token.bot_id(), &config.flood),
+        users: Users::new(&connections.store),
+    };
 
     let stop = CancellationToken::new();
     let payment_pool = tokio::spawn(pool::run(
@@ -129,12 +150,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop.clone(),
         |_| {},
     ));
+    let outbound_pool = tokio::spawn(pool::run(
+        "outbound",
+        outbound_queue,
+        config.pools.outbound.clone(),
+        outbound::outbound_handler(sender),
+        stop.clone(),
+        |_| {},
+    ));
 
     service::serve(config.listen.addr, connections.ops_router()).await?;
     stop.cancel();
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let drained = tokio::time::timeout(grace, async {
-        for pool in [payment_pool, withdrawal_pool] {
+        for pool in [payment_pool, withdrawal_pool, outbound_pool] {
             match pool.await {
                 Ok(Err(err)) => tracing::error!(%err, "pool stopped with an error"),
                 Err(err) => tracing::error!(%err, "pool task failed"),

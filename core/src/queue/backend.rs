@@ -8,7 +8,6 @@
 //! but unstarted jobs are given back, and pending acknowledgements are flushed.
 
 use std::collections::BTreeMap;
-use std::fmt::Display;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -28,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::{Delivery, FailOutcome, Queue, QueueConfig, QueueError};
+use super::{Delivery, FailOutcome, Postpone, Queue, QueueConfig, QueueError};
 use crate::telemetry;
 
 type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -278,7 +277,7 @@ pub struct AckService<S> {
 impl<S, Args> Service<Task<Args>> for AckService<S>
 where
     S: Service<Task<Args>>,
-    S::Error: Display + Send + 'static,
+    S::Error: AsRef<dyn std::error::Error + Send + Sync> + Send + 'static,
     S::Future: Send + 'static,
     S::Response: Send + 'static,
 {
@@ -313,8 +312,14 @@ where
                         "succeeded"
                     }
                     Err(err) => {
+                        let err = err.as_ref();
                         let error = err.to_string();
-                        match queue.fail(&delivery, &error).await {
+                        let settled = match err.downcast_ref::<Postpone>() {
+                            Some(postpone) => queue.postpone(&delivery, postpone.wait).await,
+                            None => queue.fail(&delivery, &error).await,
+                        };
+                        match settled {
+                            Ok(FailOutcome::RetryAt { .. }) if err.is::<Postpone>() => "postponed",
                             Ok(FailOutcome::RetryAt { .. }) => {
                                 tracing::info!(attempt = delivery.attempt(), %error, "job failed; retrying later");
                                 "retried"

@@ -158,6 +158,15 @@ pub struct DeadLetter {
     pub payload: Box<RawValue>,
 }
 
+/// A handler's answer meaning "not now": the job runs again after `wait` without using up an
+/// attempt (flood control, a rate limit's `retry_after`).
+#[derive(Debug, thiserror::Error)]
+#[error("postponed for {} ms: {reason}", wait.as_millis())]
+pub struct Postpone {
+    pub wait: Duration,
+    pub reason: String,
+}
+
 /// What happened to a job that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailOutcome {
@@ -392,7 +401,18 @@ impl Queue {
             return self.bury(delivery, error).await;
         }
         let due_ms = now_ms() + self.backoff(attempt).as_millis() as u64;
-        let envelope = Envelope { attempts: attempt, ..delivery.envelope.clone() };
+        self.reschedule(delivery, due_ms, attempt).await
+    }
+
+    /// Runs the job again after `wait`; this run does not count as an attempt.
+    pub async fn postpone(&self, delivery: &Delivery, wait: Duration) -> Result<FailOutcome, QueueError> {
+        let due_ms = now_ms() + wait.as_millis() as u64;
+        self.reschedule(delivery, due_ms, delivery.attempt() - 1).await
+    }
+
+    /// Moves an entry to the delayed set, due at `due_ms`, with `attempts` used so far.
+    async fn reschedule(&self, delivery: &Delivery, due_ms: u64, attempts: u32) -> Result<FailOutcome, QueueError> {
+        let envelope = Envelope { attempts, ..delivery.envelope.clone() };
         let moved: i64 = self
             .scripts
             .retry

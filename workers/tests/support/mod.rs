@@ -16,7 +16,9 @@ use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::withdrawals::{NewWithdrawal, WithdrawalJob, WithdrawalStatus, Withdrawals};
-use obentchi_testkit::{FakePayoutProvider, MongoServer, PayoutMode, RedisCluster};
+use obentchi_core::outbound::OUTBOUND_QUEUE;
+use obentchi_core::users::Users;
+use obentchi_testkit::{FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisCluster};
 use obentchi_workers::{PAYMENTS_QUEUE, WITHDRAWALS_QUEUE};
 
 pub const USERS: i64 = 20;
@@ -48,11 +50,14 @@ pub struct Platform {
     pub cluster: RedisCluster,
     pub mongo: MongoServer,
     pub provider: FakePayoutProvider,
+    pub bot_api: FakeBotApi,
     pub ledger: Ledger,
+    pub users: Users,
     pub payments: Payments,
     pub withdrawals: Withdrawals,
     pub payments_queue: Queue,
     pub withdrawals_queue: Queue,
+    pub outbound_queue: Queue,
     config_path: PathBuf,
     dir: tempfile::TempDir,
     workers: Vec<Child>,
@@ -63,6 +68,7 @@ impl Platform {
         let cluster = RedisCluster::start();
         let mongo = MongoServer::start();
         let provider = FakePayoutProvider::start(PayoutMode::Succeed).await;
+        let bot_api = FakeBotApi::start().await;
         let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
         migrate(&store).await.unwrap();
         // A killed worker's open transactions keep their write locks until the server aborts
@@ -74,13 +80,14 @@ impl Platform {
         let withdrawals = Withdrawals::new(&store, ledger.clone(), Duration::from_millis(3_000));
         let redis = RedisConn::connect(&redis_config(&cluster)).await.unwrap();
         let payments_queue = Queue::new(PAYMENTS_QUEUE, queue_config(), redis.clone());
-        let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, queue_config(), redis);
+        let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, queue_config(), redis.clone());
+        let outbound_queue = Queue::new(OUTBOUND_QUEUE, QueueConfig { max_attempts: 1, ..queue_config() }, redis);
 
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("workers.toml");
         let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
         let queue = format!(
-            "partitions = 6\nvisibility_timeout_ms = {VISIBILITY_MS}\nretry_backoff_base_ms = 100\nretry_backoff_max_ms = 1000\nmax_attempts = 20\n"
+            "partitions = 6\nvisibility_timeout_ms = {VISIBILITY_MS}\nretry_backoff_base_ms = 100\nretry_backoff_max_ms = 1000\n"
         );
         let config = format!(
             r#"
@@ -99,10 +106,17 @@ urls = [{urls}]
 base_url = "{provider_url}"
 api_token = "test-token"
 timeout_ms = 1000
+[telegram]
+bot_token = "123456:test-token"
+api_url = "{bot_api_url}"
 [queues.payments]
-{queue}
+{queue}max_attempts = 20
 [queues.withdrawals]
+{queue}max_attempts = 20
+[queues.outbound]
 {queue}
+# One attempt: a postponed send (429, flood control) must not use it up.
+max_attempts = 1
 [pools.payments]
 min = 3
 max = 20
@@ -115,17 +129,21 @@ evaluate_every_ms = 500
             mongo_uri = mongo.uri(),
             urls = urls.join(", "),
             provider_url = provider.base_url(),
+            bot_api_url = bot_api.url(),
         );
         std::fs::write(&config_path, config).unwrap();
         Platform {
             cluster,
             mongo,
             provider,
+            bot_api,
+            users: Users::new(&store),
             ledger,
             payments,
             withdrawals,
             payments_queue,
             withdrawals_queue,
+            outbound_queue,
             config_path,
             dir,
             workers: Vec::new(),

@@ -1,0 +1,132 @@
+//! Outbound Telegram messages: every message the platform sends is a job on the `outbound`
+//! queue, and every sender, in any replica, asks one shared flood control before sending.
+//!
+//! Flood control is GCRA (generic cell rate algorithm) kept in Redis: one "theoretical arrival
+//! time" per bot and one per chat, checked and advanced together in one script, plus pause keys
+//! set from Telegram's `retry_after`. All keys of one bot share the hash tag `{flood:<bot>}`, so
+//! the script is single-slot on a cluster. The caller passes the clock in, which keeps the
+//! decision deterministic under test.
+
+use redis::Script;
+use serde::{Deserialize, Serialize};
+
+use crate::redis_conn::RedisConn;
+
+pub const OUTBOUND_QUEUE: &str = "outbound";
+
+/// The outbound queue's job: one message to one chat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    pub chat_id: i64,
+    pub text: String,
+    /// A Bot API `reply_markup` object, passed through as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_markup: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FloodConfig {
+    /// Messages per second per bot (Telegram's documented bulk limit is ~30).
+    pub per_bot_per_second: u32,
+    /// Messages per second per chat (Telegram: about one).
+    pub per_chat_per_second: u32,
+    /// Messages a bot may send at once before the per-bot rate applies.
+    pub bot_burst: u32,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        FloodConfig { per_bot_per_second: 30, per_chat_per_second: 1, bot_burst: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permit {
+    Granted,
+    /// Not before this many milliseconds from `now`.
+    RetryIn(u64),
+}
+
+// KEYS: bot tat, chat tat, bot pause, chat pause.
+// ARGV: now ms, bot interval ms, bot tolerance ms, chat interval ms, chat tolerance ms.
+// Returns 0 (granted, both cells advanced) or the milliseconds to wait.
+const GCRA: &str = r"
+local now = tonumber(ARGV[1])
+local wait = 0
+for i = 3, 4 do
+    local paused_until = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if paused_until - now > wait then wait = paused_until - now end
+end
+local function tat_of(key)
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat < now then return now end
+    return tat
+end
+local bot_tat, chat_tat = tat_of(KEYS[1]), tat_of(KEYS[2])
+local bot_wait = bot_tat - tonumber(ARGV[3]) - now
+local chat_wait = chat_tat - tonumber(ARGV[5]) - now
+if bot_wait > wait then wait = bot_wait end
+if chat_wait > wait then wait = chat_wait end
+if wait > 0 then return wait end
+local next_bot, next_chat = bot_tat + tonumber(ARGV[2]), chat_tat + tonumber(ARGV[4])
+redis.call('SET', KEYS[1], next_bot, 'PX', next_bot - now + 1000)
+redis.call('SET', KEYS[2], next_chat, 'PX', next_chat - now + 1000)
+return 0
+";
+
+#[derive(Clone)]
+pub struct FloodControl {
+    redis: RedisConn,
+    bot: String,
+    bot_interval_ms: u64,
+    bot_tolerance_ms: u64,
+    chat_interval_ms: u64,
+    script: Script,
+}
+
+impl FloodControl {
+    /// `bot` names the bot whose limits these are (its id, not its token).
+    pub fn new(redis: RedisConn, bot: &str, config: &FloodConfig) -> FloodControl {
+        let bot_interval_ms = 1_000 / u64::from(config.per_bot_per_second.max(1));
+        FloodControl {
+            redis,
+            bot: bot.to_owned(),
+            bot_interval_ms,
+            bot_tolerance_ms: bot_interval_ms * u64::from(config.bot_burst.saturating_sub(1)),
+            chat_interval_ms: 1_000 / u64::from(config.per_chat_per_second.max(1)),
+            script: Script::new(GCRA),
+        }
+    }
+
+    fn key(&self, part: &str) -> String {
+        format!("{{flood:{}}}:{part}", self.bot)
+    }
+
+    /// Takes one send for `chat_id` at `now_ms`, or says how long to wait.
+    pub async fn acquire(&self, chat_id: i64, now_ms: u64) -> redis::RedisResult<Permit> {
+        let wait: u64 = self
+            .script
+            .key(self.key("bot"))
+            .key(self.key(&format!("chat:{chat_id}")))
+            .key(self.key("pause"))
+            .key(self.key(&format!("pause:{chat_id}")))
+            .arg(now_ms)
+            .arg(self.bot_interval_ms)
+            .arg(self.bot_tolerance_ms)
+            .arg(self.chat_interval_ms)
+            .arg(0)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(if wait == 0 { Permit::Granted } else { Permit::RetryIn(wait) })
+    }
+
+    /// Honours a 429: nothing more to this chat, nor from this bot, until `until_ms`.
+    pub async fn pause(&self, chat_id: i64, until_ms: u64, now_ms: u64) -> redis::RedisResult<()> {
+        let ttl = until_ms.saturating_sub(now_ms).max(1);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(self.key("pause")).arg(until_ms).arg("PX").arg(ttl).ignore();
+        pipe.cmd("SET").arg(self.key(&format!("pause:{chat_id}"))).arg(until_ms).arg("PX").arg(ttl).ignore();
+        pipe.query_async(&mut self.redis.clone()).await
+    }
+}

@@ -1,0 +1,39 @@
+//! Users as the platform knows them. So far: whether a user blocked the bot (learned from the
+//! Bot API's 403), which stops messages to them. The bot's conversations add registration,
+//! language and referrals.
+
+use chrono::Utc;
+use mongodb::bson::{doc, Bson};
+use mongodb::Collection;
+
+use crate::ids::UserId;
+use crate::storage::{collections, Store};
+
+#[derive(Clone)]
+pub struct Users {
+    users: Collection<mongodb::bson::Document>,
+}
+
+impl Users {
+    pub fn new(store: &Store) -> Users {
+        Users { users: store.collection(collections::USERS) }
+    }
+
+    /// Records that the user blocked the bot (idempotent).
+    pub async fn mark_blocked(&self, user_id: UserId) -> mongodb::error::Result<()> {
+        let now = Bson::DateTime(mongodb::bson::DateTime::from_chrono(Utc::now()));
+        self.users
+            .update_one(
+                doc! { "_id": user_id.get(), "user_id": user_id.get() },
+                doc! { "$set": { "blocked_bot": true, "updated_at": now } },
+            )
+            .upsert(true)
+            .await
+            .map(drop)
+    }
+
+    pub async fn has_blocked_bot(&self, user_id: UserId) -> mongodb::error::Result<bool> {
+        let user = self.users.find_one(doc! { "_id": user_id.get(), "user_id": user_id.get() }).await?;
+        Ok(user.is_some_and(|u| u.get_bool("blocked_bot") == Ok(true)))
+    }
+}

@@ -1,0 +1,129 @@
+//! A fake Telegram Bot API on a free loopback port: teloxide's `Bot::set_api_url` points at it,
+//! and requests arrive as `POST /bot<token>/<Method>`. It records every call, and can answer
+//! 429 with `retry_after` or 403 "bot was blocked by the user", as Telegram does.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// One call the bot made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotCall {
+    pub method: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Behaviour {
+    calls: Vec<BotCall>,
+    blocked_chats: HashSet<i64>,
+    /// The next this-many calls get 429 with `retry_after`.
+    rate_limited_calls: usize,
+    retry_after: u64,
+}
+
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Behaviour>>);
+
+pub struct FakeBotApi {
+    addr: SocketAddr,
+    shared: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeBotApi {
+    /// On a free loopback port.
+    pub async fn start() -> FakeBotApi {
+        FakeBotApi::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(addr: &str) -> FakeBotApi {
+        let shared = Shared::default();
+        let app = Router::new().route("/{bot}/{method}", post(call)).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake Bot API");
+        let addr = listener.local_addr().expect("local addr");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("fake Bot API serves");
+        });
+        FakeBotApi { addr, shared, server }
+    }
+
+    /// What to give `Bot::set_api_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn block(&self, chat_id: i64) {
+        self.shared.0.lock().unwrap().blocked_chats.insert(chat_id);
+    }
+
+    pub fn rate_limit_next(&self, calls: usize, retry_after_secs: u64) {
+        let mut behaviour = self.shared.0.lock().unwrap();
+        behaviour.rate_limited_calls = calls;
+        behaviour.retry_after = retry_after_secs;
+    }
+
+    /// Every call received, answered or not.
+    pub fn calls(&self) -> Vec<BotCall> {
+        self.shared.0.lock().unwrap().calls.clone()
+    }
+
+    /// Texts of the messages delivered (answered `ok`) to `chat_id`, in order.
+    pub fn delivered_to(&self, chat_id: i64) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method.eq_ignore_ascii_case("sendmessage") && c.body["chat_id"] == chat_id)
+            .filter(|c| c.body["__delivered"] == true)
+            .filter_map(|c| c.body["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+impl Drop for FakeBotApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Response {
+    let mut body = json!({ "ok": false, "error_code": status.as_u16(), "description": description });
+    if let Some(parameters) = parameters {
+        body["parameters"] = parameters;
+    }
+    (status, Json(body)).into_response()
+}
+
+async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, String)>, Json(mut body): Json<Value>) -> Response {
+    let mut behaviour = shared.0.lock().unwrap();
+    let chat_id = body["chat_id"].as_i64().unwrap_or_default();
+    let answer = if behaviour.rate_limited_calls > 0 {
+        behaviour.rate_limited_calls -= 1;
+        let retry_after = behaviour.retry_after;
+        error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too Many Requests: retry after {retry_after}"),
+            Some(json!({ "retry_after": retry_after })),
+        )
+    } else if behaviour.blocked_chats.contains(&chat_id) {
+        error(StatusCode::FORBIDDEN, "Forbidden: bot was blocked by the user", None)
+    } else {
+        body["__delivered"] = json!(true);
+        let message_id = behaviour.calls.len() + 1;
+        let result = json!({
+            "message_id": message_id,
+            "date": 1_700_000_000,
+            "chat": { "id": chat_id, "type": "private", "first_name": "Test" },
+            "text": body["text"].clone(),
+        });
+        Json(json!({ "ok": true, "result": result })).into_response()
+    };
+    behaviour.calls.push(BotCall { method, body });
+    answer
+}

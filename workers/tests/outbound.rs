@@ -1,0 +1,57 @@
+//! Outbound messages through the workers binary and a fake Bot API: Telegram's 429 is honoured
+//! without using up attempts, a user who blocked the bot is marked and not retried, and every
+//! message is delivered once.
+
+mod support;
+
+use std::time::Duration;
+
+use obentchi_core::ids::UserId;
+use obentchi_core::outbound::OutboundMessage;
+use serde_json::json;
+use support::Platform;
+
+fn message(chat_id: i64, text: &str) -> OutboundMessage {
+    OutboundMessage { chat_id, text: text.into(), reply_markup: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_delivered_once_within_telegrams_limits() {
+    let mut platform = Platform::start().await;
+    platform.bot_api.rate_limit_next(1, 1);
+    platform.bot_api.block(2002);
+
+    let mut jobs = vec![
+        message(1001, "hello 1"),
+        message(1001, "hello 2"),
+        message(1001, "hello 3"),
+        message(2002, "you blocked me"),
+    ];
+    let keyboard = json!({ "inline_keyboard": [[{ "text": "Next", "callback_data": "history:2" }]] });
+    jobs.push(OutboundMessage { reply_markup: Some(keyboard.clone()), ..message(1003, "page 1") });
+    for (i, job) in jobs.iter().enumerate() {
+        platform.outbound_queue.enqueue(job, Some(&format!("msg-{i}"))).await.unwrap();
+    }
+    let worker = platform.spawn_worker();
+
+    let mut done = false;
+    for _ in 0..300 {
+        let blocked = platform.users.has_blocked_bot(UserId::new(2002).unwrap()).await.unwrap();
+        if platform.bot_api.delivered_to(1001).len() == 3 && platform.bot_api.delivered_to(1003).len() == 1 && blocked {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "calls: {:#?}\n{}", platform.bot_api.calls(), platform.worker_log(worker));
+
+    let mut texts = platform.bot_api.delivered_to(1001);
+    texts.sort();
+    assert_eq!(texts, ["hello 1", "hello 2", "hello 3"], "each delivered once");
+    let page = platform.bot_api.calls().into_iter().find(|c| c.body["chat_id"] == 1003).unwrap();
+    assert_eq!(page.body["reply_markup"], keyboard);
+    assert_eq!(platform.bot_api.calls().iter().filter(|c| c.body["chat_id"] == 2002).count(), 1, "a blocked user is not retried");
+
+    let stats = platform.outbound_queue.stats().await.unwrap();
+    assert_eq!((stats.depth, stats.in_flight, stats.dead), (0, 0, 0), "the 429 postponed a job without using its only attempt");
+}
