@@ -3,6 +3,7 @@
 
 mod cpu;
 mod ledger;
+mod payments;
 mod queue;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ enum Benchmark {
     Ledger(ledger::Args),
     /// Queue backend: enqueue and drain of no-op jobs on one local Redis.
     Queue(queue::Args),
+    /// Payment jobs end to end through the payment pool, with ledger writes.
+    Payments(payments::Args),
 }
 
 #[tokio::main]
@@ -27,5 +30,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().benchmark {
         Benchmark::Ledger(args) => ledger::run(args).await,
         Benchmark::Queue(args) => queue::run(args).await,
+        Benchmark::Payments(args) => payments::run(args).await,
     }
 }

@@ -32,6 +32,10 @@ use crate::telemetry;
 
 type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Acks wait at most this long to be sent together with others.
+const ACK_LINGER: Duration = Duration::from_millis(5);
+const ACK_BATCH: usize = 256;
+
 pub struct QueueBackend<Args> {
     queue: Queue,
     tasks: mpsc::Receiver<Task<Args>>,
@@ -87,10 +91,13 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
             }
             for offset in 0..config.partitions {
                 let partition = (start + offset) % config.partitions;
-                // Fetch only what the channel can take now, so nothing waits fetched for long.
-                let permit = tasks.reserve().await.map_err(|_| QueueError::Reply("worker gone".into()))?;
-                let room = tasks.capacity() + 1;
-                drop(permit);
+                // Fetch only what the channel can take now, so nothing waits fetched for long,
+                // and only once a quarter of it is free: a fetch per freed slot would cost a
+                // round trip per job when jobs are slow.
+                let quarter = (tasks.max_capacity() / 4).max(1);
+                let permits = tasks.reserve_many(quarter).await.map_err(|_| QueueError::Reply("worker gone".into()))?;
+                drop(permits);
+                let room = tasks.capacity();
                 let batch = queue.fetch(partition, &consumer, room.min(config.fetch_batch)).await?;
                 fetched += batch.len();
                 deliver_all(&queue, batch, &tasks).await?;
@@ -159,7 +166,21 @@ async fn ack_loop(queue: Queue, mut acks: mpsc::Receiver<(u16, String)>, stop: C
     let mut batch = Vec::with_capacity(1024);
     loop {
         let stopping = tokio::select! {
-            received = acks.recv_many(&mut batch, 1024) => received == 0,
+            received = acks.recv_many(&mut batch, 1024) => {
+                // Let a few more finish first: one script call for many acks.
+                if received > 0 && received < ACK_BATCH {
+                    let linger = tokio::time::sleep(ACK_LINGER);
+                    tokio::pin!(linger);
+                    while batch.len() < ACK_BATCH {
+                        let wanted = ACK_BATCH - batch.len();
+                        tokio::select! {
+                            more = acks.recv_many(&mut batch, wanted) => if more == 0 { break },
+                            _ = &mut linger => break,
+                        }
+                    }
+                }
+                received == 0
+            }
             _ = stop.cancelled() => {
                 while let Ok(ack) = acks.try_recv() {
                     batch.push(ack);
