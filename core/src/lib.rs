@@ -1,5 +1,6 @@
 //! Shared domain code of the OBENTCHI platform. See ARCHITECTURE.md for the code map.
 
+pub mod broadcasts;
 pub mod config;
 pub mod ids;
 pub mod ledger;

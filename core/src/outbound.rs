@@ -22,6 +22,9 @@ pub struct OutboundMessage {
     /// A Bot API `reply_markup` object, passed through as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_markup: Option<serde_json::Value>,
+    /// The broadcast this message belongs to, for its progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

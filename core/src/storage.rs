@@ -24,6 +24,10 @@ pub mod collections {
     pub const WITHDRAWALS: &str = "withdrawals";
 
     pub const USER_SCOPED: [&str; 5] = [USERS, BALANCES, POSTINGS, PAYMENTS, WITHDRAWALS];
+
+    /// Platform-wide, small, not sharded.
+    pub const BROADCASTS: &str = "broadcasts";
+    pub const PLATFORM: [&str; 1] = [BROADCASTS];
 }
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -120,7 +124,7 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
 pub async fn migrate(store: &Store) -> Result<MigrationReport, Error> {
     let mut report = MigrationReport::default();
     let existing = store.db.list_collection_names().await?;
-    for name in collections::USER_SCOPED {
+    for name in collections::USER_SCOPED.into_iter().chain(collections::PLATFORM) {
         if existing.iter().any(|e| e == name) {
             continue;
         }

@@ -1,6 +1,6 @@
-//! Users as the platform knows them. So far: whether a user blocked the bot (learned from the
-//! Bot API's 403), which stops messages to them. The bot's conversations add registration,
-//! language and referrals.
+//! Users as the platform knows them: registered, and whether they blocked the bot (learned from
+//! the Bot API's 403), which stops messages to them. The bot's conversations add language and
+//! referrals. `_id` is the Telegram user id, and `user_id` repeats it for the shard key.
 
 use chrono::Utc;
 use mongodb::bson::{doc, Bson};
@@ -17,6 +17,19 @@ pub struct Users {
 impl Users {
     pub fn new(store: &Store) -> Users {
         Users { users: store.collection(collections::USERS) }
+    }
+
+    /// Makes sure the user exists (idempotent).
+    pub async fn register(&self, user_id: UserId) -> mongodb::error::Result<()> {
+        let now = Bson::DateTime(mongodb::bson::DateTime::from_chrono(Utc::now()));
+        self.users
+            .update_one(
+                doc! { "_id": user_id.get(), "user_id": user_id.get() },
+                doc! { "$setOnInsert": { "created_at": now } },
+            )
+            .upsert(true)
+            .await
+            .map(drop)
     }
 
     /// Records that the user blocked the bot (idempotent).

@@ -3,7 +3,8 @@
 
 mod support;
 
-use mongodb::bson::{doc, Document};
+use mongodb::bson::{doc, Bson, Document};
+use obentchi_core::broadcasts::FAN_OUT_COMMENT;
 use obentchi_core::storage::collections;
 use support::spawn_store;
 
@@ -19,4 +20,11 @@ async fn the_recorder_flags_a_query_without_the_shard_key() {
     postings.insert_one(doc! { "_id": "2:k" }).await.unwrap();
     let flagged: Vec<_> = t.recorder.violations().into_iter().map(|v| v.command).collect();
     assert_eq!(flagged, ["find", "insert"]);
+
+    // A deliberate fan-out says so in its comment, and only then passes.
+    let users = t.store.collection::<Document>(collections::USERS);
+    users.find_one(doc! {}).comment(Bson::String(FAN_OUT_COMMENT.into())).await.unwrap();
+    assert_eq!(t.recorder.violations().len(), 2);
+    users.find_one(doc! {}).await.unwrap();
+    assert_eq!(t.recorder.violations().len(), 3);
 }

@@ -11,6 +11,8 @@ use mongodb::event::EventHandler;
 use mongodb::options::ClientOptions;
 
 pub const SHARD_KEY: &str = "user_id";
+/// The comment prefix that marks a deliberate, documented fan-out query.
+pub const FAN_OUT_PREFIX: &str = "fan-out:";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
@@ -68,6 +70,11 @@ impl CommandRecorder {
     fn check(&self, name: &str, command: &Document) {
         let Ok(collection) = command.get_str(name) else { return };
         if !self.user_scoped.iter().any(|c| c == collection) {
+            return;
+        }
+        // A query that must visit every shard says so in its comment (see
+        // obentchi_core::broadcasts::FAN_OUT_COMMENT); nothing else may.
+        if command.get_str("comment").is_ok_and(|c| c.starts_with(FAN_OUT_PREFIX)) {
             return;
         }
         let problem = match name {

@@ -1,4 +1,4 @@
-//! Payment, withdrawal and outbound-message worker pools. Each pool drains its own queue with a concurrency that
+//! Worker pools: payments, withdrawals, outbound messages and broadcasts. Each pool drains its own queue with a concurrency that
 //! follows the queue's depth (see `pool`), exports the depth for Kubernetes, and shuts down
 //! gracefully on SIGTERM within `shutdown_grace_ms`.
 
@@ -7,6 +7,7 @@ pub mod pool;
 
 use std::time::Duration;
 
+use obentchi_core::broadcasts::{BroadcastJob, Broadcasts, Step, BROADCASTS_QUEUE};
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelegramConfig, TelemetryConfig};
 use obentchi_core::outbound::{FloodConfig, FloodControl, OUTBOUND_QUEUE};
 use obentchi_core::users::Users;
@@ -45,6 +46,9 @@ pub struct Config {
     /// How long a claim on a withdrawal in `processing` lasts; must exceed `payout.timeout_ms`.
     #[serde(default = "default_withdrawal_lease_ms")]
     pub withdrawal_lease_ms: u64,
+    /// Recipients per broadcast step.
+    #[serde(default = "default_broadcast_batch")]
+    pub broadcast_batch: usize,
     /// After SIGTERM, how long running jobs may take before the process exits anyway.
     #[serde(default = "default_grace_ms")]
     pub shutdown_grace_ms: u64,
@@ -52,6 +56,9 @@ pub struct Config {
 
 fn default_withdrawal_lease_ms() -> u64 {
     60_000
+}
+fn default_broadcast_batch() -> usize {
+    500
 }
 fn default_grace_ms() -> u64 {
     25_000
@@ -65,6 +72,8 @@ pub struct Queues {
     pub withdrawals: QueueConfig,
     #[serde(default)]
     pub outbound: QueueConfig,
+    #[serde(default)]
+    pub broadcasts: QueueConfig,
 }
 
 /// Withdrawals are slow (an external call each): fetch few at a time so none waits fetched but
@@ -75,7 +84,12 @@ fn withdrawals_queue() -> QueueConfig {
 
 impl Default for Queues {
     fn default() -> Self {
-        Queues { payments: QueueConfig::default(), withdrawals: withdrawals_queue(), outbound: QueueConfig::default() }
+        Queues {
+            payments: QueueConfig::default(),
+            withdrawals: withdrawals_queue(),
+            outbound: QueueConfig::default(),
+            broadcasts: QueueConfig::default(),
+        }
     }
 }
 
@@ -87,6 +101,8 @@ pub struct Pools {
     pub withdrawals: PoolConfig,
     #[serde(default = "outbound_pool")]
     pub outbound: PoolConfig,
+    #[serde(default = "broadcasts_pool")]
+    pub broadcasts: PoolConfig,
 }
 
 fn payments_pool() -> PoolConfig {
@@ -99,10 +115,19 @@ fn withdrawals_pool() -> PoolConfig {
 fn outbound_pool() -> PoolConfig {
     PoolConfig::new(4, 64)
 }
+/// A broadcast step only enqueues; a couple at a time keeps the outbound queue fed.
+fn broadcasts_pool() -> PoolConfig {
+    PoolConfig::new(1, 2)
+}
 
 impl Default for Pools {
     fn default() -> Self {
-        Pools { payments: payments_pool(), withdrawals: withdrawals_pool(), outbound: outbound_pool() }
+        Pools {
+            payments: payments_pool(),
+            withdrawals: withdrawals_pool(),
+            outbound: outbound_pool(),
+            broadcasts: broadcasts_pool(),
+        }
     }
 }
 
@@ -126,8 +151,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let payments_queue = Queue::new(PAYMENTS_QUEUE, config.queues.payments.clone(), connections.redis.clone());
     let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, config.queues.withdrawals.clone(), connections.redis.clone());
     let outbound_queue = Queue::new(OUTBOUND_QUEUE, config.queues.outbound.clone(), connections.redis.clone());
+    let broadcasts_queue = Queue::new(BROADCASTS_QUEUE, config.queues.broadcasts.clone(), connections.redis.clone());
+    let broadcasts = Broadcasts::new(&connections.store, outbound_queue.clone(), broadcasts_queue.clone(), config.broadcast_batch);
     let token = config.telegram.bot_token.expose();
     let sender = outbound::Sender {
+        broadcasts: broadcasts.clone(),
         bot: teloxide::Bot::new(token.as_str()).set_api_url(config.telegram.api_url.parse()?),
         flood: FloodControl::new(connections.redis.clone(), token.bot_id(), &config.flood),
         users: Users::new(&connections.store),
@@ -158,12 +186,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop.clone(),
         |_| {},
     ));
+    let broadcast_pool = tokio::spawn(pool::run(
+        "broadcasts",
+        broadcasts_queue,
+        config.pools.broadcasts.clone(),
+        broadcast_handler(broadcasts),
+        stop.clone(),
+        |_| {},
+    ));
 
     service::serve(config.listen.addr, connections.ops_router()).await?;
     stop.cancel();
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let drained = tokio::time::timeout(grace, async {
-        for pool in [payment_pool, withdrawal_pool, outbound_pool] {
+        for pool in [payment_pool, withdrawal_pool, outbound_pool, broadcast_pool] {
             match pool.await {
                 Ok(Err(err)) => tracing::error!(%err, "pool stopped with an error"),
                 Err(err) => tracing::error!(%err, "pool task failed"),
@@ -204,6 +240,20 @@ pub fn withdrawal_handler<P: PayoutProvider + Clone>(
                 }
                 Err(err) => Err(err.into()),
             }
+        })
+    }
+}
+
+/// The broadcast job: one batch of recipients, then the next step.
+pub fn broadcast_handler(broadcasts: Broadcasts) -> impl Fn(BroadcastJob) -> BoxFuture<'static, Result<(), BoxDynError>> + Clone {
+    move |job: BroadcastJob| {
+        let broadcasts = broadcasts.clone();
+        Box::pin(async move {
+            match broadcasts.step(&job).await? {
+                Step::Continued { cursor } => tracing::debug!(broadcast = job.broadcast_id, cursor, "broadcast continues"),
+                Step::Finished => tracing::info!(broadcast = job.broadcast_id, "broadcast finished"),
+            }
+            Ok(())
         })
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use apalis_core::error::BoxDynError;
 use futures::future::BoxFuture;
+use obentchi_core::broadcasts::Broadcasts;
 use obentchi_core::ids::UserId;
 use obentchi_core::outbound::{FloodControl, OutboundMessage, Permit};
 use obentchi_core::queue::{now_ms, Postpone};
@@ -20,6 +21,7 @@ const MAX_INLINE_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Sender {
+    pub broadcasts: Broadcasts,
     pub bot: Bot,
     pub flood: FloodControl,
     pub users: Users,
@@ -55,6 +57,9 @@ impl Sender {
         match request.await {
             Ok(_) => {
                 metrics::counter!("outbound_messages_total", "outcome" => "sent").increment(1);
+                if let Some(broadcast) = &message.broadcast {
+                    self.broadcasts.record_sent(broadcast).await?;
+                }
                 Ok(())
             }
             Err(RequestError::RetryAfter(after)) => {

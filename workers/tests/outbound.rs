@@ -12,7 +12,7 @@ use serde_json::json;
 use support::Platform;
 
 fn message(chat_id: i64, text: &str) -> OutboundMessage {
-    OutboundMessage { chat_id, text: text.into(), reply_markup: None }
+    OutboundMessage { chat_id, text: text.into(), reply_markup: None, broadcast: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,4 +54,39 @@ async fn messages_are_delivered_once_within_telegrams_limits() {
 
     let stats = platform.outbound_queue.stats().await.unwrap();
     assert_eq!((stats.depth, stats.in_flight, stats.dead), (0, 0, 0), "the 429 postponed a job without using its only attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_reaches_every_user_once_and_a_cancelled_one_nobody() {
+    let mut platform = Platform::start().await;
+    for id in 3001..=3025 {
+        platform.users.register(UserId::new(id).unwrap()).await.unwrap();
+    }
+    for blocked in [3005, 3010] {
+        platform.users.mark_blocked(UserId::new(blocked).unwrap()).await.unwrap();
+    }
+    platform.broadcasts.start("bc-1", "Hello everyone").await.unwrap();
+    platform.broadcasts.start("bc-1", "Hello everyone").await.unwrap();
+    platform.broadcasts.start("bc-2", "Never sent").await.unwrap();
+    platform.broadcasts.cancel("bc-2").await.unwrap();
+    let worker = platform.spawn_worker();
+
+    let mut progress = None;
+    for _ in 0..300 {
+        let broadcast = platform.broadcasts.get("bc-1").await.unwrap();
+        if broadcast.status == obentchi_core::broadcasts::BroadcastStatus::Done && broadcast.sent == 23 {
+            progress = Some(broadcast);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let broadcast = progress.unwrap_or_else(|| panic!("{:?}\n{}", platform.bot_api.calls(), platform.worker_log(worker)));
+    assert_eq!(broadcast.enqueued, 23, "25 users, 2 of whom blocked the bot");
+    for id in 3001..=3025 {
+        let expected: &[&str] = if id == 3005 || id == 3010 { &[] } else { &["Hello everyone"] };
+        assert_eq!(platform.bot_api.delivered_to(id), expected, "user {id}");
+    }
+    let cancelled = platform.broadcasts.get("bc-2").await.unwrap();
+    assert_eq!((cancelled.status, cancelled.enqueued), (obentchi_core::broadcasts::BroadcastStatus::Cancelled, 0));
+    assert!(platform.bot_api.calls().iter().all(|c| c.body["text"] != "Never sent"));
 }

@@ -16,6 +16,7 @@ use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::withdrawals::{NewWithdrawal, WithdrawalJob, WithdrawalStatus, Withdrawals};
+use obentchi_core::broadcasts::{Broadcasts, BROADCASTS_QUEUE};
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::users::Users;
 use obentchi_testkit::{FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisCluster};
@@ -58,6 +59,7 @@ pub struct Platform {
     pub payments_queue: Queue,
     pub withdrawals_queue: Queue,
     pub outbound_queue: Queue,
+    pub broadcasts: Broadcasts,
     config_path: PathBuf,
     dir: tempfile::TempDir,
     workers: Vec<Child>,
@@ -81,7 +83,9 @@ impl Platform {
         let redis = RedisConn::connect(&redis_config(&cluster)).await.unwrap();
         let payments_queue = Queue::new(PAYMENTS_QUEUE, queue_config(), redis.clone());
         let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, queue_config(), redis.clone());
-        let outbound_queue = Queue::new(OUTBOUND_QUEUE, QueueConfig { max_attempts: 1, ..queue_config() }, redis);
+        let outbound_queue = Queue::new(OUTBOUND_QUEUE, QueueConfig { max_attempts: 1, ..queue_config() }, redis.clone());
+        let broadcasts_queue = Queue::new(BROADCASTS_QUEUE, queue_config(), redis);
+        let broadcasts = Broadcasts::new(&store, outbound_queue.clone(), broadcasts_queue, 10);
 
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("workers.toml");
@@ -93,6 +97,7 @@ impl Platform {
             r#"
 listen = {{ addr = "127.0.0.1:0" }}
 withdrawal_lease_ms = 3000
+broadcast_batch = 10
 shutdown_grace_ms = 5000
 [telemetry]
 log_format = "json"
@@ -113,6 +118,8 @@ api_url = "{bot_api_url}"
 {queue}max_attempts = 20
 [queues.withdrawals]
 {queue}max_attempts = 20
+[queues.broadcasts]
+{queue}
 [queues.outbound]
 {queue}
 # One attempt: a postponed send (429, flood control) must not use it up.
@@ -144,6 +151,7 @@ evaluate_every_ms = 500
             payments_queue,
             withdrawals_queue,
             outbound_queue,
+            broadcasts,
             config_path,
             dir,
             workers: Vec::new(),
