@@ -35,3 +35,24 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing() {
     let stats = platform.payments_queue.stats().await.unwrap();
     assert_eq!((stats.depth, stats.dead), (0, 0), "{stats:?}\n{}", platform.worker_log(second));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_running_jobs_and_gives_back_the_rest() {
+    let mut platform = Platform::start().await;
+    platform.seed_payments(PAYMENTS_PER_USER).await;
+    platform.seed_withdrawals().await;
+    let first = platform.spawn_worker();
+    for _ in 0..600 {
+        if platform.credited_xtr().await >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(platform.terminate_worker(first), "clean exit on SIGTERM:\n{}", platform.worker_log(first));
+    let stats = platform.payments_queue.stats().await.unwrap();
+    assert_eq!(stats.in_flight, 0, "nothing held by the stopped worker: {stats:?}");
+    assert!(platform.worker_log(first).contains("shutdown signal received"));
+
+    platform.spawn_worker();
+    platform.assert_everything_done_exactly_once(PAYMENTS_PER_USER as i64).await;
+}

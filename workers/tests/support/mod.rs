@@ -181,6 +181,14 @@ evaluate_every_ms = 500
         child.wait().unwrap();
     }
 
+    /// SIGTERM, as Kubernetes stops a pod; returns whether the process exited cleanly.
+    pub fn terminate_worker(&mut self, index: usize) -> bool {
+        let child = &mut self.workers[index];
+        // SAFETY: kill(2) on our own child's PID.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap().success()
+    }
+
     pub fn worker_log(&self, index: usize) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("worker-{index}.log"))).unwrap_or_default()
     }
