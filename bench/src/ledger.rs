@@ -2,7 +2,6 @@
 //! subscription purchases paid from those deposits.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use mongodb::options::ClientOptions;
@@ -12,7 +11,7 @@ use obentchi_core::money::{Currency, Money};
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::MongoServer;
 
-use crate::cpu::{own_cpu, process_cpu};
+use crate::measure::{build_profile, measure, Measured};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,28 +26,6 @@ pub struct Args {
     concurrency: usize,
 }
 
-struct Phase {
-    name: &'static str,
-    postings: u32,
-    wall: Duration,
-    client_cpu: Duration,
-    server_cpu: Duration,
-}
-
-impl Phase {
-    fn print(&self) {
-        let n = f64::from(self.postings);
-        println!(
-            "| {} | {} | {:.0} | {:.0} | {:.0} |",
-            self.name,
-            self.postings,
-            n / self.wall.as_secs_f64(),
-            self.client_cpu.as_micros() as f64 / n,
-            self.server_cpu.as_micros() as f64 / n,
-        );
-    }
-}
-
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let server = MongoServer::start();
     let server_pid = server.pid().expect("server runs");
@@ -58,55 +35,54 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let provider = ProviderId::new("telegram_stars")?;
     let user = move |i: u32| UserId::new(i64::from(i % args.users) + 1).expect("positive");
 
-    let deposits = measure("deposit credit", args.postings, server_pid, args.concurrency, &ledger, |i| {
+    let deposits = apply("deposit credit", args.postings, server_pid, args.concurrency, &ledger, |i| {
         Posting::deposit(user(i), key(format!("dep:{i}")), provider.clone(), usdt(10_000_000), "deposit")
     })
     .await?;
-    let purchases = measure("subscription purchase", args.postings, server_pid, args.concurrency, &ledger, |i| {
+    let purchases = apply("subscription purchase", args.postings, server_pid, args.concurrency, &ledger, |i| {
         Posting::subscription_purchase(user(i), key(format!("sub:{i}")), usdt(1_000_000), "plan monthly")
     })
     .await?;
 
     println!("| phase | postings | postings/s | client CPU µs/posting | server CPU µs/posting |");
     println!("|---|---|---|---|---|");
-    deposits.print();
-    purchases.print();
+    println!("{}", deposits.row(0));
+    println!("{}", purchases.row(0));
     println!(
-        "\n{} users, concurrency {}, secantusd-rs (WiredTiger, --cache-size 128M), release build",
-        args.users, args.concurrency
+        "\n{} users, concurrency {}, secantusd-rs (WiredTiger, --cache-size 128M), {}",
+        args.users,
+        args.concurrency,
+        build_profile()
     );
     Ok(())
 }
 
-async fn measure(
-    name: &'static str,
+/// Applies `postings` fresh postings built by `build`, `concurrency` at a time.
+async fn apply(
+    label: &str,
     postings: u32,
     server_pid: u32,
     concurrency: usize,
     ledger: &Arc<Ledger>,
     build: impl Fn(u32) -> Result<Posting, obentchi_core::ledger::PostingError>,
-) -> anyhow::Result<Phase> {
+) -> anyhow::Result<Measured> {
     let all: Vec<Posting> = (0..postings).map(build).collect::<Result<_, _>>()?;
-    let (cpu0, server0, start) = (own_cpu(), process_cpu(server_pid), Instant::now());
-    let results: Vec<_> = stream::iter(all)
-        .map(|posting| {
-            let ledger = ledger.clone();
-            async move { ledger.post(&posting).await }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let wall = start.elapsed();
-    for result in results {
-        anyhow::ensure!(matches!(result?, PostOutcome::Applied(_)), "{name}: a fresh key was not applied");
-    }
-    Ok(Phase {
-        name,
-        postings,
-        wall,
-        client_cpu: own_cpu() - cpu0,
-        server_cpu: process_cpu(server_pid) - server0,
+    let mut results = Vec::new();
+    let measured = measure(label, u64::from(postings), server_pid, async {
+        results = stream::iter(all)
+            .map(|posting| {
+                let ledger = ledger.clone();
+                async move { ledger.post(&posting).await }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
     })
+    .await;
+    for result in results {
+        anyhow::ensure!(matches!(result?, PostOutcome::Applied(_)), "{label}: a fresh key was not applied");
+    }
+    Ok(measured)
 }
 
 fn key(k: String) -> IdempotencyKey {

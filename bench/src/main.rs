@@ -1,8 +1,8 @@
 //! `obentchi-bench <benchmark>`: each benchmark starts the servers it needs on loopback and
 //! prints a Markdown table for docs/BENCHMARKS.md. Run release builds via scripts/bench.sh.
 
-mod cpu;
 mod ledger;
+mod measure;
 mod payments;
 mod queue;
 

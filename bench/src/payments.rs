@@ -18,7 +18,7 @@ use obentchi_workers::pool::{self, PoolConfig};
 use obentchi_workers::payment_handler;
 use tokio_util::sync::CancellationToken;
 
-use crate::cpu::{own_cpu, process_cpu};
+use crate::measure::{build_profile, own_cpu, process_cpu};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -80,6 +80,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("| jobs | jobs/s | worker CPU µs/job | MongoDB CPU µs/job | Redis CPU µs/job |");
     println!("|---|---|---|---|---|");
     println!("| {} | {:.0} | {:.0} | {:.0} | {:.1} |", args.jobs, n / wall.as_secs_f64(), per_job(cpu), per_job(mongo_cpu), per_job(redis_cpu));
-    println!("\n{} users, pool concurrency {}, release build", args.users, args.concurrency);
+    println!("\n{} users, pool concurrency {}, {}", args.users, args.concurrency, build_profile());
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
@@ -16,7 +16,7 @@ use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisServer;
 use serde::{Deserialize, Serialize};
 
-use crate::cpu::{own_cpu, process_cpu};
+use crate::measure::{build_profile, measure};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,40 +37,6 @@ struct Noop {
 async fn noop(_job: Noop, done: Data<Arc<AtomicU64>>) -> Result<(), BoxDynError> {
     done.fetch_add(1, Ordering::Relaxed);
     Ok(())
-}
-
-struct Row {
-    phase: String,
-    jobs: u64,
-    wall: Duration,
-    client: Duration,
-    redis: Duration,
-}
-
-impl Row {
-    fn print(&self) {
-        let n = self.jobs as f64;
-        println!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} |",
-            self.phase,
-            self.jobs,
-            n / self.wall.as_secs_f64(),
-            self.client.as_micros() as f64 / n,
-            self.redis.as_micros() as f64 / n
-        );
-    }
-}
-
-async fn measure<F: std::future::Future<Output = ()>>(phase: &str, jobs: u64, redis_pid: u32, work: F) -> Row {
-    let (cpu, redis, start) = (own_cpu(), process_cpu(redis_pid), Instant::now());
-    work.await;
-    Row {
-        phase: phase.to_owned(),
-        jobs,
-        wall: start.elapsed(),
-        client: own_cpu() - cpu,
-        redis: process_cpu(redis_pid) - redis,
-    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -130,11 +96,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     println!("| phase | jobs | jobs/s | client CPU µs/job | Redis CPU µs/job |");
     println!("|---|---|---|---|---|");
-    for row in [&enqueue, &drain, &keyed] {
-        row.print();
+    for phase in [&enqueue, &drain, &keyed] {
+        println!("{}", phase.row(2));
     }
-    let lifecycle = (enqueue.redis + drain.redis).as_micros() as f64 / args.jobs as f64;
+    let lifecycle = (enqueue.server + drain.server).as_micros() as f64 / args.jobs as f64;
     println!("\nRedis CPU per job lifecycle (batched enqueue + fetch + ack): {lifecycle:.2} µs");
-    println!("{} partitions, fetch batch {}, one redis-server 7 on loopback", args.partitions, queue.config().fetch_batch);
+    println!(
+        "{} partitions, fetch batch {}, one redis-server 7 on loopback, {}",
+        args.partitions,
+        queue.config().fetch_batch,
+        build_profile()
+    );
     Ok(())
 }

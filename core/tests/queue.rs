@@ -74,14 +74,14 @@ async fn queue_operations_are_cluster_safe_and_idempotent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_held_by_a_dead_consumer_is_reclaimed_and_counted_as_a_delivery() {
     let cluster = RedisCluster::start();
-    let config = QueueConfig { partitions: 1, visibility_timeout_ms: 300, max_attempts: 3, ..QueueConfig::default() };
+    let config = QueueConfig { partitions: 1, visibility_timeout_ms: 2_000, max_attempts: 3, ..QueueConfig::default() };
     let queue = cluster_queue(&cluster, "reclaim", config).await;
     queue.enqueue(&Job { n: 7, fail: false }, None).await.unwrap();
 
     let held = queue.fetch(0, "crashed-consumer", 10).await.unwrap();
     assert_eq!(held.len(), 1);
     assert!(queue.reclaim(0, "rescuer", 10).await.unwrap().is_empty(), "not idle long enough yet");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     let reclaimed = queue.reclaim(0, "rescuer", 10).await.unwrap();
     assert_eq!(reclaimed.len(), 1);
     assert_eq!(reclaimed[0].entry_id, held[0].entry_id);

@@ -13,11 +13,12 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-/// One call the bot made.
+/// One call the bot made, and the HTTP status it was answered with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BotCall {
     pub method: String,
     pub body: Value,
+    pub status: u16,
 }
 
 #[derive(Default)]
@@ -47,11 +48,7 @@ impl FakeBotApi {
     pub async fn start_on(addr: &str) -> FakeBotApi {
         let shared = Shared::default();
         let app = Router::new().route("/{bot}/{method}", post(call)).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind fake Bot API");
-        let addr = listener.local_addr().expect("local addr");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("fake Bot API serves");
-        });
+        let (addr, server) = crate::serve_http(addr, app).await;
         FakeBotApi { addr, shared, server }
     }
 
@@ -75,12 +72,16 @@ impl FakeBotApi {
         self.shared.0.lock().unwrap().calls.clone()
     }
 
-    /// Texts of the messages delivered (answered `ok`) to `chat_id`, in order.
+    /// Every call about `chat_id`, in order.
+    pub fn calls_to(&self, chat_id: i64) -> Vec<BotCall> {
+        self.calls().into_iter().filter(|c| c.body["chat_id"] == chat_id).collect()
+    }
+
+    /// Texts of the messages delivered (answered 200) to `chat_id`, in order.
     pub fn delivered_to(&self, chat_id: i64) -> Vec<String> {
-        self.calls()
+        self.calls_to(chat_id)
             .into_iter()
-            .filter(|c| c.method.eq_ignore_ascii_case("sendmessage") && c.body["chat_id"] == chat_id)
-            .filter(|c| c.body["__delivered"] == true)
+            .filter(|c| c.method.eq_ignore_ascii_case("sendmessage") && c.status == 200)
             .filter_map(|c| c.body["text"].as_str().map(str::to_owned))
             .collect()
     }
@@ -100,7 +101,7 @@ fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Re
     (status, Json(body)).into_response()
 }
 
-async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, String)>, Json(mut body): Json<Value>) -> Response {
+async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, String)>, Json(body): Json<Value>) -> Response {
     let mut behaviour = shared.0.lock().unwrap();
     let chat_id = body["chat_id"].as_i64().unwrap_or_default();
     let answer = if behaviour.rate_limited_calls > 0 {
@@ -114,7 +115,6 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
     } else if behaviour.blocked_chats.contains(&chat_id) {
         error(StatusCode::FORBIDDEN, "Forbidden: bot was blocked by the user", None)
     } else {
-        body["__delivered"] = json!(true);
         let message_id = behaviour.calls.len() + 1;
         let result = json!({
             "message_id": message_id,
@@ -124,6 +124,6 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
         });
         Json(json!({ "ok": true, "result": result })).into_response()
     };
-    behaviour.calls.push(BotCall { method, body });
+    behaviour.calls.push(BotCall { method, body, status: answer.status().as_u16() });
     answer
 }

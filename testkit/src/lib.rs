@@ -25,6 +25,16 @@ pub use payout_provider::{FakePayoutProvider, PayoutMode};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Serves `app` on `addr` (port 0: a free one) in a task; the fakes of external systems use it.
+async fn serve_http(addr: &str, app: axum::Router) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+    let bound = listener.local_addr().expect("local addr");
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("fake server serves");
+    });
+    (bound, server)
+}
+
 /// The MongoDB-wire server binary: `$SECANTUSD_BIN`, or where `scripts/lib.sh` installs it.
 pub fn secantusd_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("SECANTUSD_BIN") {

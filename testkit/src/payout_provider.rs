@@ -56,11 +56,7 @@ impl FakePayoutProvider {
             .route("/payouts", post(create))
             .route("/payouts/{id}", get(lookup))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind payout provider");
-        let addr = listener.local_addr().expect("local addr");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("payout provider serves");
-        });
+        let (addr, server) = crate::serve_http(addr, app).await;
         FakePayoutProvider { addr, shared, server }
     }
 

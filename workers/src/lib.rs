@@ -162,44 +162,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let stop = CancellationToken::new();
-    let payment_pool = tokio::spawn(pool::run(
-        "payments",
-        payments_queue,
-        config.pools.payments.clone(),
-        payment_handler(payments),
-        stop.clone(),
-        |_| {},
-    ));
-    let withdrawal_pool = tokio::spawn(pool::run(
-        "withdrawals",
-        withdrawals_queue,
-        config.pools.withdrawals.clone(),
-        withdrawal_handler(withdrawals, provider),
-        stop.clone(),
-        |_| {},
-    ));
-    let outbound_pool = tokio::spawn(pool::run(
-        "outbound",
-        outbound_queue,
-        config.pools.outbound.clone(),
-        outbound::outbound_handler(sender),
-        stop.clone(),
-        |_| {},
-    ));
-    let broadcast_pool = tokio::spawn(pool::run(
-        "broadcasts",
-        broadcasts_queue,
-        config.pools.broadcasts.clone(),
-        broadcast_handler(broadcasts),
-        stop.clone(),
-        |_| {},
-    ));
+    let pools = [
+        pool::spawn("payments", payments_queue, config.pools.payments.clone(), payment_handler(payments), &stop),
+        pool::spawn(
+            "withdrawals",
+            withdrawals_queue,
+            config.pools.withdrawals.clone(),
+            withdrawal_handler(withdrawals, provider),
+            &stop,
+        ),
+        pool::spawn("outbound", outbound_queue, config.pools.outbound.clone(), outbound::outbound_handler(sender), &stop),
+        pool::spawn("broadcasts", broadcasts_queue, config.pools.broadcasts.clone(), broadcast_handler(broadcasts), &stop),
+    ];
 
     service::serve(config.listen.addr, connections.ops_router()).await?;
     stop.cancel();
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let drained = tokio::time::timeout(grace, async {
-        for pool in [payment_pool, withdrawal_pool, outbound_pool, broadcast_pool] {
+        for pool in pools {
             match pool.await {
                 Ok(Err(err)) => tracing::error!(%err, "pool stopped with an error"),
                 Err(err) => tracing::error!(%err, "pool task failed"),

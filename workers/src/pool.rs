@@ -122,7 +122,24 @@ pub struct PoolHandle {
 
 const KEPT_DECISIONS: usize = 50;
 
-/// Runs `handler` on `queue` until `stop`, then lets running jobs finish.
+/// Starts a pool as a task (see `run`).
+pub fn spawn<Args, H, Fut>(
+    name: &'static str,
+    queue: Queue,
+    config: PoolConfig,
+    handler: H,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>>
+where
+    Args: DeserializeOwned + Send + Sync + Unpin + 'static,
+    H: Fn(Args) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxDynError>> + Send + 'static,
+{
+    tokio::spawn(run(name, queue, config, handler, stop.clone(), |_| {}))
+}
+
+/// Runs `handler` on `queue` until `stop`, then lets running jobs finish. `on_start` receives
+/// the pool's handle (its live concurrency and scaling decisions).
 pub async fn run<Args, H, Fut>(
     name: &'static str,
     queue: Queue,

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::Platform;
 
 const PAYMENTS_PER_USER: u64 = 100;
@@ -17,15 +15,7 @@ async fn a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing() {
 
     let first = platform.spawn_worker();
     // Kill it once it has visibly started, well before it could have finished.
-    let mut progress = 0;
-    for _ in 0..600 {
-        progress = platform.credited_xtr().await;
-        if progress >= 100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(progress >= 100, "the first worker never got going:\n{}", platform.worker_log(first));
+    platform.wait_for_credits(100, first).await;
     platform.kill_worker(first);
     let at_kill = platform.credited_xtr().await;
     println!("killed the first worker after {at_kill} of {} credits", PAYMENTS_PER_USER * 20);
@@ -42,12 +32,7 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest() {
     platform.seed_payments(PAYMENTS_PER_USER).await;
     platform.seed_withdrawals().await;
     let first = platform.spawn_worker();
-    for _ in 0..600 {
-        if platform.credited_xtr().await >= 100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    platform.wait_for_credits(100, first).await;
     assert!(platform.terminate_worker(first), "clean exit on SIGTERM:\n{}", platform.worker_log(first));
     let stats = platform.payments_queue.stats().await.unwrap();
     assert_eq!(stats.in_flight, 0, "nothing held by the stopped worker: {stats:?}");

@@ -20,12 +20,7 @@ async fn a_master_killed_during_processing_loses_no_job_and_doubles_no_payout() 
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let worker = platform.spawn_worker();
-    for _ in 0..600 {
-        if platform.credited_xtr().await >= 100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    platform.wait_for_credits(100, worker).await;
     let slot_of_partition_0: u16 = platform.cluster.nodes()[0]
         .cli(&["cluster", "keyslot", "{q:payments:0}:stream"])
         .trim()

@@ -48,9 +48,13 @@ async fn messages_are_delivered_once_within_telegrams_limits() {
     let mut texts = platform.bot_api.delivered_to(1001);
     texts.sort();
     assert_eq!(texts, ["hello 1", "hello 2", "hello 3"], "each delivered once");
-    let page = platform.bot_api.calls().into_iter().find(|c| c.body["chat_id"] == 1003).unwrap();
+    let page = platform.bot_api.calls_to(1003).into_iter().find(|c| c.status == 200).unwrap();
     assert_eq!(page.body["reply_markup"], keyboard);
-    assert_eq!(platform.bot_api.calls().iter().filter(|c| c.body["chat_id"] == 2002).count(), 1, "a blocked user is not retried");
+    let statuses: Vec<u16> = platform.bot_api.calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
+    let to_blocked: Vec<u16> = platform.bot_api.calls_to(2002).iter().map(|c| c.status).collect();
+    assert_eq!(to_blocked.last(), Some(&403), "{to_blocked:?}");
+    assert_eq!(to_blocked.iter().filter(|s| **s == 403).count(), 1, "a blocked user is not retried: {to_blocked:?}");
 
     let stats = platform.outbound_queue.stats().await.unwrap();
     assert_eq!((stats.depth, stats.in_flight, stats.dead), (0, 0, 0), "the 429 postponed a job without using its only attempt");

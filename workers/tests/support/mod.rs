@@ -238,6 +238,17 @@ evaluate_every_ms = 500
         }
     }
 
+    /// Waits until a worker has visibly started crediting: at least `credits` XTR in.
+    pub async fn wait_for_credits(&self, credits: i64, worker: usize) {
+        for _ in 0..600 {
+            if self.credited_xtr().await >= credits {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("worker {worker} never got going:\n{}", self.worker_log(worker));
+    }
+
     pub async fn credited_xtr(&self) -> i64 {
         let mut total = 0;
         for i in 1..=USERS {
