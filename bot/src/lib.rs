@@ -1,11 +1,131 @@
-//! Telegram webhook receivers and update consumers. So far: the shared ops endpoints
-//! (`/healthz`, `/readyz`, `/metrics`); receivers and consumers arrive with their issue.
+//! The Telegram side: stateless webhook receivers (`receiver`) and, with their issue, the
+//! update consumers and conversations. `webhook` manages Telegram's webhook registration.
 
-use obentchi_core::service::{self, Connections};
+pub mod receiver;
+pub mod webhook;
 
-pub use obentchi_core::service::BaseConfig as Config;
+use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
+use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::service::{self, Connections, ServiceConfig};
+use serde::{Deserialize, Deserializer, Serialize};
 
+pub const UPDATES_QUEUE: &str = "updates";
+
+/// The secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token`: 1–256 of `A-Za-z0-9_-`.
+/// Shared by all replicas (each having its own would make them reject each other's traffic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for WebhookSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let secret = String::deserialize(deserializer)?;
+        let valid = (1..=256).contains(&secret.len())
+            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if valid {
+            Ok(WebhookSecret(secret))
+        } else {
+            Err(serde::de::Error::custom("expected 1 to 256 characters of A-Z, a-z, 0-9, _ and -"))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookConfig {
+    pub secret: Secret<WebhookSecret>,
+    /// The path the receivers serve and nginx routes (`/telegram/webhook` by default).
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// The public URL registered with Telegram by `webhook set` (path included).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Update kinds Telegram should send (`webhook set`).
+    #[serde(default = "default_allowed_updates")]
+    pub allowed_updates: Vec<String>,
+    /// Concurrent connections Telegram may open (1–100, `webhook set`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u8,
+}
+
+fn default_path() -> String {
+    "/telegram/webhook".into()
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_allowed_updates() -> Vec<String> {
+    ["message", "edited_message", "callback_query", "pre_checkout_query", "my_chat_member"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_max_connections() -> u8 {
+    100
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    pub mongodb: MongoConfig,
+    pub redis: RedisConfig,
+    pub telegram: TelegramConfig,
+    pub webhook: WebhookConfig,
+    #[serde(default = "updates_queue")]
+    pub updates: QueueConfig,
+}
+
+/// Many partitions: a chat's updates are consumed in order within its partition, so more
+/// partitions means more chats in parallel.
+fn updates_queue() -> QueueConfig {
+    QueueConfig { partitions: 32, ..QueueConfig::default() }
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+/// The receiver service, bound and ready to serve.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let connections = Connections::open(&config.mongodb, &config.redis).await?;
+        let updates = Queue::new(UPDATES_QUEUE, config.updates.clone(), connections.redis.clone());
+        let receiver = receiver::Receiver {
+            secret: config.webhook.secret.expose().as_str().to_owned(),
+            bot_id: config.telegram.bot_token.expose().bot_id().to_owned(),
+            updates,
+        };
+        let router = receiver::router(&config.webhook.path, config.webhook.max_body_bytes, receiver)
+            .merge(connections.ops_router());
+        Ok(Application { listener: service::bind(config.listen.addr).await?, router })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serves until SIGTERM.
+    pub async fn run(self) -> anyhow::Result<()> {
+        service::serve_on(self.listener, self.router).await
+    }
+}
+
+/// Serves the webhook receiver and the ops endpoints.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let connections = Connections::open(&config.mongodb, &config.redis).await?;
-    service::serve(config.listen.addr, connections.ops_router()).await
+    Application::build(config).await?.run().await
 }

@@ -114,7 +114,15 @@ impl Connections {
 /// Serves `router` (with request ids and request spans) on `addr` until SIGTERM or Ctrl-C, then
 /// lets in-flight requests finish.
 pub async fn serve(addr: SocketAddr, router: axum::Router) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    serve_on(bind(addr).await?, router).await
+}
+
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
+}
+
+/// `serve` on a listener already bound (tests bind port 0 and read the port first).
+pub async fn serve_on(listener: tokio::net::TcpListener, router: axum::Router) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     axum::serve(listener, telemetry::with_request_ids(router))
         .with_graceful_shutdown(shutdown_signal())

@@ -272,7 +272,7 @@ impl Queue {
         }
     }
 
-    fn envelope<T: Serialize>(job: &T, key: Option<&str>) -> Result<Envelope, QueueError> {
+    fn envelope<T: Serialize + ?Sized>(job: &T, key: Option<&str>) -> Result<Envelope, QueueError> {
         Ok(Envelope {
             id: uuid::Uuid::now_v7().to_string(),
             key: key.map(str::to_owned),
@@ -284,22 +284,40 @@ impl Queue {
 
     /// Enqueues a job. With a key, the job goes to the key's partition and a key enqueued again
     /// within the dedupe TTL is not added twice.
-    pub async fn enqueue<T: Serialize>(&self, job: &T, key: Option<&str>) -> Result<Enqueued, QueueError> {
-        let envelope = Self::envelope(job, key)?;
-        let mut redis = self.redis.clone();
-        let Some(key) = key else {
-            let partition = self.any_partition();
-            let () = redis::cmd("XADD")
-                .arg(self.stream_key(partition))
-                .arg("*")
-                .arg("j")
-                .arg(envelope.encode())
-                .query_async::<Value>(&mut redis)
-                .await
-                .map(drop)?;
-            return Ok(Enqueued::Added { job_id: envelope.id });
-        };
-        let partition = self.partition_of(key);
+    pub async fn enqueue<T: Serialize + ?Sized>(&self, job: &T, key: Option<&str>) -> Result<Enqueued, QueueError> {
+        match key {
+            Some(key) => self.enqueue_in(self.partition_of(key), job, key).await,
+            None => {
+                let envelope = Self::envelope(job, None)?;
+                let partition = self.any_partition();
+                let () = redis::cmd("XADD")
+                    .arg(self.stream_key(partition))
+                    .arg("*")
+                    .arg("j")
+                    .arg(envelope.encode())
+                    .query_async::<Value>(&mut self.redis.clone())
+                    .await
+                    .map(drop)?;
+                metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(1);
+                Ok(Enqueued::Added { job_id: envelope.id })
+            }
+        }
+    }
+
+    /// Enqueues a job with idempotency key `key` into the partition of `partition_key`: jobs
+    /// that must stay in order (one chat's updates) share a partition key, while each keeps its
+    /// own idempotency key. The same key must always come with the same partition key.
+    pub async fn enqueue_ordered<T: Serialize + ?Sized>(
+        &self,
+        job: &T,
+        key: &str,
+        partition_key: &str,
+    ) -> Result<Enqueued, QueueError> {
+        self.enqueue_in(self.partition_of(partition_key), job, key).await
+    }
+
+    async fn enqueue_in<T: Serialize + ?Sized>(&self, partition: u16, job: &T, key: &str) -> Result<Enqueued, QueueError> {
+        let envelope = Self::envelope(job, Some(key))?;
         let (added, job_id): (i64, String) = self
             .scripts
             .enqueue
@@ -308,7 +326,7 @@ impl Queue {
             .arg(envelope.encode())
             .arg(&envelope.id)
             .arg(self.config.dedupe_ttl_ms)
-            .invoke_async(&mut redis)
+            .invoke_async(&mut self.redis.clone())
             .await?;
         metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(added as u64);
         Ok(if added == 1 { Enqueued::Added { job_id } } else { Enqueued::Duplicate { job_id } })
