@@ -5,6 +5,7 @@ mod ledger;
 mod measure;
 mod payments;
 mod queue;
+mod receiver;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ enum Benchmark {
     Queue(queue::Args),
     /// Payment jobs end to end through the payment pool, with ledger writes.
     Payments(payments::Args),
+    /// The webhook receiver under wrk (needs `--bot <release obentchi-bot>`).
+    Receiver(receiver::Args),
 }
 
 #[tokio::main]
@@ -31,5 +34,6 @@ async fn main() -> anyhow::Result<()> {
         Benchmark::Ledger(args) => ledger::run(args).await,
         Benchmark::Queue(args) => queue::run(args).await,
         Benchmark::Payments(args) => payments::run(args).await,
+        Benchmark::Receiver(args) => receiver::run(args).await,
     }
 }
