@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use obentchi_core::service::{self, ConfigArgs};
 
-/// OBENTCHI payment and withdrawal worker pools.
+/// OBENTCHI worker pools: payments, withdrawals, outbound messages, broadcasts.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {

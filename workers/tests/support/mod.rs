@@ -193,6 +193,20 @@ evaluate_every_ms = 500
         std::fs::read_to_string(self.dir.path().join(format!("worker-{index}.log"))).unwrap_or_default()
     }
 
+    /// The queue's stats once nothing waits or runs (acks are batched, so they land shortly
+    /// after the last effect), or as they are after 5 s.
+    pub async fn settled(queue: &Queue) -> obentchi_core::queue::QueueStats {
+        let mut stats = queue.stats().await.unwrap();
+        for _ in 0..50 {
+            if stats.depth == 0 && stats.in_flight == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stats = queue.stats().await.unwrap();
+        }
+        stats
+    }
+
     pub fn user(i: i64) -> UserId {
         UserId::new(i).unwrap()
     }
