@@ -1,11 +1,21 @@
-//! The Telegram side: stateless webhook receivers (`receiver`) and, with their issue, the
-//! update consumers and conversations. `webhook` manages Telegram's webhook registration.
+//! The Telegram side: stateless webhook receivers (`receiver`), update consumers that keep
+//! each chat in order (`consumer`) and what the bot does with updates (`handlers`). `webhook`
+//! manages Telegram's webhook registration.
 
+pub mod consumer;
+pub mod handlers;
 pub mod receiver;
 pub mod webhook;
 
+use std::time::Duration;
+
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
+use obentchi_core::ledger::Ledger;
+use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::users::Users;
+use teloxide::prelude::Requester;
+use tokio_util::sync::CancellationToken;
 use obentchi_core::service::{self, Connections, ServiceConfig};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -81,6 +91,17 @@ pub struct Config {
     pub webhook: WebhookConfig,
     #[serde(default = "updates_queue")]
     pub updates: QueueConfig,
+    /// Must match the workers' `queues.outbound` (producers and consumers of one queue agree
+    /// on its partitions).
+    #[serde(default)]
+    pub outbound: QueueConfig,
+    /// How long a consumer's claim on a partition lasts without renewal.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub partition_lease_ms: u64,
+}
+
+fn default_lease_ttl_ms() -> u64 {
+    10_000
 }
 
 /// Many partitions: a chat's updates are consumed in order within its partition, so more
@@ -128,4 +149,41 @@ impl Application {
 /// Serves the webhook receiver and the ops endpoints.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     Application::build(config).await?.run().await
+}
+
+/// Runs update consumers (and the ops endpoints) until SIGTERM, then finishes the update in
+/// hand on every partition and releases them.
+pub async fn consume(config: Config) -> anyhow::Result<()> {
+    let connections = Connections::open(&config.mongodb, &config.redis).await?;
+    let bot = webhook::bot(&config)?;
+    // Fetched once: commands addressed as /cmd@botname need the bot's username.
+    let me = bot.get_me().await?;
+    let deps = handlers::Deps {
+        users: Users::new(&connections.store),
+        ledger: Ledger::new(connections.store.clone()),
+        outbound: Queue::new(OUTBOUND_QUEUE, config.outbound.clone(), connections.redis.clone()),
+        bot_id: config.telegram.bot_token.expose().bot_id().to_owned(),
+    };
+    let updates = Queue::new(UPDATES_QUEUE, config.updates.clone(), connections.redis.clone());
+    updates.ensure_groups().await?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let consumer = consumer::Consumer {
+        queue: updates,
+        redis: connections.redis.clone(),
+        name: format!("consumer-{host}-{}-{}", std::process::id(), now_suffix()),
+        deps,
+        me,
+        lease_ttl: Duration::from_millis(config.partition_lease_ms),
+    };
+    let stop = CancellationToken::new();
+    let consuming = tokio::spawn(consumer.run(stop.clone()));
+    service::serve(config.listen.addr, connections.ops_router()).await?;
+    stop.cancel();
+    consuming.await?;
+    Ok(())
+}
+
+/// Distinguishes two starts of the same process id.
+fn now_suffix() -> u64 {
+    obentchi_core::queue::now_ms() % 1_000_000_007
 }

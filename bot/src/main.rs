@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use obentchi_bot::{webhook, Config};
 use obentchi_core::service::{self, ConfigArgs};
 
-/// OBENTCHI Telegram bot: webhook receivers.
+/// OBENTCHI Telegram bot: webhook receivers and update consumers.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Serve the webhook receiver (the default).
     Serve,
+    /// Consume updates: handle each chat's updates in order.
+    Consume,
     /// Manage the webhook registered with Telegram; run once per deploy.
     Webhook {
         #[command(subcommand)]
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => service::main(&cli.config, obentchi_bot::run),
+        Command::Consume => service::main(&cli.config, obentchi_bot::consume),
         Command::Webhook { action } => service::main(&cli.config, move |config: Config| async move {
             let outcome = match action {
                 WebhookAction::Set => webhook::set(&config).await?,

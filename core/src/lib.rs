@@ -3,6 +3,7 @@
 pub mod broadcasts;
 pub mod config;
 pub mod ids;
+pub mod lease;
 pub mod ledger;
 pub mod money;
 pub mod ops;

@@ -112,6 +112,13 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
             &format!("Too Many Requests: retry after {retry_after}"),
             Some(json!({ "retry_after": retry_after })),
         )
+    } else if method.eq_ignore_ascii_case("getme") {
+        let me = json!({
+            "id": 7_000_000_001_i64, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot",
+            "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+            "can_connect_to_business": false, "has_main_web_app": false,
+        });
+        Json(json!({ "ok": true, "result": me })).into_response()
     } else if behaviour.blocked_chats.contains(&chat_id) {
         error(StatusCode::FORBIDDEN, "Forbidden: bot was blocked by the user", None)
     } else {

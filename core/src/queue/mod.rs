@@ -375,13 +375,26 @@ impl Queue {
 
     /// Takes over jobs of one partition that another consumer held past the visibility timeout.
     pub async fn reclaim(&self, partition: u16, consumer: &str, count: usize) -> Result<Vec<Delivery>, QueueError> {
+        self.reclaim_idle(partition, consumer, count, self.config.visibility_timeout_ms).await
+    }
+
+    /// Takes over up to `count` of a partition's pending jobs idle at least `min_idle_ms`, oldest
+    /// first. A consumer that just won a partition's lease takes all of them (`min_idle_ms` 0):
+    /// the lease says nobody else may run them.
+    pub async fn reclaim_idle(
+        &self,
+        partition: u16,
+        consumer: &str,
+        count: usize,
+        min_idle_ms: u64,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let reply: Vec<(String, String, u32)> = match self
             .scripts
             .reclaim
             .key(self.stream_key(partition))
             .arg(GROUP)
             .arg(consumer)
-            .arg(self.config.visibility_timeout_ms)
+            .arg(min_idle_ms)
             .arg(count)
             .invoke_async(&mut self.redis.clone())
             .await

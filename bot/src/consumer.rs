@@ -1,0 +1,252 @@
+//! Update consumers: any number of replicas, and one chat's updates handled in the order
+//! Telegram sent them.
+//!
+//! Receivers put all updates of a chat on one partition of the updates queue, in order
+//! (Telegram sends a chat's next update only after the previous request ended). Each partition
+//! is read by at most one consumer at a time, under a lease, one update after another; consumers
+//! share the partitions fairly (`ceil(partitions / live consumers)` each, from a heartbeat set)
+//! and a consumer that wins a partition first takes over what its previous holder left pending,
+//! oldest first. The last update id handled per chat is recorded: a redelivered update is
+//! skipped, and one older than the last is counted as out of order (the metric should stay 0).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use obentchi_core::lease::{Acquired, Lease};
+use obentchi_core::queue::{now_ms, Delivery, Queue};
+use obentchi_core::redis_conn::RedisConn;
+use redis::Script;
+use teloxide::types::Me;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::handlers::{self, Deps};
+use crate::receiver::UpdateHead;
+
+/// Handling attempts before an update is dead-lettered (it cannot be put back without
+/// reordering the chat).
+const HANDLE_ATTEMPTS: u32 = 3;
+/// How long the last handled id of a chat is remembered.
+const LAST_ID_TTL_MS: u64 = 7 * 24 * 3_600_000;
+
+// KEYS: last handled id of a chat. ARGV: update id. Returns 0 for a duplicate, -1 for an update
+// older than the last, 1 otherwise.
+const CHECK_ORDER: &str = r"
+local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local id = tonumber(ARGV[1])
+if id == last then return 0 end
+if id < last then return -1 end
+return 1
+";
+
+#[derive(Clone)]
+pub struct Consumer {
+    pub queue: Queue,
+    pub redis: RedisConn,
+    /// Unique per process start.
+    pub name: String,
+    pub deps: Deps,
+    pub me: Me,
+    pub lease_ttl: Duration,
+}
+
+struct Held {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Consumer {
+    fn tag(&self, partition: u16) -> String {
+        format!("{{q:{}:{partition}}}", self.queue.name())
+    }
+
+    fn lease(&self, partition: u16) -> Lease {
+        Lease::new(self.redis.clone(), &self.tag(partition), &self.name, self.lease_ttl)
+    }
+
+    /// Live consumers, from a heartbeat set (one key; any slot).
+    async fn live_consumers(&self) -> redis::RedisResult<u64> {
+        let key = format!("{}:consumers", self.queue.name());
+        let now = now_ms();
+        let expired = now.saturating_sub(3 * self.lease_ttl.as_millis() as u64);
+        let (_, _, live): ((), (), u64) = redis::pipe()
+            .cmd("ZADD").arg(&key).arg(now).arg(&self.name)
+            .cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(expired)
+            .cmd("ZCARD").arg(&key)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(live.max(1))
+    }
+
+    /// Balances partitions until `stop`, then finishes the update in hand on each and releases.
+    pub async fn run(self, stop: CancellationToken) {
+        let partitions = self.queue.config().partitions;
+        let mut held: HashMap<u16, Held> = HashMap::new();
+        let mut tick = tokio::time::interval(self.lease_ttl / 4);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            held.retain(|_, h| !h.task.is_finished());
+            let live = match self.live_consumers().await {
+                Ok(live) => live,
+                Err(err) => {
+                    tracing::warn!(%err, "heartbeat failed");
+                    continue;
+                }
+            };
+            let share = usize::from(partitions).div_ceil(live as usize);
+            // Give back the surplus first, so a newcomer can take it.
+            while held.len() > share {
+                let surplus = *held.keys().next().expect("non-empty");
+                if let Some(h) = held.remove(&surplus) {
+                    h.stop.cancel();
+                }
+            }
+            let start = (now_ms() % u64::from(partitions)) as u16;
+            for offset in 0..partitions {
+                if held.len() >= share {
+                    break;
+                }
+                let partition = (start + offset) % partitions;
+                if held.contains_key(&partition) {
+                    continue;
+                }
+                match self.lease(partition).acquire().await {
+                    Ok(Acquired::New { token }) => {
+                        tracing::info!(partition, token, "partition acquired");
+                        let partition_stop = stop.child_token();
+                        let task = tokio::spawn(self.clone().consume(partition, partition_stop.clone()));
+                        held.insert(partition, Held { stop: partition_stop, task });
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(%err, partition, "lease acquisition failed"),
+                }
+            }
+            metrics::gauge!("update_partitions_held").set(held.len() as f64);
+        }
+        for (_, h) in held.drain() {
+            h.stop.cancel();
+            let _ = h.task.await;
+        }
+    }
+
+    /// Reads one partition in order while holding its lease.
+    async fn consume(self, partition: u16, stop: CancellationToken) {
+        let lease = self.lease(partition);
+        let renew_every = self.lease_ttl / 3;
+        let mut renewed_at = tokio::time::Instant::now();
+        let mut taking_over = true;
+        while !stop.is_cancelled() {
+            if renewed_at.elapsed() >= renew_every {
+                match lease.renew().await {
+                    Ok(true) => renewed_at = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        tracing::warn!(partition, "partition lease lost");
+                        return;
+                    }
+                    Err(err) => tracing::warn!(%err, partition, "lease renewal failed"),
+                }
+            }
+            let batch = if taking_over {
+                self.queue.reclaim_idle(partition, &self.name, 100, 0).await
+            } else {
+                self.queue.fetch(partition, &self.name, 10).await
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(err) => {
+                    tracing::warn!(%err, partition, "fetch failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                if taking_over {
+                    taking_over = false;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                continue;
+            }
+            for delivery in batch {
+                self.handle_in_order(&delivery).await;
+            }
+        }
+        if let Err(err) = lease.release().await {
+            tracing::warn!(%err, partition, "lease release failed; it expires by itself");
+        }
+    }
+
+    async fn handle_in_order(&self, delivery: &Delivery) {
+        let span = obentchi_core::telemetry::job_span(self.queue.name(), &delivery.envelope.id);
+        self.handle_in_span(delivery).instrument(span).await
+    }
+
+    async fn handle_in_span(&self, delivery: &Delivery) {
+        let raw = delivery.envelope.payload.get();
+        let head = UpdateHead::parse(raw.as_bytes()).ok();
+        let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| format!("{}:last:{chat}", self.tag(delivery.partition))));
+        if let (Some(head), Some(key)) = (&head, &last_key) {
+            let order: i64 = Script::new(CHECK_ORDER)
+                .key(key)
+                .arg(head.update_id)
+                .invoke_async(&mut self.redis.clone())
+                .await
+                .unwrap_or(1);
+            if order == 0 {
+                metrics::counter!("updates_total", "outcome" => "duplicate").increment(1);
+                self.ack(delivery).await;
+                return;
+            }
+            if order < 0 {
+                metrics::counter!("updates_out_of_order_total").increment(1);
+                tracing::error!(update_id = head.update_id, "update handled out of order");
+            }
+        }
+        let mut outcome = Err("not attempted".into());
+        for attempt in 1..=HANDLE_ATTEMPTS {
+            outcome = handlers::handle(raw, &self.me, &self.deps).await;
+            match &outcome {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(%err, attempt, "update handling failed");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        match outcome {
+            Ok(()) => {
+                if let (Some(head), Some(key)) = (&head, &last_key) {
+                    let recorded: redis::RedisResult<()> = redis::cmd("SET")
+                        .arg(key)
+                        .arg(head.update_id)
+                        .arg("PX")
+                        .arg(LAST_ID_TTL_MS)
+                        .query_async(&mut self.redis.clone())
+                        .await;
+                    if let Err(err) = recorded {
+                        tracing::warn!(%err, "could not record the last handled update");
+                    }
+                }
+                metrics::counter!("updates_total", "outcome" => "handled").increment(1);
+                self.ack(delivery).await;
+            }
+            Err(err) => {
+                metrics::counter!("updates_total", "outcome" => "dead").increment(1);
+                if let Err(queue_err) = self.queue.bury(delivery, &err.to_string()).await {
+                    tracing::error!(%queue_err, "could not dead-letter an update");
+                }
+            }
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery) {
+        if let Err(err) = self.queue.ack(delivery.partition, std::slice::from_ref(&delivery.entry_id)).await {
+            // It comes back to this partition's next holder, which skips it as a duplicate.
+            tracing::warn!(%err, "ack failed");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Two receiver processes and two consumer processes: each chat's updates are handled in the
+//! order Telegram sent them, also when a consumer is killed and the other takes over.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mongodb::options::ClientOptions;
+use obentchi_bot::receiver::SECRET_HEADER;
+use obentchi_core::config::{NonEmpty, RedisConfig, RedisMode, RedisUrl, Secret};
+use obentchi_core::outbound::OUTBOUND_QUEUE;
+use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::redis_conn::RedisConn;
+use obentchi_core::storage::{migrate, Store};
+use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
+
+const SECRET: &str = "order-test-secret";
+const CHATS: i64 = 4;
+const UPDATES_PER_PHASE: i64 = 30;
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(config: &std::path::Path, command: &str, port: u16, log: &std::path::Path) -> Process {
+    let log = std::fs::File::create(log).unwrap();
+    Process(
+        Command::new(env!("CARGO_BIN_EXE_obentchi-bot"))
+            .arg("--config")
+            .arg(config)
+            .arg(command)
+            .env("OBENTCHI_LISTEN__ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn wait_healthy(client: &reqwest::Client, port: u16) {
+    for _ in 0..200 {
+        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("process on port {port} never became healthy");
+}
+
+/// A counter's value from a process's /metrics (0 when absent).
+async fn metric(client: &reqwest::Client, port: u16, name: &str) -> f64 {
+    let text = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Sends `UPDATES_PER_PHASE` updates per chat: each chat's one after another (Telegram waits for
+/// each answer), the chats at once, alternating between the two receivers.
+async fn send_phase(client: &reqwest::Client, receivers: [u16; 2], phase: i64) {
+    let chats: Vec<_> = (1..=CHATS)
+        .map(|chat| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..UPDATES_PER_PHASE {
+                    let sequence = phase * UPDATES_PER_PHASE + i;
+                    let update_id = 1_000 + sequence * 10 + chat;
+                    let body = format!(
+                        r#"{{"update_id":{update_id},"message":{{"message_id":{sequence},"from":{{"id":{chat},"is_bot":false,"first_name":"U"}},"chat":{{"id":{chat},"type":"private","first_name":"U"}},"date":1763712000,"text":"/help"}}}}"#
+                    );
+                    let port = receivers[(sequence % 2) as usize];
+                    let status = client
+                        .post(format!("http://127.0.0.1:{port}/telegram/webhook"))
+                        .header(SECRET_HEADER, SECRET)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap()
+                        .status();
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    for chat in chats {
+        chat.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_chat_is_handled_in_order_across_replicas_and_a_takeover() {
+    let redis = RedisServer::start();
+    let mongo = MongoServer::start();
+    let bot_api = FakeBotApi::start().await;
+    let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
+    migrate(&store).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+partition_lease_ms = 1500
+[telemetry]
+log_format = "json"
+[mongodb]
+uri = "{}"
+[redis]
+urls = ["{}"]
+[telegram]
+bot_token = "7000000001:test-token"
+api_url = "{}"
+[webhook]
+secret = "{SECRET}"
+[updates]
+partitions = 8
+"#,
+            mongo.uri(),
+            redis.url(),
+            bot_api.url()
+        ),
+    )
+    .unwrap();
+    let ports: Vec<u16> = (0..4).map(|_| free_port(false)).collect();
+    let receivers = [ports[0], ports[1]];
+    let _r1 = spawn(&config, "serve", ports[0], &dir.path().join("r1.log"));
+    let _r2 = spawn(&config, "serve", ports[1], &dir.path().join("r2.log"));
+    let mut c1 = spawn(&config, "consume", ports[2], &dir.path().join("c1.log"));
+    let _c2 = spawn(&config, "consume", ports[3], &dir.path().join("c2.log"));
+    let client = reqwest::Client::new();
+    for port in &ports {
+        wait_healthy(&client, *port).await;
+    }
+    let redis_config = RedisConfig {
+        mode: RedisMode::Single,
+        urls: Secret::new(NonEmpty::try_from(vec![RedisUrl::try_from(redis.url()).unwrap()]).unwrap()),
+        response_timeout_ms: 2_000,
+        connect_timeout_ms: 1_000,
+    };
+    let replies = Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), RedisConn::connect(&redis_config).await.unwrap());
+    let wait_for_replies = |expected: u64| {
+        let replies = replies.clone();
+        let dir = dir.path().to_owned();
+        async move {
+            for _ in 0..300 {
+                if replies.stats().await.unwrap().depth == expected {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let logs: Vec<String> = ["c1.log", "c2.log"].iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default()).collect();
+            panic!("expected {expected} replies, got {:?}\n{}", replies.stats().await.unwrap(), logs.join("\n---\n"));
+        }
+    };
+
+    // Phase 1: both consumers share the partitions.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    send_phase(&client, receivers, 0).await;
+    wait_for_replies((CHATS * UPDATES_PER_PHASE) as u64).await;
+    let handled = [
+        metric(&client, ports[2], "updates_total{outcome=\"handled\"}").await,
+        metric(&client, ports[3], "updates_total{outcome=\"handled\"}").await,
+    ];
+    assert_eq!(handled.iter().sum::<f64>(), (CHATS * UPDATES_PER_PHASE) as f64, "{handled:?}");
+    assert!(handled.iter().all(|h| *h > 0.0), "both consumers took partitions: {handled:?}");
+    for port in &ports[2..] {
+        assert_eq!(metric(&client, *port, "updates_out_of_order_total").await, 0.0);
+    }
+
+    // Phase 2: one consumer dies; the other must take over its partitions (after its heartbeat
+    // and lease expire) to handle those chats at all, and keep them in order.
+    c1.0.kill().unwrap();
+    c1.0.wait().unwrap();
+    send_phase(&client, receivers, 1).await;
+    wait_for_replies((2 * CHATS * UPDATES_PER_PHASE) as u64).await;
+    let survivor = metric(&client, ports[3], "updates_total{outcome=\"handled\"}").await;
+    assert_eq!(survivor, handled[1] + (CHATS * UPDATES_PER_PHASE) as f64, "the survivor handled all of phase 2");
+    assert_eq!(metric(&client, ports[3], "updates_out_of_order_total").await, 0.0, "the survivor saw no chat out of order");
+}
