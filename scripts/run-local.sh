@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings the platform up on this machine: Redis and the MongoDB-wire server (data kept in
 # .local/), `migrate`, then every service. Ctrl-C stops everything it started.
-# Ports: Redis 6380, MongoDB 27018, http 8080, bot 8081, workers 8082, scheduler 8083,
+# Ports: Redis 6380, MongoDB 27018, http 8080, bot 8081 (webhook receiver), workers 8082,
+# scheduler 8083, update consumer 8084,
 # fake payout provider 9099, fake Telegram Bot API 9098.
 source "$(dirname "$0")/lib.sh"
 ensure_apt_packages
@@ -41,11 +42,16 @@ PIDS+=($!)
 "$BIN/obentchi-http" --config config/local.toml migrate
 
 port=8080
-for service in http bot workers scheduler; do
-    OBENTCHI_LISTEN__ADDR="127.0.0.1:$port" "$BIN/obentchi-$service" --config config/local.toml \
-        >"$STATE/logs/$service.log" 2>&1 &
+# binary[:subcommand]
+for service in http bot workers scheduler bot:consume; do
+    binary="${service%%:*}"
+    subcommand="${service#"$binary"}"
+    subcommand="${subcommand#:}"
+    name="${service//:/-}"
+    OBENTCHI_LISTEN__ADDR="127.0.0.1:$port" "$BIN/obentchi-$binary" --config config/local.toml $subcommand \
+        >"$STATE/logs/$name.log" 2>&1 &
     PIDS+=($!)
-    log "$service: http://127.0.0.1:$port/readyz (log: .local/logs/$service.log)"
+    log "$name: http://127.0.0.1:$port/readyz (log: .local/logs/$name.log)"
     port=$((port + 1))
 done
 log "platform is up; Ctrl-C stops it"
