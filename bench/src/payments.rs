@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mongodb::options::ClientOptions;
-use obentchi_core::config::{NonEmpty, RedisConfig, RedisMode, RedisUrl, Secret};
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::money::{Currency, Money};
@@ -37,12 +37,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::with_options(ClientOptions::parse(mongo.uri()).await?, "obentchi_bench")?;
     migrate(&store).await?;
     let payments = Payments::new(&store, Ledger::new(store.clone()));
-    let redis_config = RedisConfig {
-        mode: RedisMode::Single,
-        urls: Secret::new(NonEmpty::try_from(vec![RedisUrl::try_from(redis_server.url()).unwrap()]).unwrap()),
-        response_timeout_ms: 10_000,
-        connect_timeout_ms: 1_000,
-    };
+    let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis_server.url()]).expect("a redis URL");
     let queue = Queue::new("payments", QueueConfig::default(), RedisConn::connect(&redis_config).await?);
     queue.ensure_groups().await?;
     for n in 0..args.jobs {

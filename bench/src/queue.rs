@@ -10,7 +10,7 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
-use obentchi_core::config::{NonEmpty, RedisConfig, RedisMode, RedisUrl, Secret};
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::queue::{Queue, QueueBackend, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisServer;
@@ -42,12 +42,7 @@ async fn noop(_job: Noop, done: Data<Arc<AtomicU64>>) -> Result<(), BoxDynError>
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let server = RedisServer::start();
     let pid = server.pid().expect("redis runs");
-    let config = RedisConfig {
-        mode: RedisMode::Single,
-        urls: Secret::new(NonEmpty::try_from(vec![RedisUrl::try_from(server.url()).unwrap()]).unwrap()),
-        response_timeout_ms: 10_000,
-        connect_timeout_ms: 1_000,
-    };
+    let config = RedisConfig::from_urls(RedisMode::Single, [server.url()]).expect("a redis URL");
     let redis = RedisConn::connect(&config).await?;
     let queue = Queue::new("bench", QueueConfig { partitions: args.partitions, ..QueueConfig::default() }, redis);
     queue.ensure_groups().await?;

@@ -2,7 +2,7 @@
 
 use mongodb::options::ClientOptions;
 use obentchi_bot::handlers::{handle, Deps};
-use obentchi_core::config::{NonEmpty, RedisConfig, RedisMode, RedisUrl, Secret};
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting};
 use obentchi_core::money::{Currency, Money};
@@ -43,12 +43,7 @@ async fn commands_answer_once_per_update_from_the_ledger() {
     let (redis, mongo) = (RedisServer::start(), MongoServer::start());
     let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
     migrate(&store).await.unwrap();
-    let redis_config = RedisConfig {
-        mode: RedisMode::Single,
-        urls: Secret::new(NonEmpty::try_from(vec![RedisUrl::try_from(redis.url()).unwrap()]).unwrap()),
-        response_timeout_ms: 2_000,
-        connect_timeout_ms: 1_000,
-    };
+    let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).expect("a redis URL");
     let outbound = Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), RedisConn::connect(&redis_config).await.unwrap());
     let ledger = Ledger::new(store.clone());
     let users = Users::new(&store);

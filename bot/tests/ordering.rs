@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mongodb::options::ClientOptions;
 use obentchi_bot::receiver::SECRET_HEADER;
-use obentchi_core::config::{NonEmpty, RedisConfig, RedisMode, RedisUrl, Secret};
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
@@ -137,12 +137,7 @@ partitions = 8
     for port in &ports {
         wait_healthy(&client, *port).await;
     }
-    let redis_config = RedisConfig {
-        mode: RedisMode::Single,
-        urls: Secret::new(NonEmpty::try_from(vec![RedisUrl::try_from(redis.url()).unwrap()]).unwrap()),
-        response_timeout_ms: 2_000,
-        connect_timeout_ms: 1_000,
-    };
+    let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).expect("a redis URL");
     let replies = Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), RedisConn::connect(&redis_config).await.unwrap());
     let wait_for_replies = |expected: u64| {
         let replies = replies.clone();

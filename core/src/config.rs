@@ -177,6 +177,19 @@ pub struct RedisConfig {
     pub connect_timeout_ms: u64,
 }
 
+impl RedisConfig {
+    /// A configuration with default timeouts, for tools and tests that know the URLs.
+    pub fn from_urls(mode: RedisMode, urls: impl IntoIterator<Item = String>) -> Result<RedisConfig, String> {
+        let urls: Vec<RedisUrl> = urls.into_iter().map(RedisUrl::try_from).collect::<Result<_, _>>()?;
+        Ok(RedisConfig {
+            mode,
+            urls: Secret::new(NonEmpty::try_from(urls).map_err(str::to_owned)?),
+            response_timeout_ms: default_redis_response_timeout_ms(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+        })
+    }
+}
+
 fn default_redis_mode() -> RedisMode {
     RedisMode::Single
 }

@@ -3,18 +3,17 @@
 
 mod support;
 
-use obentchi_core::config::RedisMode;
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::outbound::{FloodConfig, FloodControl, Permit};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisCluster;
-use support::redis::redis_config;
 
 const T0: u64 = 1_800_000_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_chat_and_per_bot_limits_and_pauses_hold_across_replicas() {
     let cluster = RedisCluster::start();
-    let redis = RedisConn::connect(&redis_config(RedisMode::Cluster, cluster.urls())).await.unwrap();
+    let redis = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap()).await.unwrap();
     let config = FloodConfig { per_bot_per_second: 30, per_chat_per_second: 1, bot_burst: 30 };
     // Two replicas sharing the same Redis state.
     let replica_a = FloodControl::new(redis.clone(), "12345", &config);

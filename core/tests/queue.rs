@@ -10,15 +10,14 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
-use obentchi_core::config::RedisMode;
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::queue::{Enqueued, FailOutcome, Queue, QueueBackend, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisCluster;
 use serde::{Deserialize, Serialize};
-use support::redis::redis_config;
 
 async fn cluster_queue(cluster: &RedisCluster, name: &str, config: QueueConfig) -> Queue {
-    let redis = RedisConn::connect(&redis_config(RedisMode::Cluster, cluster.urls())).await.unwrap();
+    let redis = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap()).await.unwrap();
     let queue = Queue::new(name, config, redis);
     queue.ensure_groups().await.unwrap();
     queue

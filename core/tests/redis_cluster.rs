@@ -3,16 +3,15 @@
 
 mod support;
 
-use obentchi_core::config::RedisMode;
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisCluster;
 use redis::AsyncCommands;
-use support::redis::redis_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_connection_spans_slots_and_survives_a_failover() {
     let mut cluster = RedisCluster::start();
-    let mut redis = RedisConn::connect(&redis_config(RedisMode::Cluster, cluster.urls())).await.unwrap();
+    let mut redis = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap()).await.unwrap();
     redis.ping().await.unwrap();
     for i in 0..100 {
         let () = redis.set(format!("key:{i}"), i).await.unwrap();

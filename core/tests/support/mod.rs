@@ -1,7 +1,6 @@
 //! Test helpers shared by the core integration tests.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-pub mod redis;
 
 use mongodb::options::ClientOptions;
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mongodb::options::ClientOptions;
-use obentchi_core::config::{NonEmpty, RedisConfig, RedisMode, RedisUrl, Secret};
+use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
@@ -27,13 +27,7 @@ pub const USERS: i64 = 20;
 const VISIBILITY_MS: u64 = 2_000;
 
 pub fn redis_config(cluster: &RedisCluster) -> RedisConfig {
-    let urls: Vec<RedisUrl> = cluster.urls().into_iter().map(|u| RedisUrl::try_from(u).unwrap()).collect();
-    RedisConfig {
-        mode: RedisMode::Cluster,
-        urls: Secret::new(NonEmpty::try_from(urls).unwrap()),
-        response_timeout_ms: 3_000,
-        connect_timeout_ms: 1_000,
-    }
+    RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap()
 }
 
 pub fn queue_config() -> QueueConfig {
