@@ -1,19 +1,31 @@
 //! What the bot does with an update: a dptree tree over teloxide's `Update`. Every reply is an
 //! outbound job keyed by the update, so handling an update twice sends one reply.
 //!
-//! So far: `/start` (registers the user), `/balance`, `/help`. Deposits, withdrawals,
-//! subscriptions, referrals, languages and conversation state come with the rest of the issue.
+//! So far: `/start` (registers the user, with a referral deep link `ref_<user id>`),
+//! `/balance`, `/help`, and deposits in Telegram Stars: `/deposit <stars>` sends an invoice,
+//! `pre_checkout_query` is validated and answered at once (Telegram allows 10 s), and
+//! `successful_payment` is recorded and becomes a payment job. Withdrawals, subscriptions,
+//! history, languages and conversation state come with the rest of the issue.
 
 use std::ops::ControlFlow;
 
-use obentchi_core::ids::UserId;
+use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, UserAccount};
-use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::money::{Currency, Money};
+use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
+use obentchi_core::payments::{PaymentJob, Payments, TELEGRAM_STARS};
 use obentchi_core::queue::Queue;
 use obentchi_core::users::Users;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
-use teloxide::types::{Me, Message, Update};
+use teloxide::payloads::AnswerPreCheckoutQuerySetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{Me, Message, PreCheckoutQuery, SuccessfulPayment, Update};
 use teloxide::utils::command::BotCommands;
+use teloxide::Bot;
+
+/// Stars per deposit invoice.
+pub const MIN_DEPOSIT_STARS: u32 = 1;
+pub const MAX_DEPOSIT_STARS: u32 = 10_000;
 
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 pub type HandlerResult = Result<(), HandlerError>;
@@ -25,6 +37,8 @@ pub enum Command {
     Start(String),
     /// Show your balances.
     Balance,
+    /// Deposit Telegram Stars: /deposit 250
+    Deposit(String),
     /// List the commands.
     Help,
 }
@@ -34,7 +48,12 @@ pub enum Command {
 pub struct Deps {
     pub users: Users,
     pub ledger: Ledger,
+    pub payments: Payments,
+    /// The payments queue, which payment jobs go to.
+    pub payment_jobs: Queue,
     pub outbound: Queue,
+    /// For answers that cannot wait in a queue (pre-checkout queries).
+    pub bot: Bot,
     pub bot_id: String,
 }
 
@@ -43,15 +62,45 @@ pub struct Deps {
 struct UpdateId(u32);
 
 impl Deps {
-    async fn reply(&self, update: UpdateId, chat_id: i64, text: String) -> HandlerResult {
-        let message = OutboundMessage { chat_id, text, reply_markup: None, broadcast: None };
+    async fn send(&self, update: UpdateId, message: OutboundMessage) -> HandlerResult {
         self.outbound.enqueue(&message, Some(&format!("reply:{}:{}", self.bot_id, update.0))).await?;
         Ok(())
     }
+
+    async fn reply(&self, update: UpdateId, chat_id: i64, text: String) -> HandlerResult {
+        self.send(update, OutboundMessage::text(chat_id, text)).await
+    }
+}
+
+/// The invoice payload of a deposit: who asked, and which update asked.
+fn deposit_payload(user: UserId, update: UpdateId) -> String {
+    format!("deposit:{user}:{}", update.0)
+}
+
+/// Checks a pre-checkout query against what we invoiced; `Err` says why it is refused.
+pub fn validate_pre_checkout(query: &PreCheckoutQuery) -> Result<(), &'static str> {
+    let payer = query.from.id.0.to_string();
+    let invoiced_to = query.invoice_payload.strip_prefix("deposit:").and_then(|rest| rest.split(':').next());
+    if invoiced_to != Some(payer.as_str()) {
+        return Err("This invoice is not yours.");
+    }
+    if query.currency != Currency::Xtr.code() {
+        return Err("Only Telegram Stars are accepted.");
+    }
+    if !(MIN_DEPOSIT_STARS..=MAX_DEPOSIT_STARS).contains(&query.total_amount) {
+        return Err("This amount is outside the deposit limits.");
+    }
+    Ok(())
 }
 
 pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
     dptree::entry()
+        .branch(Update::filter_pre_checkout_query().endpoint(on_pre_checkout))
+        .branch(
+            Update::filter_message()
+                .filter_map(|m: Message| m.successful_payment().cloned())
+                .endpoint(on_successful_payment),
+        )
         .branch(Update::filter_message().filter_command::<Command>().endpoint(on_command))
         .branch(Update::filter_message().endpoint(on_other_message))
 }
@@ -71,11 +120,26 @@ async fn on_command(message: Message, command: Command, deps: Deps, update: Upda
     let Some(user) = message.from.as_ref().and_then(|u| UserId::new(u.id.0 as i64).ok()) else {
         return Ok(());
     };
+    let chat = message.chat.id.0;
     let text = match command {
-        Command::Start(_payload) => {
-            deps.users.register(user).await?;
+        Command::Start(payload) => {
+            let referrer = payload.strip_prefix("ref_").and_then(|id| id.parse::<i64>().ok()).and_then(|id| UserId::new(id).ok());
+            deps.users.register(user, referrer).await?;
             "Welcome! /balance shows your balances; /help lists what I can do.".to_owned()
         }
+        Command::Deposit(amount) => match Money::parse(Currency::Xtr, &amount) {
+            Ok(stars) if (i64::from(MIN_DEPOSIT_STARS)..=i64::from(MAX_DEPOSIT_STARS)).contains(&stars.minor()) => {
+                let invoice = StarsInvoice {
+                    title: format!("Deposit {stars}"),
+                    payload: deposit_payload(user, update),
+                    stars: stars.minor() as u32,
+                };
+                let description = format!("Adds {stars} to your balance.");
+                return deps.send(update, OutboundMessage { invoice: Some(invoice), ..OutboundMessage::text(chat, description) }).await;
+            }
+            Ok(_) => format!("Deposits are {MIN_DEPOSIT_STARS} to {MAX_DEPOSIT_STARS} stars, for example /deposit 250."),
+            Err(err) => format!("{err}. For example: /deposit 250"),
+        },
         Command::Balance => {
             let balances = deps.ledger.balances(user).await?;
             let lines: Vec<String> = balances
@@ -87,6 +151,37 @@ async fn on_command(message: Message, command: Command, deps: Deps, update: Upda
         }
         Command::Help => Command::descriptions().to_string(),
     };
+    deps.reply(update, chat, text).await
+}
+
+/// Answered directly, not queued: Telegram cancels the payment if no answer comes in 10 s.
+async fn on_pre_checkout(query: PreCheckoutQuery, deps: Deps) -> HandlerResult {
+    let verdict = validate_pre_checkout(&query);
+    let answer = deps.bot.answer_pre_checkout_query(query.id.clone(), verdict.is_ok());
+    match verdict {
+        Ok(()) => answer.await?,
+        Err(reason) => answer.error_message(reason).await?,
+    };
+    Ok(())
+}
+
+/// Records the payment first, then enqueues the job that credits it (idempotent on the charge).
+async fn on_successful_payment(message: Message, payment: SuccessfulPayment, deps: Deps, update: UpdateId) -> HandlerResult {
+    let Some(user) = message.from.as_ref().and_then(|u| UserId::new(u.id.0 as i64).ok()) else {
+        return Ok(());
+    };
+    if payment.currency != Currency::Xtr.code() {
+        return Err(format!("unexpected payment currency {}", payment.currency).into());
+    }
+    let job = PaymentJob {
+        user_id: user,
+        provider: ProviderId::new(TELEGRAM_STARS)?,
+        external_id: payment.telegram_payment_charge_id.0.clone(),
+        amount: Money::from_minor(Currency::Xtr, i64::from(payment.total_amount)),
+    };
+    deps.payments.record(&job).await?;
+    deps.payment_jobs.enqueue(&job, Some(&job.job_key())).await?;
+    let text = format!("Payment received: {}. It will show in /balance in a moment.", job.amount);
     deps.reply(update, message.chat.id.0, text).await
 }
 

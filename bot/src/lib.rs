@@ -12,6 +12,7 @@ use std::time::Duration;
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OUTBOUND_QUEUE;
+use obentchi_core::payments::{Payments, PAYMENTS_QUEUE};
 use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::users::Users;
 use teloxide::prelude::Requester;
@@ -95,6 +96,9 @@ pub struct Config {
     /// on its partitions).
     #[serde(default)]
     pub outbound: QueueConfig,
+    /// Must match the workers' `queues.payments`.
+    #[serde(default)]
+    pub payments: QueueConfig,
     /// How long a consumer's claim on a partition lasts without renewal.
     #[serde(default = "default_lease_ttl_ms")]
     pub partition_lease_ms: u64,
@@ -158,10 +162,14 @@ pub async fn consume(config: Config) -> anyhow::Result<()> {
     let bot = webhook::bot(&config)?;
     // Fetched once: commands addressed as /cmd@botname need the bot's username.
     let me = bot.get_me().await?;
+    let ledger = Ledger::new(connections.store.clone());
     let deps = handlers::Deps {
         users: Users::new(&connections.store),
-        ledger: Ledger::new(connections.store.clone()),
+        payments: Payments::new(&connections.store, ledger.clone()),
+        payment_jobs: Queue::new(PAYMENTS_QUEUE, config.payments.clone(), connections.redis.clone()),
+        ledger,
         outbound: Queue::new(OUTBOUND_QUEUE, config.outbound.clone(), connections.redis.clone()),
+        bot: bot.clone(),
         bot_id: config.telegram.bot_token.expose().bot_id().to_owned(),
     };
     let updates = Queue::new(UPDATES_QUEUE, config.updates.clone(), connections.redis.clone());

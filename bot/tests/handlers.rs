@@ -7,11 +7,12 @@ use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::{OutboundMessage, OUTBOUND_QUEUE};
+use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, PAYMENTS_QUEUE};
 use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::users::Users;
-use obentchi_testkit::{MongoServer, RedisServer};
+use obentchi_testkit::{FakeBotApi, MongoServer, RedisServer};
 use teloxide::types::Me;
 
 fn fixture(name: &str) -> String {
@@ -27,39 +28,78 @@ fn me() -> Me {
     .unwrap()
 }
 
-async fn replies(queue: &Queue) -> Vec<OutboundMessage> {
+/// Jobs enqueued since the last call.
+async fn new_jobs<T: serde::de::DeserializeOwned>(queue: &Queue) -> Vec<T> {
     queue.ensure_groups().await.unwrap();
-    let mut replies = Vec::new();
+    let mut jobs = Vec::new();
     for partition in queue.partitions() {
         for delivery in queue.fetch(partition, "test", 100).await.unwrap() {
-            replies.push(delivery.envelope.decode_payload().unwrap());
+            jobs.push(delivery.envelope.decode_payload().unwrap());
         }
     }
-    replies
+    jobs
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_answer_once_per_update_from_the_ledger() {
+async fn replies(queue: &Queue) -> Vec<OutboundMessage> {
+    new_jobs(queue).await
+}
+
+struct World {
+    _servers: (RedisServer, MongoServer),
+    bot_api: FakeBotApi,
+    deps: Deps,
+}
+
+async fn world() -> World {
     let (redis, mongo) = (RedisServer::start(), MongoServer::start());
+    let bot_api = FakeBotApi::start().await;
     let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
     migrate(&store).await.unwrap();
     let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).expect("a redis URL");
-    let outbound = Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), RedisConn::connect(&redis_config).await.unwrap());
+    let redis_conn = RedisConn::connect(&redis_config).await.unwrap();
     let ledger = Ledger::new(store.clone());
-    let users = Users::new(&store);
-    let deps = Deps { users: users.clone(), ledger: ledger.clone(), outbound: outbound.clone(), bot_id: "7000000001".into() };
-    let amina = UserId::new(581_234_567).unwrap();
+    let deps = Deps {
+        users: Users::new(&store),
+        payments: Payments::new(&store, ledger.clone()),
+        payment_jobs: Queue::new(PAYMENTS_QUEUE, QueueConfig::default(), redis_conn.clone()),
+        ledger,
+        outbound: Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), redis_conn),
+        bot: teloxide::Bot::new("7000000001:test").set_api_url(bot_api.url().parse().unwrap()),
+        bot_id: "7000000001".into(),
+    };
+    World { _servers: (redis, mongo), bot_api, deps }
+}
 
-    // /start, handled twice (a redelivery): registered, one reply.
+const AMINA: i64 = 581_234_567;
+const REFERRER: i64 = 402_118_833;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    deps.users.register(UserId::new(REFERRER).unwrap(), None).await.unwrap();
+
+    // /start ref_402118833, handled twice (a redelivery): registered with the referrer, one reply.
     let start = fixture("message");
-    handle(&start, &me(), &deps).await.unwrap();
-    handle(&start, &me(), &deps).await.unwrap();
-    let sent = replies(&outbound).await;
+    handle(&start, &me(), deps).await.unwrap();
+    handle(&start, &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0].chat_id, 581_234_567);
-    assert!(!users.has_blocked_bot(amina).await.unwrap());
+    assert_eq!(sent[0].chat_id, AMINA);
+    assert_eq!(deps.users.referrer(amina).await.unwrap(), Some(UserId::new(REFERRER).unwrap()));
 
-    // /balance after a deposit.
+    // Referring oneself, or someone unknown, records nobody.
+    for (id, link) in [(1001, "ref_1001"), (1002, "ref_999999")] {
+        let other = start
+            .replace("581234567", &id.to_string())
+            .replace("ref_402118833", link)
+            .replace("815203001", &(815_300_000 + id).to_string());
+        handle(&other, &me(), deps).await.unwrap();
+        assert_eq!(deps.users.referrer(UserId::new(id).unwrap()).await.unwrap(), None, "{link}");
+    }
+    replies(&deps.outbound).await;
+
+    // /balance reads the ledger.
     let deposit = Posting::deposit(
         amina,
         IdempotencyKey::new("stars:x").unwrap(),
@@ -68,16 +108,52 @@ async fn commands_answer_once_per_update_from_the_ledger() {
         "deposit",
     )
     .unwrap();
-    ledger.post(&deposit).await.unwrap();
+    deps.ledger.post(&deposit).await.unwrap();
     let balance = start.replace("815203001", "815203010").replace("/start ref_402118833", "/balance").replace("\"length\":6", "\"length\":8");
-    handle(&balance, &me(), &deps).await.unwrap();
-    let sent = replies(&outbound).await;
+    handle(&balance, &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].text.contains("250 XTR"), "{}", sent[0].text);
 
     // Kinds the tree does not handle, including newer ones, are left alone.
-    for name in ["newer_kind", "my_chat_member", "pre_checkout_query"] {
-        handle(&fixture(name), &me(), &deps).await.unwrap();
+    for name in ["newer_kind", "my_chat_member"] {
+        handle(&fixture(name), &me(), deps).await.unwrap();
     }
-    assert!(replies(&outbound).await.is_empty());
+    assert!(replies(&deps.outbound).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stars_deposit_goes_from_invoice_to_a_credited_balance_once() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    let deposit = fixture("message").replace("/start ref_402118833", "/deposit 250").replace("\"length\":6", "\"length\":8");
+    handle(&deposit, &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
+    let invoice = sent[0].invoice.as_ref().expect("an invoice");
+    assert_eq!((invoice.stars, invoice.payload.as_str()), (250, "deposit:581234567:815203001"));
+
+    let refused = fixture("message").replace("/start ref_402118833", "/deposit 0.5").replace("\"length\":6", "\"length\":8");
+    handle(&refused.replace("815203001", "815203020"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].invoice.is_none(), "no invoice for half a star");
+
+    // pre_checkout_query: ours is approved; one for somebody else's invoice is refused.
+    handle(&fixture("pre_checkout_query"), &me(), deps).await.unwrap();
+    let foreign = fixture("pre_checkout_query").replace("deposit:581234567", "deposit:402118833");
+    handle(&foreign, &me(), deps).await.unwrap();
+    let answers: Vec<_> = w.bot_api.calls().into_iter().filter(|c| c.method.eq_ignore_ascii_case("answerprecheckoutquery")).collect();
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[0].body["ok"], true);
+    assert_eq!(answers[1].body["ok"], false);
+    assert_eq!(answers[1].body["error_message"], "This invoice is not yours.");
+
+    // successful_payment, delivered twice: recorded, one payment job, credited once.
+    handle(&fixture("successful_payment"), &me(), deps).await.unwrap();
+    handle(&fixture("successful_payment"), &me(), deps).await.unwrap();
+    let jobs: Vec<PaymentJob> = new_jobs(&deps.payment_jobs).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(deps.payments.status(&jobs[0]).await.unwrap(), Some(PaymentStatus::Received));
+    deps.payments.credit(&jobs[0]).await.unwrap();
+    deps.payments.credit(&jobs[0]).await.unwrap();
+    let stars = deps.ledger.balance(amina, obentchi_core::ledger::UserAccount::Available, Currency::Xtr).await.unwrap();
+    assert_eq!(stars.minor(), 250);
 }

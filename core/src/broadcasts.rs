@@ -152,12 +152,7 @@ impl Broadcasts {
         let mut cursor = broadcast.cursor;
         for user in &recipients {
             let Ok(user_id) = user.get_i64("_id") else { continue };
-            let message = OutboundMessage {
-                chat_id: user_id,
-                text: broadcast.text.clone(),
-                reply_markup: None,
-                broadcast: Some(broadcast.id.clone()),
-            };
+            let message = OutboundMessage { broadcast: Some(broadcast.id.clone()), ..OutboundMessage::text(user_id, &broadcast.text) };
             self.outbound.enqueue(&message, Some(&format!("bc:{}:{user_id}", broadcast.id))).await?;
             cursor = user_id;
         }

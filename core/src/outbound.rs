@@ -25,6 +25,24 @@ pub struct OutboundMessage {
     /// The broadcast this message belongs to, for its progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broadcast: Option<String>,
+    /// Send a Telegram Stars invoice (with `text` as its description) instead of a text message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<StarsInvoice>,
+}
+
+impl OutboundMessage {
+    pub fn text(chat_id: i64, text: impl Into<String>) -> OutboundMessage {
+        OutboundMessage { chat_id, text: text.into(), reply_markup: None, broadcast: None, invoice: None }
+    }
+}
+
+/// An invoice in Telegram Stars (`XTR`, whole stars; no payment provider token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StarsInvoice {
+    pub title: String,
+    /// Comes back in `pre_checkout_query` and `successful_payment`.
+    pub payload: String,
+    pub stars: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -19,17 +19,32 @@ impl Users {
         Users { users: store.collection(collections::USERS) }
     }
 
-    /// Makes sure the user exists (idempotent).
-    pub async fn register(&self, user_id: UserId) -> mongodb::error::Result<()> {
+    /// Makes sure the user exists (idempotent). A referrer is recorded only when the user is
+    /// new, the referrer is a known user, and is not the user themself.
+    pub async fn register(&self, user_id: UserId, referrer: Option<UserId>) -> mongodb::error::Result<()> {
+        let referrer = match referrer {
+            Some(referrer) if referrer != user_id && self.exists(referrer).await? => Bson::Int64(referrer.get()),
+            _ => Bson::Null,
+        };
         let now = Bson::DateTime(mongodb::bson::DateTime::from_chrono(Utc::now()));
         self.users
             .update_one(
                 doc! { "_id": user_id.get(), "user_id": user_id.get() },
-                doc! { "$setOnInsert": { "created_at": now } },
+                doc! { "$setOnInsert": { "created_at": now, "referrer_id": referrer } },
             )
             .upsert(true)
             .await
             .map(drop)
+    }
+
+    async fn exists(&self, user_id: UserId) -> mongodb::error::Result<bool> {
+        Ok(self.users.find_one(doc! { "_id": user_id.get(), "user_id": user_id.get() }).await?.is_some())
+    }
+
+    /// Who referred the user, if anyone.
+    pub async fn referrer(&self, user_id: UserId) -> mongodb::error::Result<Option<UserId>> {
+        let user = self.users.find_one(doc! { "_id": user_id.get(), "user_id": user_id.get() }).await?;
+        Ok(user.and_then(|u| u.get_i64("referrer_id").ok()).and_then(|id| UserId::new(id).ok()))
     }
 
     /// Records that the user blocked the bot (idempotent).

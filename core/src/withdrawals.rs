@@ -28,6 +28,8 @@ use crate::money::Money;
 use crate::payout::{LookupOutcome, PayoutProvider, PayoutRequest, SendOutcome};
 use crate::storage::{collections, is_duplicate_key, Store};
 
+pub const WITHDRAWALS_QUEUE: &str = "withdrawals";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WithdrawalStatus {

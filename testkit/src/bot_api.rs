@@ -81,7 +81,7 @@ impl FakeBotApi {
     pub fn delivered_to(&self, chat_id: i64) -> Vec<String> {
         self.calls_to(chat_id)
             .into_iter()
-            .filter(|c| c.method.eq_ignore_ascii_case("sendmessage") && c.status == 200)
+            .filter(|c| returns_message(&c.method) && c.status == 200)
             .filter_map(|c| c.body["text"].as_str().map(str::to_owned))
             .collect()
     }
@@ -99,6 +99,11 @@ fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Re
         body["parameters"] = parameters;
     }
     (status, Json(body)).into_response()
+}
+
+/// Methods answered with the sent Message; the others this fake serves answer `true`.
+fn returns_message(method: &str) -> bool {
+    ["sendmessage", "sendinvoice"].iter().any(|m| method.eq_ignore_ascii_case(m))
 }
 
 async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, String)>, Json(body): Json<Value>) -> Response {
@@ -119,16 +124,26 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
             "can_connect_to_business": false, "has_main_web_app": false,
         });
         Json(json!({ "ok": true, "result": me })).into_response()
+    } else if !returns_message(&method) {
+        Json(json!({ "ok": true, "result": true })).into_response()
     } else if behaviour.blocked_chats.contains(&chat_id) {
         error(StatusCode::FORBIDDEN, "Forbidden: bot was blocked by the user", None)
     } else {
         let message_id = behaviour.calls.len() + 1;
-        let result = json!({
+        let mut result = json!({
             "message_id": message_id,
             "date": 1_700_000_000,
             "chat": { "id": chat_id, "type": "private", "first_name": "Test" },
-            "text": body["text"].clone(),
         });
+        if method.eq_ignore_ascii_case("sendinvoice") {
+            let total: u64 = body["prices"].as_array().map_or(0, |p| p.iter().filter_map(|p| p["amount"].as_u64()).sum());
+            result["invoice"] = json!({
+                "title": body["title"], "description": body["description"], "start_parameter": "",
+                "currency": body["currency"], "total_amount": total,
+            });
+        } else {
+            result["text"] = body["text"].clone();
+        }
         Json(json!({ "ok": true, "result": result })).into_response()
     };
     behaviour.calls.push(BotCall { method, body, status: answer.status().as_u16() });

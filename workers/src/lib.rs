@@ -12,20 +12,16 @@ use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelegramConf
 use obentchi_core::outbound::{FloodConfig, FloodControl, OUTBOUND_QUEUE};
 use obentchi_core::users::Users;
 use obentchi_core::ledger::Ledger;
-use obentchi_core::payments::{PaymentJob, Payments};
+use obentchi_core::payments::{PaymentJob, Payments, PAYMENTS_QUEUE};
 use apalis_core::error::BoxDynError;
 use futures::future::BoxFuture;
 use obentchi_core::payout::{HttpPayoutProvider, PayoutProvider, PayoutProviderConfig};
 use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::service::{self, Connections, ServiceConfig};
-use obentchi_core::withdrawals::{WithdrawalError, WithdrawalJob, Withdrawals};
+use obentchi_core::withdrawals::{WithdrawalError, WithdrawalJob, Withdrawals, WITHDRAWALS_QUEUE};
 use pool::PoolConfig;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-
-/// Queue names, shared with whoever enqueues these jobs.
-pub const PAYMENTS_QUEUE: &str = "payments";
-pub const WITHDRAWALS_QUEUE: &str = "withdrawals";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {

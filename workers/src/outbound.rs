@@ -12,7 +12,7 @@ use obentchi_core::queue::{now_ms, Postpone};
 use obentchi_core::users::Users;
 use teloxide::prelude::Requester;
 use teloxide::payloads::SendMessageSetters;
-use teloxide::types::{ChatId, ReplyMarkup};
+use teloxide::types::{ChatId, LabeledPrice, ReplyMarkup};
 use teloxide::{ApiError, Bot, RequestError};
 
 /// Waits up to this long for flood control inside the job; longer waits go back to the queue
@@ -50,11 +50,24 @@ impl Sender {
                 Permit::RetryIn(ms) => return Err(postpone(Duration::from_millis(ms), "flood control")),
             }
         }
-        let mut request = self.bot.send_message(ChatId(message.chat_id), &message.text);
-        if let Some(markup) = &message.reply_markup {
-            request = request.reply_markup(serde_json::from_value::<ReplyMarkup>(markup.clone())?);
-        }
-        match request.await {
+        let sent = match &message.invoice {
+            Some(invoice) => {
+                let price = LabeledPrice::new(invoice.title.clone(), invoice.stars);
+                // Stars invoices carry no provider token and one price in XTR.
+                self.bot
+                    .send_invoice(ChatId(message.chat_id), &invoice.title, &message.text, &invoice.payload, "XTR", [price])
+                    .await
+                    .map(drop)
+            }
+            None => {
+                let mut request = self.bot.send_message(ChatId(message.chat_id), &message.text);
+                if let Some(markup) = &message.reply_markup {
+                    request = request.reply_markup(serde_json::from_value::<ReplyMarkup>(markup.clone())?);
+                }
+                request.await.map(drop)
+            }
+        };
+        match sent {
             Ok(_) => {
                 metrics::counter!("outbound_messages_total", "outcome" => "sent").increment(1);
                 if let Some(broadcast) = &message.broadcast {

@@ -7,12 +7,12 @@ mod support;
 use std::time::Duration;
 
 use obentchi_core::ids::UserId;
-use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
 use serde_json::json;
 use support::Platform;
 
 fn message(chat_id: i64, text: &str) -> OutboundMessage {
-    OutboundMessage { chat_id, text: text.into(), reply_markup: None, broadcast: None }
+    OutboundMessage::text(chat_id, text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,6 +29,8 @@ async fn messages_are_delivered_once_within_telegrams_limits() {
     ];
     let keyboard = json!({ "inline_keyboard": [[{ "text": "Next", "callback_data": "history:2" }]] });
     jobs.push(OutboundMessage { reply_markup: Some(keyboard.clone()), ..message(1003, "page 1") });
+    let invoice = StarsInvoice { title: "Deposit 250 XTR".into(), payload: "deposit:1004:77".into(), stars: 250 };
+    jobs.push(OutboundMessage { invoice: Some(invoice), ..message(1004, "Adds 250 XTR to your balance.") });
     for (i, job) in jobs.iter().enumerate() {
         platform.outbound_queue.enqueue(job, Some(&format!("msg-{i}"))).await.unwrap();
     }
@@ -37,7 +39,10 @@ async fn messages_are_delivered_once_within_telegrams_limits() {
     let mut done = false;
     for _ in 0..300 {
         let blocked = platform.users.has_blocked_bot(UserId::new(2002).unwrap()).await.unwrap();
-        if platform.bot_api.delivered_to(1001).len() == 3 && platform.bot_api.delivered_to(1003).len() == 1 && blocked {
+        let all_there = platform.bot_api.delivered_to(1001).len() == 3
+            && platform.bot_api.delivered_to(1003).len() == 1
+            && platform.bot_api.calls_to(1004).iter().any(|c| c.status == 200);
+        if all_there && blocked {
             done = true;
             break;
         }
@@ -50,6 +55,11 @@ async fn messages_are_delivered_once_within_telegrams_limits() {
     assert_eq!(texts, ["hello 1", "hello 2", "hello 3"], "each delivered once");
     let page = platform.bot_api.calls_to(1003).into_iter().find(|c| c.status == 200).unwrap();
     assert_eq!(page.body["reply_markup"], keyboard);
+    let sent_invoice = platform.bot_api.calls_to(1004).into_iter().find(|c| c.status == 200).unwrap();
+    assert!(sent_invoice.method.eq_ignore_ascii_case("sendinvoice"), "{sent_invoice:?}");
+    assert_eq!(sent_invoice.body["currency"], "XTR");
+    assert_eq!(sent_invoice.body["payload"], "deposit:1004:77");
+    assert_eq!(sent_invoice.body["prices"][0]["amount"], 250);
     let statuses: Vec<u16> = platform.bot_api.calls().iter().map(|c| c.status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
     let to_blocked: Vec<u16> = platform.bot_api.calls_to(2002).iter().map(|c| c.status).collect();
@@ -64,7 +74,7 @@ async fn messages_are_delivered_once_within_telegrams_limits() {
 async fn a_broadcast_reaches_every_user_once_and_a_cancelled_one_nobody() {
     let mut platform = Platform::start().await;
     for id in 3001..=3025 {
-        platform.users.register(UserId::new(id).unwrap()).await.unwrap();
+        platform.users.register(UserId::new(id).unwrap(), None).await.unwrap();
     }
     for blocked in [3005, 3010] {
         platform.users.mark_blocked(UserId::new(blocked).unwrap()).await.unwrap();

@@ -11,16 +11,15 @@ use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::payments::{PaymentJob, Payments, TELEGRAM_STARS};
+use obentchi_core::payments::{PaymentJob, Payments, PAYMENTS_QUEUE, TELEGRAM_STARS};
 use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
-use obentchi_core::withdrawals::{NewWithdrawal, WithdrawalJob, WithdrawalStatus, Withdrawals};
+use obentchi_core::withdrawals::{NewWithdrawal, WithdrawalJob, WithdrawalStatus, Withdrawals, WITHDRAWALS_QUEUE};
 use obentchi_core::broadcasts::{Broadcasts, BROADCASTS_QUEUE};
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::users::Users;
 use obentchi_testkit::{FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisCluster};
-use obentchi_workers::{PAYMENTS_QUEUE, WITHDRAWALS_QUEUE};
 
 pub const USERS: i64 = 20;
 /// Short so that jobs held by a killed worker come back quickly.
