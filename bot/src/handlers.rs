@@ -5,7 +5,8 @@
 //! `/balance`, `/help`, and deposits in Telegram Stars: `/deposit <stars>` sends an invoice,
 //! `pre_checkout_query` is validated and answered at once (Telegram allows 10 s), and
 //! `successful_payment` is recorded and becomes a payment job. Withdrawals, subscriptions,
-//! history, languages and conversation state come with the rest of the issue.
+//! history and conversation state come with the rest of the issue. Texts come from `i18n` in
+//! the user's language.
 
 use std::ops::ControlFlow;
 
@@ -19,9 +20,11 @@ use obentchi_core::users::Users;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
 use teloxide::payloads::AnswerPreCheckoutQuerySetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{Me, Message, PreCheckoutQuery, SuccessfulPayment, Update};
+use teloxide::types::{CallbackQuery, Me, Message, PreCheckoutQuery, SuccessfulPayment, Update, User};
 use teloxide::utils::command::BotCommands;
 use teloxide::Bot;
+
+use crate::i18n::{tr, Lang, Text};
 
 /// Stars per deposit invoice.
 pub const MIN_DEPOSIT_STARS: u32 = 1;
@@ -39,6 +42,8 @@ pub enum Command {
     Balance,
     /// Deposit Telegram Stars: /deposit 250
     Deposit(String),
+    /// Choose the language.
+    Language,
     /// List the commands.
     Help,
 }
@@ -70,6 +75,20 @@ impl Deps {
     async fn reply(&self, update: UpdateId, chat_id: i64, text: String) -> HandlerResult {
         self.send(update, OutboundMessage::text(chat_id, text)).await
     }
+
+    /// The language to answer `user` in: chosen with /language, else their Telegram client's,
+    /// else Arabic.
+    async fn lang(&self, user: &User) -> Result<Lang, HandlerError> {
+        let chosen = match UserId::new(user.id.0 as i64) {
+            Ok(id) => self.users.language(id).await?,
+            Err(_) => None,
+        };
+        Ok(chosen
+            .as_deref()
+            .or(user.language_code.as_deref())
+            .and_then(Lang::from_code)
+            .unwrap_or_default())
+    }
 }
 
 /// The invoice payload of a deposit: who asked, and which update asked.
@@ -78,17 +97,17 @@ fn deposit_payload(user: UserId, update: UpdateId) -> String {
 }
 
 /// Checks a pre-checkout query against what we invoiced; `Err` says why it is refused.
-pub fn validate_pre_checkout(query: &PreCheckoutQuery) -> Result<(), &'static str> {
+pub fn validate_pre_checkout(query: &PreCheckoutQuery) -> Result<(), Text> {
     let payer = query.from.id.0.to_string();
     let invoiced_to = query.invoice_payload.strip_prefix("deposit:").and_then(|rest| rest.split(':').next());
     if invoiced_to != Some(payer.as_str()) {
-        return Err("This invoice is not yours.");
+        return Err(Text::InvoiceNotYours);
     }
     if query.currency != Currency::Xtr.code() {
-        return Err("Only Telegram Stars are accepted.");
+        return Err(Text::OnlyStars);
     }
     if !(MIN_DEPOSIT_STARS..=MAX_DEPOSIT_STARS).contains(&query.total_amount) {
-        return Err("This amount is outside the deposit limits.");
+        return Err(Text::OutsideLimits);
     }
     Ok(())
 }
@@ -101,6 +120,7 @@ pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
                 .filter_map(|m: Message| m.successful_payment().cloned())
                 .endpoint(on_successful_payment),
         )
+        .branch(Update::filter_callback_query().endpoint(on_callback))
         .branch(Update::filter_message().filter_command::<Command>().endpoint(on_command))
         .branch(Update::filter_message().endpoint(on_other_message))
 }
@@ -117,29 +137,16 @@ pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
 }
 
 async fn on_command(message: Message, command: Command, deps: Deps, update: UpdateId) -> HandlerResult {
-    let Some(user) = message.from.as_ref().and_then(|u| UserId::new(u.id.0 as i64).ok()) else {
-        return Ok(());
-    };
+    let Some(from) = message.from.as_ref() else { return Ok(()) };
+    let Ok(user) = UserId::new(from.id.0 as i64) else { return Ok(()) };
+    let lang = deps.lang(from).await?;
     let chat = message.chat.id.0;
     let text = match command {
         Command::Start(payload) => {
             let referrer = payload.strip_prefix("ref_").and_then(|id| id.parse::<i64>().ok()).and_then(|id| UserId::new(id).ok());
             deps.users.register(user, referrer).await?;
-            "Welcome! /balance shows your balances; /help lists what I can do.".to_owned()
+            tr(lang, Text::Welcome, &[])
         }
-        Command::Deposit(amount) => match Money::parse(Currency::Xtr, &amount) {
-            Ok(stars) if (i64::from(MIN_DEPOSIT_STARS)..=i64::from(MAX_DEPOSIT_STARS)).contains(&stars.minor()) => {
-                let invoice = StarsInvoice {
-                    title: format!("Deposit {stars}"),
-                    payload: deposit_payload(user, update),
-                    stars: stars.minor() as u32,
-                };
-                let description = format!("Adds {stars} to your balance.");
-                return deps.send(update, OutboundMessage { invoice: Some(invoice), ..OutboundMessage::text(chat, description) }).await;
-            }
-            Ok(_) => format!("Deposits are {MIN_DEPOSIT_STARS} to {MAX_DEPOSIT_STARS} stars, for example /deposit 250."),
-            Err(err) => format!("{err}. For example: /deposit 250"),
-        },
         Command::Balance => {
             let balances = deps.ledger.balances(user).await?;
             let lines: Vec<String> = balances
@@ -147,11 +154,55 @@ async fn on_command(message: Message, command: Command, deps: Deps, update: Upda
                 .filter(|b| b.account == UserAccount::Available)
                 .map(|b| b.amount.to_string())
                 .collect();
-            if lines.is_empty() { "Your balance is 0.".to_owned() } else { format!("Your balance:\n{}", lines.join("\n")) }
+            if lines.is_empty() {
+                tr(lang, Text::BalanceZero, &[])
+            } else {
+                format!("{}\n{}", tr(lang, Text::BalanceHeader, &[]), lines.join("\n"))
+            }
         }
-        Command::Help => Command::descriptions().to_string(),
+        Command::Deposit(amount) => match Money::parse(Currency::Xtr, &amount) {
+            Ok(stars) if (i64::from(MIN_DEPOSIT_STARS)..=i64::from(MAX_DEPOSIT_STARS)).contains(&stars.minor()) => {
+                let amount = stars.to_string();
+                let invoice = StarsInvoice {
+                    title: tr(lang, Text::InvoiceTitle, &[("amount", &amount)]),
+                    payload: deposit_payload(user, update),
+                    stars: stars.minor() as u32,
+                };
+                let description = tr(lang, Text::InvoiceDescription, &[("amount", &amount)]);
+                return deps.send(update, OutboundMessage { invoice: Some(invoice), ..OutboundMessage::text(chat, description) }).await;
+            }
+            Ok(_) => tr(
+                lang,
+                Text::DepositLimits,
+                &[("min", &MIN_DEPOSIT_STARS.to_string()), ("max", &MAX_DEPOSIT_STARS.to_string())],
+            ),
+            Err(err) => tr(lang, Text::DepositUsage, &[("error", &err.to_string())]),
+        },
+        Command::Language => {
+            let buttons: Vec<serde_json::Value> = Lang::ALL
+                .iter()
+                .map(|l| serde_json::json!({ "text": l.name(), "callback_data": format!("lang:{}", l.code()) }))
+                .collect();
+            let keyboard = serde_json::json!({ "inline_keyboard": [buttons] });
+            let prompt = OutboundMessage { reply_markup: Some(keyboard), ..OutboundMessage::text(chat, tr(lang, Text::ChooseLanguage, &[])) };
+            return deps.send(update, prompt).await;
+        }
+        Command::Help => tr(lang, Text::Help, &[]),
     };
     deps.reply(update, chat, text).await
+}
+
+/// Inline keyboard presses. The press is acknowledged directly (Telegram shows a spinner until
+/// then); the visible answer is a queued message.
+async fn on_callback(query: CallbackQuery, deps: Deps, update: UpdateId) -> HandlerResult {
+    deps.bot.answer_callback_query(query.id.clone()).await?;
+    let Some(lang) = query.data.as_deref().and_then(|d| d.strip_prefix("lang:")).and_then(Lang::from_code) else {
+        return Ok(());
+    };
+    let Ok(user) = UserId::new(query.from.id.0 as i64) else { return Ok(()) };
+    deps.users.set_language(user, lang.code()).await?;
+    let chat = query.message.as_ref().map_or(query.from.id.0 as i64, |m| m.chat().id.0);
+    deps.reply(update, chat, tr(lang, Text::LanguageChosen, &[])).await
 }
 
 /// Answered directly, not queued: Telegram cancels the payment if no answer comes in 10 s.
@@ -160,7 +211,7 @@ async fn on_pre_checkout(query: PreCheckoutQuery, deps: Deps) -> HandlerResult {
     let answer = deps.bot.answer_pre_checkout_query(query.id.clone(), verdict.is_ok());
     match verdict {
         Ok(()) => answer.await?,
-        Err(reason) => answer.error_message(reason).await?,
+        Err(reason) => answer.error_message(tr(deps.lang(&query.from).await?, reason, &[])).await?,
     };
     Ok(())
 }
@@ -181,13 +232,18 @@ async fn on_successful_payment(message: Message, payment: SuccessfulPayment, dep
     };
     deps.payments.record(&job).await?;
     deps.payment_jobs.enqueue(&job, Some(&job.job_key())).await?;
-    let text = format!("Payment received: {}. It will show in /balance in a moment.", job.amount);
+    let lang = match &message.from {
+        Some(from) => deps.lang(from).await?,
+        None => Lang::default(),
+    };
+    let text = tr(lang, Text::PaymentReceived, &[("amount", &job.amount.to_string())]);
     deps.reply(update, message.chat.id.0, text).await
 }
 
 async fn on_other_message(message: Message, deps: Deps, update: UpdateId) -> HandlerResult {
-    if message.text().is_some() {
-        deps.reply(update, message.chat.id.0, "I did not understand that. /help lists what I can do.".into()).await?;
+    if let (Some(_), Some(from)) = (message.text(), &message.from) {
+        let text = tr(deps.lang(from).await?, Text::NotUnderstood, &[]);
+        deps.reply(update, message.chat.id.0, text).await?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod consumer;
 pub mod handlers;
+pub mod i18n;
 pub mod receiver;
 pub mod webhook;
 

@@ -2,6 +2,7 @@
 
 use mongodb::options::ClientOptions;
 use obentchi_bot::handlers::{handle, Deps};
+use obentchi_bot::i18n::{tr, Lang, Text};
 use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting};
@@ -86,6 +87,7 @@ async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
     let sent = replies(&deps.outbound).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].chat_id, AMINA);
+    assert_eq!(sent[0].text, tr(Lang::Ar, Text::Welcome, &[]), "Arabic, from her Telegram client");
     assert_eq!(deps.users.referrer(amina).await.unwrap(), Some(UserId::new(REFERRER).unwrap()));
 
     // Referring oneself, or someone unknown, records nobody.
@@ -114,6 +116,19 @@ async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
     let sent = replies(&deps.outbound).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].text.contains("250 XTR"), "{}", sent[0].text);
+
+    // /language offers every language; pressing one switches the answers to it.
+    let language = start.replace("815203001", "815203011").replace("/start ref_402118833", "/language").replace("\"length\":6", "\"length\":9");
+    handle(&language, &me(), deps).await.unwrap();
+    let keyboard = replies(&deps.outbound).await.remove(0).reply_markup.expect("a keyboard");
+    assert_eq!(keyboard["inline_keyboard"][0].as_array().unwrap().len(), 3);
+    let press = fixture("callback_query").replace("history:2", "lang:ru");
+    handle(&press, &me(), deps).await.unwrap();
+    assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::Ru, Text::LanguageChosen, &[]));
+    assert!(w.bot_api.calls().iter().any(|c| c.method.eq_ignore_ascii_case("answercallbackquery")));
+    let help = start.replace("815203001", "815203012").replace("/start ref_402118833", "/help").replace("\"length\":6", "\"length\":5");
+    handle(&help, &me(), deps).await.unwrap();
+    assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::Ru, Text::Help, &[]));
 
     // Kinds the tree does not handle, including newer ones, are left alone.
     for name in ["newer_kind", "my_chat_member"] {
@@ -144,7 +159,8 @@ async fn a_stars_deposit_goes_from_invoice_to_a_credited_balance_once() {
     assert_eq!(answers.len(), 2);
     assert_eq!(answers[0].body["ok"], true);
     assert_eq!(answers[1].body["ok"], false);
-    assert_eq!(answers[1].body["error_message"], "This invoice is not yours.");
+    // In the payer's language (Arabic here, from the Telegram client).
+    assert_eq!(answers[1].body["error_message"], tr(Lang::Ar, Text::InvoiceNotYours, &[]));
 
     // successful_payment, delivered twice: recorded, one payment job, credited once.
     handle(&fixture("successful_payment"), &me(), deps).await.unwrap();

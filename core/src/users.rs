@@ -41,6 +41,20 @@ impl Users {
         Ok(self.users.find_one(doc! { "_id": user_id.get(), "user_id": user_id.get() }).await?.is_some())
     }
 
+    /// The language code the user chose, if any.
+    pub async fn language(&self, user_id: UserId) -> mongodb::error::Result<Option<String>> {
+        let user = self.users.find_one(doc! { "_id": user_id.get(), "user_id": user_id.get() }).await?;
+        Ok(user.and_then(|u| u.get_str("language").ok().map(str::to_owned)))
+    }
+
+    pub async fn set_language(&self, user_id: UserId, code: &str) -> mongodb::error::Result<()> {
+        self.users
+            .update_one(doc! { "_id": user_id.get(), "user_id": user_id.get() }, doc! { "$set": { "language": code } })
+            .upsert(true)
+            .await
+            .map(drop)
+    }
+
     /// Who referred the user, if anyone.
     pub async fn referrer(&self, user_id: UserId) -> mongodb::error::Result<Option<UserId>> {
         let user = self.users.find_one(doc! { "_id": user_id.get(), "user_id": user_id.get() }).await?;
