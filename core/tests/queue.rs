@@ -264,3 +264,40 @@ async fn a_graceful_stop_finishes_running_jobs_and_gives_back_the_rest() {
     assert_eq!(runs.len(), 300);
     assert!(runs.values().all(|count| *count == 1), "a graceful stop runs no job twice");
 }
+
+async fn long_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
+    runs.record(job.n);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_running_longer_than_the_visibility_timeout_is_not_taken_from_its_own_worker() {
+    let cluster = RedisCluster::start();
+    let config = QueueConfig { partitions: 2, visibility_timeout_ms: 500, max_attempts: 1, ..QueueConfig::default() };
+    let queue = cluster_queue(&cluster, "long", config).await;
+    queue.enqueue_batch(&(0..3).map(|n| Job { n, fail: false }).collect::<Vec<_>>()).await.unwrap();
+    let runs = Runs::default();
+    let backend = QueueBackend::<Job>::start(queue.clone(), "long-1".into());
+    let worker = WorkerBuilder::new("long-1").backend(backend).data(runs.clone()).build(long_job);
+    let watched = queue.clone();
+    worker
+        .run_with_ctx(move |ctx: WorkerContext| {
+            let queue = watched.clone();
+            async move {
+                loop {
+                    let stats = queue.stats().await.unwrap();
+                    if stats.depth + stats.in_flight == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                ctx.stop()
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(queue.stats().await.unwrap().dead, 0, "{:?}", queue.dead_letters(10).await.unwrap());
+    assert!(runs.snapshot().values().all(|count| *count == 1), "{:?}", runs.snapshot());
+    assert_eq!(runs.snapshot().len(), 3);
+}

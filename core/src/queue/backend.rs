@@ -7,7 +7,8 @@
 //! stops pulling, lets running jobs finish, then calls `poll_close`: the fetcher stops, fetched
 //! but unstarted jobs are given back, and pending acknowledgements are flushed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -32,6 +33,28 @@ use crate::telemetry;
 
 type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Entries this process is running, per partition: the sweep keeps them alive, so a job that
+/// runs longer than the visibility timeout is not taken over by its own process.
+#[derive(Clone, Default)]
+struct Running(Arc<Mutex<BTreeMap<u16, BTreeSet<String>>>>);
+
+impl Running {
+    fn start(&self, delivery: &Delivery) {
+        self.0.lock().expect("running lock").entry(delivery.partition).or_default().insert(delivery.entry_id.clone());
+    }
+
+    fn finish(&self, delivery: &Delivery) {
+        if let Some(entries) = self.0.lock().expect("running lock").get_mut(&delivery.partition) {
+            entries.remove(&delivery.entry_id);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<(u16, Vec<String>)> {
+        let running = self.0.lock().expect("running lock");
+        running.iter().filter(|(_, e)| !e.is_empty()).map(|(p, e)| (*p, e.iter().cloned().collect())).collect()
+    }
+}
+
 /// Acks wait at most this long to be sent together with others.
 const ACK_LINGER: Duration = Duration::from_millis(5);
 const ACK_BATCH: usize = 256;
@@ -53,10 +76,11 @@ impl<Args: DeserializeOwned + Send + Sync + 'static> QueueBackend<Args> {
         let (task_tx, tasks) = mpsc::channel(queue.config.fetch_batch.max(1));
         let (ack_tx, ack_rx) = mpsc::channel(16_384);
         let stop = CancellationToken::new();
-        let fetcher = tokio::spawn(fetch_loop(queue.clone(), consumer, task_tx, stop.clone()));
+        let running = Running::default();
+        let fetcher = tokio::spawn(fetch_loop(queue.clone(), consumer, task_tx, running.clone(), stop.clone()));
         let acker = tokio::spawn(ack_loop(queue.clone(), ack_rx, stop.child_token()));
         QueueBackend {
-            ack_layer: AckLayer { queue: queue.clone(), acks: ack_tx },
+            ack_layer: AckLayer { queue: queue.clone(), acks: ack_tx, running },
             queue,
             tasks,
             stop,
@@ -71,6 +95,7 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
     queue: Queue,
     consumer: String,
     tasks: mpsc::Sender<Task<Args>>,
+    running: Running,
     stop: CancellationToken,
 ) {
     let config = queue.config.clone();
@@ -83,10 +108,14 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
             let mut fetched = 0;
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + sweep_every;
+                // Ours first: a job still running here must not look abandoned to the sweep.
+                for (partition, entries) in running.snapshot() {
+                    queue.touch(partition, &consumer, &entries).await?;
+                }
                 for partition in queue.partitions() {
                     let reclaimed = queue.reclaim(partition, &consumer, config.fetch_batch).await?;
                     fetched += reclaimed.len();
-                    deliver_all(&queue, reclaimed, &tasks).await?;
+                    deliver_all(&queue, reclaimed, &tasks, &running).await?;
                 }
             }
             for offset in 0..config.partitions {
@@ -100,7 +129,7 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
                 let room = tasks.capacity();
                 let batch = queue.fetch(partition, &consumer, room.min(config.fetch_batch)).await?;
                 fetched += batch.len();
-                deliver_all(&queue, batch, &tasks).await?;
+                deliver_all(&queue, batch, &tasks, &running).await?;
             }
             start = (start + 1) % config.partitions;
             Ok::<usize, QueueError>(fetched)
@@ -133,6 +162,7 @@ async fn deliver_all<Args: DeserializeOwned + Send + Sync + 'static>(
     queue: &Queue,
     deliveries: Vec<Delivery>,
     tasks: &mpsc::Sender<Task<Args>>,
+    running: &Running,
 ) -> Result<(), QueueError> {
     for delivery in deliveries {
         if delivery.attempt() > queue.config.max_attempts {
@@ -147,6 +177,9 @@ async fn deliver_all<Args: DeserializeOwned + Send + Sync + 'static>(
                 continue;
             }
         };
+        // From here until it is settled, the sweep keeps the entry alive (a fetched entry
+        // waiting in the channel counts: it is ours and will run).
+        running.start(&delivery);
         let task = TaskBuilder::new(args)
             .task_id(TaskId::from_string(delivery.envelope.id.clone()))
             .attempt(delivery.attempt() as usize)
@@ -280,6 +313,7 @@ impl<Args> BackendConfig for QueueBackend<Args> {
 pub struct AckLayer {
     queue: Queue,
     acks: mpsc::Sender<(u16, String)>,
+    running: Running,
 }
 
 impl<S> Layer<S> for AckLayer {
@@ -312,16 +346,17 @@ where
 
     fn call(&mut self, task: Task<Args>) -> Self::Future {
         let delivery = task.ctx().data().get::<Delivery>().cloned();
-        let running = self.inner.call(task);
-        let AckLayer { queue, acks } = self.layer.clone();
+        let job = self.inner.call(task);
+        let AckLayer { queue, acks, running } = self.layer.clone();
         let span = delivery
             .as_ref()
             .map_or_else(tracing::Span::none, |d| telemetry::job_span(&queue.name, &d.envelope.id));
         Box::pin(
             async move {
                 let started = Instant::now();
-                let result = running.await;
+                let result = job.await;
                 let Some(delivery) = delivery else { return result };
+                running.finish(&delivery);
                 let queue_name = queue.name.to_string();
                 metrics::histogram!("queue_job_duration_seconds", "queue" => queue_name.clone())
                     .record(started.elapsed().as_secs_f64());

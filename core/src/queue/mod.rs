@@ -414,6 +414,17 @@ impl Queue {
         Ok(deliveries)
     }
 
+    /// Keeps entries this consumer is still running from looking abandoned (see the `touch`
+    /// script). Returns how many were still ours.
+    pub async fn touch(&self, partition: u16, consumer: &str, entry_ids: &[String]) -> Result<u64, QueueError> {
+        if entry_ids.is_empty() {
+            return Ok(0);
+        }
+        let mut call = self.scripts.touch.key(self.stream_key(partition));
+        call.arg(GROUP).arg(consumer).arg(entry_ids);
+        Ok(call.invoke_async(&mut self.redis.clone()).await?)
+    }
+
     /// Acknowledges finished entries of one partition and deletes them.
     pub async fn ack(&self, partition: u16, entry_ids: &[String]) -> Result<(), QueueError> {
         if entry_ids.is_empty() {

@@ -29,6 +29,7 @@ pub struct Scripts {
     pub release: Script,
     pub stats: Script,
     pub revive: Script,
+    pub touch: Script,
 }
 
 impl Scripts {
@@ -135,6 +136,22 @@ impl Scripts {
                 local oldest_id = ''
                 if oldest[1] then oldest_id = oldest[1][1] end
                 return {length, in_flight, redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]), oldest_id}
+                ",
+            ),
+            // KEYS: stream. ARGV: group, consumer, entry ids... Resets the idle time of entries
+            // this consumer still runs, so no sweep takes them over (JUSTID: no delivery
+            // counted). Entries another consumer took meanwhile are left alone.
+            touch: Script::new(
+                r"
+                local touched = 0
+                for i = 3, #ARGV do
+                    local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+                    if pending[1] ~= nil and pending[1][2] == ARGV[2] then
+                        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+                        touched = touched + 1
+                    end
+                end
+                return touched
                 ",
             ),
             // KEYS: dead, stream. ARGV: dead entry id, fresh envelope or '' to discard.
