@@ -15,8 +15,8 @@ pub fn bot(config: &Config) -> anyhow::Result<Bot> {
 }
 
 fn allowed_update(kind: &str) -> anyhow::Result<AllowedUpdate> {
-    Ok(serde_json::from_value(serde_json::Value::String(kind.to_owned()))
-        .map_err(|_| anyhow::anyhow!("webhook.allowed_updates: unknown update kind {kind:?}"))?)
+    serde_json::from_value(serde_json::Value::String(kind.to_owned()))
+        .map_err(|_| anyhow::anyhow!("webhook.allowed_updates: unknown update kind {kind:?}"))
 }
 
 pub async fn set(config: &Config) -> anyhow::Result<String> {

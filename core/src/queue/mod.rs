@@ -349,7 +349,7 @@ impl Queue {
                 .ignore();
         }
         let mut redis = self.redis.clone();
-        for pipe in pipes.iter().filter(|p| !p.cmd_iter().next().is_none()) {
+        for pipe in pipes.iter().filter(|p| p.cmd_iter().next().is_some()) {
             let () = pipe.query_async(&mut redis).await?;
         }
         metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(jobs.len() as u64);
