@@ -2,10 +2,10 @@
 //! outbound job keyed by the update, so handling an update twice sends one reply.
 //!
 //! So far: `/start` (registers the user, with a referral deep link `ref_<user id>`),
-//! `/balance`, `/help`, and deposits in Telegram Stars: `/deposit <stars>` sends an invoice,
+//! `/balance`, `/history` (paged), `/language`, `/help`, and deposits in Telegram Stars: `/deposit <stars>` sends an invoice,
 //! `pre_checkout_query` is validated and answered at once (Telegram allows 10 s), and
-//! `successful_payment` is recorded and becomes a payment job. Withdrawals, subscriptions,
-//! history and conversation state come with the rest of the issue. Texts come from `i18n` in
+//! `successful_payment` is recorded and becomes a payment job. Withdrawals, subscriptions and
+//! conversation state come with the rest of the issue. Texts come from `i18n` in
 //! the user's language.
 
 use std::ops::ControlFlow;
@@ -26,6 +26,9 @@ use teloxide::Bot;
 
 use crate::i18n::{tr, Lang, Text};
 
+/// Transactions per /history page.
+pub const HISTORY_PAGE: u32 = 5;
+
 /// Stars per deposit invoice.
 pub const MIN_DEPOSIT_STARS: u32 = 1;
 pub const MAX_DEPOSIT_STARS: u32 = 10_000;
@@ -44,6 +47,8 @@ pub enum Command {
     Deposit(String),
     /// Choose the language.
     Language,
+    /// Your transactions, newest first.
+    History,
     /// List the commands.
     Help,
 }
@@ -187,22 +192,66 @@ async fn on_command(message: Message, command: Command, deps: Deps, update: Upda
             let prompt = OutboundMessage { reply_markup: Some(keyboard), ..OutboundMessage::text(chat, tr(lang, Text::ChooseLanguage, &[])) };
             return deps.send(update, prompt).await;
         }
+        Command::History => return deps.send(update, history_page(&deps, user, lang, chat, 1).await?).await,
         Command::Help => tr(lang, Text::Help, &[]),
     };
     deps.reply(update, chat, text).await
+}
+
+/// One page of the user's postings (newest first) as their effect on the available balance,
+/// with ◀ ▶ buttons to the neighbouring pages.
+async fn history_page(deps: &Deps, user: UserId, lang: Lang, chat: i64, page: u32) -> Result<OutboundMessage, HandlerError> {
+    let page = page.max(1);
+    let offset = u64::from((page - 1) * HISTORY_PAGE);
+    // One more than a page tells whether a next page exists.
+    let mut postings = deps.ledger.history(user, offset, HISTORY_PAGE + 1).await?;
+    let has_next = postings.len() > HISTORY_PAGE as usize;
+    postings.truncate(HISTORY_PAGE as usize);
+    if postings.is_empty() {
+        return Ok(OutboundMessage::text(chat, tr(lang, Text::HistoryEmpty, &[])));
+    }
+    let lines: Vec<String> = postings
+        .iter()
+        .map(|p| {
+            let change = p
+                .entries
+                .iter()
+                .filter(|e| e.account == obentchi_core::ledger::Account::User(UserAccount::Available))
+                .map(|e| e.amount.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let kind = serde_json::to_value(p.kind).ok().and_then(|k| k.as_str().map(|k| k.replace('_', " "))).unwrap_or_default();
+            format!("{} · {kind} · {change}", p.created_at.format("%Y-%m-%d"))
+        })
+        .collect();
+    let mut buttons = Vec::new();
+    if page > 1 {
+        buttons.push(serde_json::json!({ "text": "◀", "callback_data": format!("history:{}", page - 1) }));
+    }
+    if has_next {
+        buttons.push(serde_json::json!({ "text": "▶", "callback_data": format!("history:{}", page + 1) }));
+    }
+    let text = format!("{}\n{}", tr(lang, Text::HistoryPage, &[("page", &page.to_string())]), lines.join("\n"));
+    let reply_markup = (!buttons.is_empty()).then(|| serde_json::json!({ "inline_keyboard": [buttons] }));
+    Ok(OutboundMessage { reply_markup, ..OutboundMessage::text(chat, text) })
 }
 
 /// Inline keyboard presses. The press is acknowledged directly (Telegram shows a spinner until
 /// then); the visible answer is a queued message.
 async fn on_callback(query: CallbackQuery, deps: Deps, update: UpdateId) -> HandlerResult {
     deps.bot.answer_callback_query(query.id.clone()).await?;
-    let Some(lang) = query.data.as_deref().and_then(|d| d.strip_prefix("lang:")).and_then(Lang::from_code) else {
-        return Ok(());
-    };
     let Ok(user) = UserId::new(query.from.id.0 as i64) else { return Ok(()) };
-    deps.users.set_language(user, lang.code()).await?;
     let chat = query.message.as_ref().map_or(query.from.id.0 as i64, |m| m.chat().id.0);
-    deps.reply(update, chat, tr(lang, Text::LanguageChosen, &[])).await
+    let data = query.data.as_deref().unwrap_or_default();
+    if let Some(lang) = data.strip_prefix("lang:").and_then(Lang::from_code) {
+        deps.users.set_language(user, lang.code()).await?;
+        return deps.reply(update, chat, tr(lang, Text::LanguageChosen, &[])).await;
+    }
+    if let Some(page) = data.strip_prefix("history:").and_then(|p| p.parse::<u32>().ok()) {
+        let lang = deps.lang(&query.from).await?;
+        return deps.send(update, history_page(&deps, user, lang, chat, page).await?).await;
+    }
+    Ok(())
 }
 
 /// Answered directly, not queued: Telegram cancels the payment if no answer comes in 10 s.

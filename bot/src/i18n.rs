@@ -59,6 +59,8 @@ pub enum Text {
     OutsideLimits,
     ChooseLanguage,
     LanguageChosen,
+    HistoryEmpty,
+    HistoryPage,
 }
 
 type Table = &'static [(Lang, Text, &'static str)];
@@ -68,9 +70,9 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::Welcome, "Welcome! /balance shows your balance, /deposit adds Telegram Stars, /help lists everything."),
     (Lang::Ar, Text::Welcome, "أهلاً بك! ‎/balance‎ يعرض رصيدك، و‎/deposit‎ لإيداع نجوم تيليجرام، و‎/help‎ لعرض كل الأوامر."),
     (Lang::Ru, Text::Welcome, "Добро пожаловать! /balance — ваш баланс, /deposit — пополнить звёздами Telegram, /help — все команды."),
-    (Lang::En, Text::Help, "/start — start\n/balance — your balance\n/deposit 250 — deposit Telegram Stars\n/language — change the language\n/help — this list"),
-    (Lang::Ar, Text::Help, "‎/start‎ — البدء\n‎/balance‎ — رصيدك\n‎/deposit 250‎ — إيداع نجوم تيليجرام\n‎/language‎ — تغيير اللغة\n‎/help‎ — هذه القائمة"),
-    (Lang::Ru, Text::Help, "/start — начать\n/balance — ваш баланс\n/deposit 250 — пополнить звёздами Telegram\n/language — сменить язык\n/help — этот список"),
+    (Lang::En, Text::Help, "/start — start\n/balance — your balance\n/history — your transactions\n/deposit 250 — deposit Telegram Stars\n/language — change the language\n/help — this list"),
+    (Lang::Ar, Text::Help, "‎/start‎ — البدء\n‎/balance‎ — رصيدك\n‎/history‎ — معاملاتك\n‎/deposit 250‎ — إيداع نجوم تيليجرام\n‎/language‎ — تغيير اللغة\n‎/help‎ — هذه القائمة"),
+    (Lang::Ru, Text::Help, "/start — начать\n/balance — ваш баланс\n/history — ваши операции\n/deposit 250 — пополнить звёздами Telegram\n/language — сменить язык\n/help — этот список"),
     (Lang::En, Text::BalanceZero, "Your balance is 0."),
     (Lang::Ar, Text::BalanceZero, "رصيدك 0."),
     (Lang::Ru, Text::BalanceZero, "Ваш баланс: 0."),
@@ -110,6 +112,12 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::LanguageChosen, "Language set: English."),
     (Lang::Ar, Text::LanguageChosen, "تم اختيار اللغة: العربية."),
     (Lang::Ru, Text::LanguageChosen, "Язык: русский."),
+    (Lang::En, Text::HistoryEmpty, "No transactions yet."),
+    (Lang::Ar, Text::HistoryEmpty, "لا توجد معاملات بعد."),
+    (Lang::Ru, Text::HistoryEmpty, "Операций пока нет."),
+    (Lang::En, Text::HistoryPage, "History, page {page}:"),
+    (Lang::Ar, Text::HistoryPage, "السجل، الصفحة {page}:"),
+    (Lang::Ru, Text::HistoryPage, "История, страница {page}:"),
 ];
 
 fn lookup(table: Table, lang: Lang, text: Text) -> &'static str {
@@ -131,7 +139,8 @@ mod tests {
         let texts = [
             Text::Welcome, Text::Help, Text::BalanceZero, Text::BalanceHeader, Text::DepositUsage, Text::DepositLimits,
             Text::InvoiceTitle, Text::InvoiceDescription, Text::PaymentReceived, Text::NotUnderstood, Text::InvoiceNotYours,
-            Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen,
+            Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen, Text::HistoryEmpty,
+            Text::HistoryPage,
         ];
         for text in texts {
             assert!(TRANSLATIONS.iter().any(|(l, t, _)| *l == Lang::En && *t == text), "{text:?} has no English");

@@ -173,3 +173,35 @@ async fn a_stars_deposit_goes_from_invoice_to_a_credited_balance_once() {
     let stars = deps.ledger.balance(amina, obentchi_core::ledger::UserAccount::Available, Currency::Xtr).await.unwrap();
     assert_eq!(stars.minor(), 250);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_through_the_ledger_with_buttons() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    for n in 1..=7 {
+        let deposit = Posting::deposit(
+            amina,
+            IdempotencyKey::new(format!("stars:{n}")).unwrap(),
+            ProviderId::new("telegram_stars").unwrap(),
+            Money::from_minor(Currency::Xtr, n * 10),
+            "deposit",
+        )
+        .unwrap();
+        deps.ledger.post(&deposit).await.unwrap();
+    }
+    let history = fixture("message").replace("/start ref_402118833", "/history").replace("\"length\":6", "\"length\":8");
+    handle(&history, &me(), deps).await.unwrap();
+    let page_one = replies(&deps.outbound).await.remove(0);
+    assert_eq!(page_one.text.lines().count(), 1 + 5, "{}", page_one.text);
+    assert!(page_one.text.contains("70 XTR"), "newest first: {}", page_one.text);
+    let buttons = &page_one.reply_markup.as_ref().expect("buttons")["inline_keyboard"][0];
+    assert_eq!(buttons.as_array().unwrap().len(), 1);
+    assert_eq!(buttons[0]["callback_data"], "history:2");
+
+    let next = fixture("callback_query");
+    handle(&next, &me(), deps).await.unwrap();
+    let page_two = replies(&deps.outbound).await.remove(0);
+    assert_eq!(page_two.text.lines().count(), 1 + 2, "{}", page_two.text);
+    assert!(page_two.text.contains("10 XTR"));
+    assert_eq!(page_two.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"], "history:1");
+}
