@@ -57,12 +57,8 @@ struct Held {
 }
 
 impl Consumer {
-    fn tag(&self, partition: u16) -> String {
-        format!("{{q:{}:{partition}}}", self.queue.name())
-    }
-
     fn lease(&self, partition: u16) -> Lease {
-        Lease::new(self.redis.clone(), &self.tag(partition), &self.name, self.lease_ttl)
+        Lease::new(self.redis.clone(), &self.queue.tag(partition), &self.name, self.lease_ttl)
     }
 
     /// Live consumers, from a heartbeat set (one key; any slot).
@@ -188,7 +184,7 @@ impl Consumer {
     async fn handle_in_span(&self, delivery: &Delivery) {
         let raw = delivery.envelope.payload.get();
         let head = UpdateHead::parse(raw.as_bytes()).ok();
-        let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| format!("{}:last:{chat}", self.tag(delivery.partition))));
+        let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| format!("{}:last:{chat}", self.queue.tag(delivery.partition))));
         if let (Some(head), Some(key)) = (&head, &last_key) {
             let order: i64 = Script::new(CHECK_ORDER)
                 .key(key)

@@ -9,6 +9,7 @@
 //! the user's language.
 
 use std::ops::ControlFlow;
+use std::sync::LazyLock;
 
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, UserAccount};
@@ -84,9 +85,9 @@ impl Deps {
     /// The language to answer `user` in: chosen with /language, else their Telegram client's,
     /// else Arabic.
     async fn lang(&self, user: &User) -> Result<Lang, HandlerError> {
-        let chosen = match UserId::new(user.id.0 as i64) {
-            Ok(id) => self.users.language(id).await?,
-            Err(_) => None,
+        let chosen = match user_id(user) {
+            Some(id) => self.users.language(id).await?,
+            None => None,
         };
         Ok(chosen
             .as_deref()
@@ -94,6 +95,11 @@ impl Deps {
             .and_then(Lang::from_code)
             .unwrap_or_default())
     }
+}
+
+/// Our id for a Telegram user (`None` for ids we do not serve, e.g. non-positive ones).
+fn user_id(user: &User) -> Option<UserId> {
+    UserId::new(user.id.0 as i64).ok()
 }
 
 /// The invoice payload of a deposit: who asked, and which update asked.
@@ -135,7 +141,9 @@ pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
 pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
     let update: Update = serde_json::from_str(raw)?;
     let id = UpdateId(update.id.0);
-    match tree().dispatch(dptree::deps![update, me.clone(), deps.clone(), id]).await {
+    // Built once: the tree is the same for every update.
+    static TREE: LazyLock<dptree::Handler<'static, HandlerResult, DpHandlerDescription>> = LazyLock::new(tree);
+    match TREE.dispatch(dptree::deps![update, me.clone(), deps.clone(), id]).await {
         ControlFlow::Break(result) => result,
         ControlFlow::Continue(_) => Ok(()),
     }
@@ -143,7 +151,7 @@ pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
 
 async fn on_command(message: Message, command: Command, deps: Deps, update: UpdateId) -> HandlerResult {
     let Some(from) = message.from.as_ref() else { return Ok(()) };
-    let Ok(user) = UserId::new(from.id.0 as i64) else { return Ok(()) };
+    let Some(user) = user_id(from) else { return Ok(()) };
     let lang = deps.lang(from).await?;
     let chat = message.chat.id.0;
     let text = match command {
@@ -240,7 +248,7 @@ async fn history_page(deps: &Deps, user: UserId, lang: Lang, chat: i64, page: u3
 /// then); the visible answer is a queued message.
 async fn on_callback(query: CallbackQuery, deps: Deps, update: UpdateId) -> HandlerResult {
     deps.bot.answer_callback_query(query.id.clone()).await?;
-    let Ok(user) = UserId::new(query.from.id.0 as i64) else { return Ok(()) };
+    let Some(user) = user_id(&query.from) else { return Ok(()) };
     let chat = query.message.as_ref().map_or(query.from.id.0 as i64, |m| m.chat().id.0);
     let data = query.data.as_deref().unwrap_or_default();
     if let Some(lang) = data.strip_prefix("lang:").and_then(Lang::from_code) {
@@ -267,7 +275,7 @@ async fn on_pre_checkout(query: PreCheckoutQuery, deps: Deps) -> HandlerResult {
 
 /// Records the payment first, then enqueues the job that credits it (idempotent on the charge).
 async fn on_successful_payment(message: Message, payment: SuccessfulPayment, deps: Deps, update: UpdateId) -> HandlerResult {
-    let Some(user) = message.from.as_ref().and_then(|u| UserId::new(u.id.0 as i64).ok()) else {
+    let Some(user) = message.from.as_ref().and_then(user_id) else {
         return Ok(());
     };
     if payment.currency != Currency::Xtr.code() {

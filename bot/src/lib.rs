@@ -14,7 +14,7 @@ use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, Tele
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::payments::{Payments, PAYMENTS_QUEUE};
-use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::queue::{consumer_name, Queue, QueueConfig};
 use obentchi_core::users::Users;
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
@@ -175,11 +175,10 @@ pub async fn consume(config: Config) -> anyhow::Result<()> {
     };
     let updates = Queue::new(UPDATES_QUEUE, config.updates.clone(), connections.redis.clone());
     updates.ensure_groups().await?;
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
     let consumer = consumer::Consumer {
         queue: updates,
         redis: connections.redis.clone(),
-        name: format!("consumer-{host}-{}-{}", std::process::id(), now_suffix()),
+        name: consumer_name("updates"),
         deps,
         me,
         lease_ttl: Duration::from_millis(config.partition_lease_ms),
@@ -190,9 +189,4 @@ pub async fn consume(config: Config) -> anyhow::Result<()> {
     stop.cancel();
     consuming.await?;
     Ok(())
-}
-
-/// Distinguishes two starts of the same process id.
-fn now_suffix() -> u64 {
-    obentchi_core::queue::now_ms() % 1_000_000_007
 }

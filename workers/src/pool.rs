@@ -14,7 +14,7 @@ use std::time::Duration;
 use apalis_core::error::BoxDynError;
 use apalis_core::task::Task;
 use apalis_core::worker::builder::WorkerBuilder;
-use obentchi_core::queue::{now_ms, Queue, QueueBackend, QueueStats};
+use obentchi_core::queue::{consumer_name, now_ms, Queue, QueueBackend, QueueStats};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -159,7 +159,7 @@ where
     on_start(handle.clone());
     let scaler = tokio::spawn(scale(handle.clone(), queue.clone(), config, stop.clone()));
 
-    let worker_name = format!("{name}-{}", consumer_suffix());
+    let worker_name = consumer_name(name);
     let backend = QueueBackend::<Args>::start(queue, worker_name.clone());
     let service = tower::service_fn(move |task: Task<Args>| handler(task.args));
     let worker = WorkerBuilder::new(worker_name)
@@ -213,14 +213,6 @@ async fn scale(handle: PoolHandle, queue: Queue, config: PoolConfig, stop: Cance
         }
         metrics::gauge!("worker_pool_concurrency", "pool" => handle.name).set(next as f64);
     }
-}
-
-/// Unique per process start: host, pid and a random part (a restarted process must not
-/// inherit its predecessor's pending entries under the same name before they time out).
-fn consumer_suffix() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}-{}-{}", std::process::id(), &random[..8])
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -319,14 +318,13 @@ pub struct AckLayer {
 impl<S> Layer<S> for AckLayer {
     type Service = AckService<S>;
     fn layer(&self, inner: S) -> AckService<S> {
-        AckService { inner, layer: self.clone(), _args: PhantomData }
+        AckService { inner, layer: self.clone() }
     }
 }
 
 pub struct AckService<S> {
     inner: S,
     layer: AckLayer,
-    _args: PhantomData<fn()>,
 }
 
 impl<S, Args> Service<Task<Args>> for AckService<S>

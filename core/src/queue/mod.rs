@@ -185,6 +185,15 @@ pub struct Queue {
     next_partition: Arc<AtomicUsize>,
 }
 
+/// A consumer name unique to this process start: `<role>-<host>-<pid>-<random>`. A restarted
+/// process must not reuse its predecessor's name, or it would inherit that one's pending
+/// entries as if it had fetched them itself.
+pub fn consumer_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{role}-{host}-{}-{}", std::process::id(), &random[..8])
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
@@ -214,8 +223,17 @@ impl Queue {
         &self.config
     }
 
-    fn tag(&self, partition: u16) -> String {
+    /// The hash tag every key of `partition` carries (other per-partition keys, such as the
+    /// update consumers' leases, use it too, so they share the partition's slot).
+    pub fn tag(&self, partition: u16) -> String {
         format!("{{q:{}:{partition}}}", self.name)
+    }
+
+    /// The command that appends `envelope` to a partition's stream.
+    fn add_entry(&self, partition: u16, envelope: &Envelope) -> redis::Cmd {
+        let mut add = redis::cmd("XADD");
+        add.arg(self.stream_key(partition)).arg("*").arg("j").arg(envelope.encode());
+        add
     }
 
     fn stream_key(&self, partition: u16) -> String {
@@ -289,15 +307,7 @@ impl Queue {
             Some(key) => self.enqueue_in(self.partition_of(key), job, key).await,
             None => {
                 let envelope = Self::envelope(job, None)?;
-                let partition = self.any_partition();
-                let () = redis::cmd("XADD")
-                    .arg(self.stream_key(partition))
-                    .arg("*")
-                    .arg("j")
-                    .arg(envelope.encode())
-                    .query_async::<Value>(&mut self.redis.clone())
-                    .await
-                    .map(drop)?;
+                let _: Value = self.add_entry(self.any_partition(), &envelope).query_async(&mut self.redis.clone()).await?;
                 metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(1);
                 Ok(Enqueued::Added { job_id: envelope.id })
             }
@@ -340,13 +350,7 @@ impl Queue {
         for (i, job) in jobs.iter().enumerate() {
             let partition = ((start + i) % partitions) as u16;
             let envelope = Self::envelope(job, None)?;
-            pipes[usize::from(partition)]
-                .cmd("XADD")
-                .arg(self.stream_key(partition))
-                .arg("*")
-                .arg("j")
-                .arg(envelope.encode())
-                .ignore();
+            pipes[usize::from(partition)].add_command(self.add_entry(partition, &envelope)).ignore();
         }
         let mut redis = self.redis.clone();
         for pipe in pipes.iter().filter(|p| p.cmd_iter().next().is_some()) {
