@@ -3,7 +3,8 @@
 # .local/), `migrate`, then every service. Ctrl-C stops everything it started.
 # Ports: Redis 6380, MongoDB 27018, http 8080, bot 8081 (webhook receiver), workers 8082,
 # scheduler 8083, update consumer 8084,
-# fake payout provider 9099, fake Telegram Bot API 9098.
+# fake payout provider 9099, fake Telegram Bot API 9098, and the Telegram simulator's chat page on
+# http://127.0.0.1:9097/ (chat with the bot there: it posts updates to the receiver on 8081).
 source "$(dirname "$0")/lib.sh"
 ensure_apt_packages
 ensure_secantusd
@@ -36,7 +37,9 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-"$BIN/obentchi-fakes" --payout-addr 127.0.0.1:9099 --bot-api-addr 127.0.0.1:9098 >"$STATE/logs/fakes.log" 2>&1 &
+"$BIN/obentchi-fakes" --payout-addr 127.0.0.1:9099 --bot-api-addr 127.0.0.1:9098 \
+    --simulator-addr 127.0.0.1:9097 --webhook-url http://127.0.0.1:8081/telegram/webhook \
+    --webhook-secret local-webhook-secret >"$STATE/logs/fakes.log" 2>&1 &
 PIDS+=($!)
 
 "$BIN/obentchi-http" --config config/local.toml migrate
@@ -54,6 +57,6 @@ for service in http bot workers scheduler bot:consume; do
     log "$name: http://127.0.0.1:$port/readyz (log: .local/logs/$name.log)"
     port=$((port + 1))
 done
-log "platform is up; Ctrl-C stops it"
+log "platform is up; chat with the bot on http://127.0.0.1:9097/ (Ctrl-C stops everything)"
 wait -n "${PIDS[@]}" || true
 log "a process exited; see .local/logs"

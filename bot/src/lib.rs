@@ -3,11 +3,13 @@
 //! manages Telegram's webhook registration.
 
 pub mod consumer;
+pub mod conversation;
 pub mod handlers;
 pub mod i18n;
 pub mod receiver;
 pub mod webhook;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
@@ -15,7 +17,11 @@ use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::payments::{Payments, PAYMENTS_QUEUE};
 use obentchi_core::queue::{consumer_name, Queue, QueueConfig};
+use obentchi_core::redis_conn::RedisConn;
+use obentchi_core::storage::Store;
+use obentchi_core::subscriptions::{SubscriptionsConfig, Subscriptions};
 use obentchi_core::users::Users;
+use obentchi_core::withdrawals::{WithdrawalPolicy, Withdrawals, WITHDRAWALS_QUEUE};
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
 use obentchi_core::service::{self, Connections, ServiceConfig};
@@ -100,6 +106,16 @@ pub struct Config {
     /// Must match the workers' `queues.payments`.
     #[serde(default)]
     pub payments: QueueConfig,
+    /// The withdrawals queue; its partitions must match the workers' `queues.withdrawals`.
+    #[serde(default)]
+    pub withdrawal_jobs: QueueConfig,
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
+    #[serde(default)]
+    pub withdrawals: WithdrawalPolicy,
+    /// How long an unfinished conversation (e.g. /withdraw) is remembered.
+    #[serde(default = "default_conversation_ttl_ms")]
+    pub conversation_ttl_ms: u64,
     /// How long a consumer's claim on a partition lasts without renewal.
     #[serde(default = "default_lease_ttl_ms")]
     pub partition_lease_ms: u64,
@@ -107,6 +123,9 @@ pub struct Config {
 
 fn default_lease_ttl_ms() -> u64 {
     10_000
+}
+fn default_conversation_ttl_ms() -> u64 {
+    15 * 60 * 1000
 }
 
 /// Many partitions: a chat's updates are consumed in order within its partition, so more
@@ -156,6 +175,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Application::build(config).await?.run().await
 }
 
+impl handlers::Deps {
+    /// Everything the handlers use, from the bot's configuration.
+    pub fn build(config: &Config, store: &Store, redis: &RedisConn, bot: teloxide::Bot) -> handlers::Deps {
+        let ledger = Ledger::new(store.clone());
+        let bot_id = config.telegram.bot_token.expose().bot_id().to_owned();
+        let queue = |name, queue_config: &QueueConfig| Queue::new(name, queue_config.clone(), redis.clone());
+        handlers::Deps {
+            users: Users::new(store),
+            payments: Payments::new(store, ledger.clone()),
+            payment_jobs: queue(PAYMENTS_QUEUE, &config.payments),
+            subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
+            plans: Arc::new(config.subscriptions.clone()),
+            withdrawals: Withdrawals::new(store, ledger.clone()),
+            withdrawal_jobs: queue(WITHDRAWALS_QUEUE, &config.withdrawal_jobs),
+            withdrawal_policy: Arc::new(config.withdrawals.clone()),
+            conversations: conversation::Conversations::new(
+                redis.clone(),
+                bot_id.clone(),
+                Duration::from_millis(config.conversation_ttl_ms),
+            ),
+            outbound: queue(OUTBOUND_QUEUE, &config.outbound),
+            ledger,
+            bot,
+            bot_id,
+        }
+    }
+}
+
 /// Runs update consumers (and the ops endpoints) until SIGTERM, then finishes the update in
 /// hand on every partition and releases them.
 pub async fn consume(config: Config) -> anyhow::Result<()> {
@@ -163,16 +210,7 @@ pub async fn consume(config: Config) -> anyhow::Result<()> {
     let bot = webhook::bot(&config)?;
     // Fetched once: commands addressed as /cmd@botname need the bot's username.
     let me = bot.get_me().await?;
-    let ledger = Ledger::new(connections.store.clone());
-    let deps = handlers::Deps {
-        users: Users::new(&connections.store),
-        payments: Payments::new(&connections.store, ledger.clone()),
-        payment_jobs: Queue::new(PAYMENTS_QUEUE, config.payments.clone(), connections.redis.clone()),
-        ledger,
-        outbound: Queue::new(OUTBOUND_QUEUE, config.outbound.clone(), connections.redis.clone()),
-        bot: bot.clone(),
-        bot_id: config.telegram.bot_token.expose().bot_id().to_owned(),
-    };
+    let deps = handlers::Deps::build(&config, &connections.store, &connections.redis, bot.clone());
     let updates = Queue::new(UPDATES_QUEUE, config.updates.clone(), connections.redis.clone());
     updates.ensure_groups().await?;
     let consumer = consumer::Consumer {

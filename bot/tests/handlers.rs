@@ -3,16 +3,17 @@
 use mongodb::options::ClientOptions;
 use obentchi_bot::handlers::{handle, Deps};
 use obentchi_bot::i18n::{tr, Lang, Text};
-use obentchi_core::config::{RedisConfig, RedisMode};
+use obentchi_bot::Config;
+use obentchi_core::config;
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
-use obentchi_core::ledger::{Ledger, Posting};
+use obentchi_core::ledger::{Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::outbound::{OutboundMessage, OUTBOUND_QUEUE};
-use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, PAYMENTS_QUEUE};
-use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::payments::{PaymentJob, PaymentStatus};
+use obentchi_core::queue::Queue;
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
-use obentchi_core::users::Users;
+use obentchi_core::withdrawals::{WithdrawalJob, WithdrawalStatus};
 use obentchi_testkit::{FakeBotApi, MongoServer, RedisServer};
 use teloxide::types::Me;
 
@@ -51,24 +52,88 @@ struct World {
     deps: Deps,
 }
 
+/// Withdrawal limits small enough to reach in a test.
+const TEST_SETTINGS: &str = r#"
+[subscriptions]
+referral_commission_bps = 1000
+plans = [{ id = "month", price = "100 XTR", days = 30 }, { id = "year", price = "1000 XTR", days = 365 }]
+[withdrawals]
+min = "100 XTR"
+max = "500 XTR"
+daily_limit = "600 XTR"
+fee = "5 XTR"
+auto_approve_up_to = "300 XTR"
+address_format = "ton"
+"#;
+
 async fn world() -> World {
     let (redis, mongo) = (RedisServer::start(), MongoServer::start());
     let bot_api = FakeBotApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bot.toml");
+    let settings = format!(
+        "[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n[telegram]\nbot_token = \"7000000001:test\"\napi_url = \"{}\"\n[webhook]\nsecret = \"s\"\n{TEST_SETTINGS}",
+        mongo.uri(),
+        redis.url(),
+        bot_api.url()
+    );
+    std::fs::write(&file, settings).unwrap();
+    let config: Config = config::load(&[file]).unwrap();
     let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
     migrate(&store).await.unwrap();
-    let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).expect("a redis URL");
-    let redis_conn = RedisConn::connect(&redis_config).await.unwrap();
-    let ledger = Ledger::new(store.clone());
-    let deps = Deps {
-        users: Users::new(&store),
-        payments: Payments::new(&store, ledger.clone()),
-        payment_jobs: Queue::new(PAYMENTS_QUEUE, QueueConfig::default(), redis_conn.clone()),
-        ledger,
-        outbound: Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), redis_conn),
-        bot: teloxide::Bot::new("7000000001:test").set_api_url(bot_api.url().parse().unwrap()),
-        bot_id: "7000000001".into(),
-    };
+    let redis_conn = RedisConn::connect(&config.redis).await.unwrap();
+    let bot = teloxide::Bot::new("7000000001:test").set_api_url(bot_api.url().parse().unwrap());
+    let deps = Deps::build(&config, &store, &redis_conn, bot);
     World { _servers: (redis, mongo), bot_api, deps }
+}
+
+/// A private-chat message from `from` as Telegram sends it; a leading /command gets its entity.
+fn message_from(from: i64, update_id: u32, text: &str) -> String {
+    let mut message = serde_json::json!({
+        "message_id": update_id % 100_000,
+        "from": { "id": from, "is_bot": false, "first_name": "Amina", "language_code": "en" },
+        "chat": { "id": from, "first_name": "Amina", "type": "private" },
+        "date": 1_763_712_000,
+        "text": text,
+    });
+    if text.starts_with('/') {
+        let length = text.split(' ').next().unwrap().encode_utf16().count();
+        message["entities"] = serde_json::json!([{ "offset": 0, "length": length, "type": "bot_command" }]);
+    }
+    serde_json::json!({ "update_id": update_id, "message": message }).to_string()
+}
+
+/// A press on an inline button with `data`, under a message the bot sent to `from`.
+fn press_from(from: i64, update_id: u32, data: &str) -> String {
+    serde_json::json!({ "update_id": update_id, "callback_query": {
+        "id": format!("cb{update_id}"),
+        "from": { "id": from, "is_bot": false, "first_name": "Amina", "language_code": "en" },
+        "message": {
+            "message_id": 1, "date": 1_763_712_000, "text": "…",
+            "from": { "id": 7_000_000_001_i64, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" },
+            "chat": { "id": from, "first_name": "Amina", "type": "private" },
+        },
+        "chat_instance": "-5293712374861122341",
+        "data": data,
+    } })
+    .to_string()
+}
+
+/// Credits `stars` to `user` as a Stars deposit would.
+async fn fund(deps: &Deps, user: i64, key: &str, stars: i64) {
+    let deposit = Posting::deposit(
+        UserId::new(user).unwrap(),
+        IdempotencyKey::new(key).unwrap(),
+        ProviderId::new("telegram_stars").unwrap(),
+        Money::from_minor(Currency::Xtr, stars),
+        "deposit",
+    )
+    .unwrap();
+    deps.ledger.post(&deposit).await.unwrap();
+}
+
+async fn available(deps: &Deps, user: i64) -> i64 {
+    deps.ledger.balance(UserId::new(user).unwrap(), UserAccount::Available, Currency::Xtr).await.unwrap().minor()
 }
 
 const AMINA: i64 = 581_234_567;
@@ -78,7 +143,7 @@ const REFERRER: i64 = 402_118_833;
 async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
     let w = world().await;
     let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
-    deps.users.register(UserId::new(REFERRER).unwrap(), None).await.unwrap();
+    deps.users.register(UserId::new(REFERRER).unwrap(), None, None).await.unwrap();
 
     // /start ref_402118833, handled twice (a redelivery): registered with the referrer, one reply.
     let start = fixture("message");
@@ -102,15 +167,7 @@ async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
     replies(&deps.outbound).await;
 
     // /balance reads the ledger.
-    let deposit = Posting::deposit(
-        amina,
-        IdempotencyKey::new("stars:x").unwrap(),
-        ProviderId::new("telegram_stars").unwrap(),
-        Money::from_minor(Currency::Xtr, 250),
-        "deposit",
-    )
-    .unwrap();
-    deps.ledger.post(&deposit).await.unwrap();
+    fund(deps, AMINA, "stars:x", 250).await;
     let balance = start.replace("815203001", "815203010").replace("/start ref_402118833", "/balance").replace("\"length\":6", "\"length\":8");
     handle(&balance, &me(), deps).await.unwrap();
     let sent = replies(&deps.outbound).await;
@@ -140,7 +197,7 @@ async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stars_deposit_goes_from_invoice_to_a_credited_balance_once() {
     let w = world().await;
-    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    let deps = &w.deps;
     let deposit = fixture("message").replace("/start ref_402118833", "/deposit 250").replace("\"length\":6", "\"length\":8");
     handle(&deposit, &me(), deps).await.unwrap();
     let sent = replies(&deps.outbound).await;
@@ -170,24 +227,15 @@ async fn a_stars_deposit_goes_from_invoice_to_a_credited_balance_once() {
     assert_eq!(deps.payments.status(&jobs[0]).await.unwrap(), Some(PaymentStatus::Received));
     deps.payments.credit(&jobs[0]).await.unwrap();
     deps.payments.credit(&jobs[0]).await.unwrap();
-    let stars = deps.ledger.balance(amina, obentchi_core::ledger::UserAccount::Available, Currency::Xtr).await.unwrap();
-    assert_eq!(stars.minor(), 250);
+    assert_eq!(available(deps, AMINA).await, 250);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_pages_through_the_ledger_with_buttons() {
     let w = world().await;
-    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    let deps = &w.deps;
     for n in 1..=7 {
-        let deposit = Posting::deposit(
-            amina,
-            IdempotencyKey::new(format!("stars:{n}")).unwrap(),
-            ProviderId::new("telegram_stars").unwrap(),
-            Money::from_minor(Currency::Xtr, n * 10),
-            "deposit",
-        )
-        .unwrap();
-        deps.ledger.post(&deposit).await.unwrap();
+        fund(deps, AMINA, &format!("stars:{n}"), n * 10).await;
     }
     let history = fixture("message").replace("/start ref_402118833", "/history").replace("\"length\":6", "\"length\":8");
     handle(&history, &me(), deps).await.unwrap();
@@ -204,4 +252,141 @@ async fn history_pages_through_the_ledger_with_buttons() {
     assert_eq!(page_two.text.lines().count(), 1 + 2, "{}", page_two.text);
     assert!(page_two.text.contains("10 XTR"));
     assert_eq!(page_two.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"], "history:1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_is_bought_once_per_confirmation_and_pays_the_referrer() {
+    let w = world().await;
+    let deps = &w.deps;
+    handle(&message_from(REFERRER, 100, "/start"), &me(), deps).await.unwrap();
+    handle(&message_from(AMINA, 101, "/start ref_402118833"), &me(), deps).await.unwrap();
+    fund(deps, AMINA, "stars:1", 250).await;
+    replies(&deps.outbound).await;
+
+    handle(&message_from(AMINA, 102, "/subscribe"), &me(), deps).await.unwrap();
+    let plans = replies(&deps.outbound).await.remove(0).reply_markup.expect("plan buttons");
+    assert_eq!(plans["inline_keyboard"][0][0]["callback_data"], "sub:month");
+    assert_eq!(plans["inline_keyboard"][1][0]["callback_data"], "sub:year");
+
+    handle(&press_from(AMINA, 103, "sub:month"), &me(), deps).await.unwrap();
+    let confirm = replies(&deps.outbound).await.remove(0);
+    assert!(confirm.text.contains("100 XTR"), "{}", confirm.text);
+    let confirm_data = confirm.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"].as_str().unwrap().to_owned();
+    assert_eq!(confirm_data, "subok:month:103");
+
+    // A double tap: two updates with the same button. One purchase, one commission.
+    handle(&press_from(AMINA, 104, &confirm_data), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 105, &confirm_data), &me(), deps).await.unwrap();
+    assert_eq!(available(deps, AMINA).await, 150);
+    assert_eq!(available(deps, REFERRER).await, 10, "10 % of 100 XTR");
+    let sent = replies(&deps.outbound).await;
+    let to_referrer: Vec<_> = sent.iter().filter(|m| m.chat_id == REFERRER).collect();
+    assert_eq!(to_referrer.len(), 1, "the referrer is told once: {sent:?}");
+    assert!(sent.iter().filter(|m| m.chat_id == AMINA).all(|m| m.text.starts_with("Done: month until")), "{sent:?}");
+    let until = deps.subscriptions.active_until(UserId::new(AMINA).unwrap()).await.unwrap().expect("subscribed");
+    assert!(until > chrono::Utc::now() + chrono::Duration::days(29));
+
+    // The year plan costs more than is left.
+    handle(&press_from(AMINA, 106, "subok:year:106"), &me(), deps).await.unwrap();
+    assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::En, Text::NotEnoughBalance, &[("amount", "1000 XTR")]));
+    assert_eq!(available(deps, AMINA).await, 150);
+
+    // /referral: link, one invited, 10 XTR earned.
+    handle(&message_from(REFERRER, 107, "/referral"), &me(), deps).await.unwrap();
+    let referral = replies(&deps.outbound).await.remove(0).text;
+    assert!(referral.contains("https://t.me/obentchi_bot?start=ref_402118833"), "{referral}");
+    assert!(referral.contains("Invited: 1") && referral.contains("Earned: 10 XTR") && referral.contains("10%"), "{referral}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_conversation_checks_every_step_and_requests_once() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    const TON: &str = "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG";
+
+    // Not enough for the smallest withdrawal (100 + 5 fee).
+    fund(deps, AMINA, "stars:1", 50).await;
+    handle(&message_from(AMINA, 200, "/withdraw"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].text.starts_with("You can withdraw from 100 XTR"));
+
+    fund(deps, AMINA, "stars:2", 950).await;
+    let steps = [
+        (201, "/withdraw", "How much do you want to withdraw?"),
+        (202, "50", "That amount does not work: the minimum withdrawal is 100 XTR"),
+        (203, "12.5", "That amount does not work: XTR allows at most 0 decimal places"),
+        (204, "200", "Send the TON address to pay 200 XTR to."),
+        (205, "my wallet", "That is not a TON address."),
+        (206, TON, "Withdraw 200 XTR (fee 5 XTR) to UQBv"),
+    ];
+    for (update, text, expected) in steps {
+        handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
+        let reply = replies(&deps.outbound).await.remove(0);
+        assert!(reply.text.starts_with(expected), "{text}: {}", reply.text);
+    }
+    // Confirmed twice (a double tap): one withdrawal, one hold, one payout job.
+    handle(&press_from(AMINA, 207, "wd:ok:201"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 208, "wd:ok:201"), &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|m| m.text.starts_with("Withdrawal of 200 XTR approved")), "{sent:?}");
+    assert_eq!(available(deps, AMINA).await, 1000 - 205);
+    let jobs: Vec<WithdrawalJob> = new_jobs(&deps.withdrawal_jobs).await;
+    assert_eq!(jobs, vec![WithdrawalJob { user_id: amina, request_id: "tg:201".into() }]);
+    assert_eq!(deps.withdrawals.get(amina, "tg:201").await.unwrap().status, WithdrawalStatus::Approved);
+
+    // Over the automatic approval: held, waiting for an admin, no job. Then the daily limit.
+    for (update, text) in [(210, "/withdraw"), (211, "400"), (212, TON)] {
+        handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
+    }
+    handle(&press_from(AMINA, 213, "wd:ok:210"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await.last().unwrap().text.starts_with("Withdrawal of 400 XTR requested"));
+    assert_eq!(deps.withdrawals.get(amina, "tg:210").await.unwrap().status, WithdrawalStatus::Requested);
+    assert!(new_jobs::<WithdrawalJob>(&deps.withdrawal_jobs).await.is_empty());
+    for (update, text) in [(220, "/withdraw"), (221, "100")] {
+        handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
+    }
+    assert_eq!(
+        replies(&deps.outbound).await.last().unwrap().text,
+        "That amount does not work: over the daily limit: 0 XTR left today. Send another, or /cancel."
+    );
+
+    // /cancel ends the conversation; a stale confirm button does nothing.
+    handle(&message_from(AMINA, 230, "/cancel"), &me(), deps).await.unwrap();
+    handle(&message_from(AMINA, 231, "150"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 232, "wd:ok:220"), &me(), deps).await.unwrap();
+    let texts: Vec<String> = replies(&deps.outbound).await.into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, [tr(Lang::En, Text::Cancelled, &[]), tr(Lang::En, Text::NotUnderstood, &[]), tr(Lang::En, Text::Expired, &[])]);
+    assert_eq!(available(deps, AMINA).await, 1000 - 205 - 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_user_gets_a_polite_refusal_and_nothing_else_but_their_payment_is_kept() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    handle(&message_from(AMINA, 300, "/start"), &me(), deps).await.unwrap();
+    fund(deps, AMINA, "stars:1", 500).await;
+    deps.users.set_banned(amina, true).await.unwrap();
+    replies(&deps.outbound).await;
+
+    for (update, text) in [(301, "/balance"), (302, "/withdraw"), (303, "hello")] {
+        handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
+    }
+    handle(&press_from(AMINA, 304, "subok:month:304"), &me(), deps).await.unwrap();
+    handle(&fixture("pre_checkout_query"), &me(), deps).await.unwrap();
+    let texts: Vec<String> = replies(&deps.outbound).await.into_iter().map(|m| m.text).collect();
+    assert_eq!(texts, vec![tr(Lang::En, Text::Banned, &[]); 3]);
+    let calls = w.bot_api.calls();
+    let answer = |method: &str| calls.iter().find(|c| c.method.eq_ignore_ascii_case(method)).unwrap().body.clone();
+    assert_eq!(answer("answerprecheckoutquery")["ok"], false);
+    assert_eq!(answer("answercallbackquery")["text"], tr(Lang::En, Text::Banned, &[]));
+    assert_eq!(available(deps, AMINA).await, 500, "nothing bought");
+
+    // A payment Telegram already took is recorded all the same.
+    handle(&fixture("successful_payment"), &me(), deps).await.unwrap();
+    assert_eq!(new_jobs::<PaymentJob>(&deps.payment_jobs).await.len(), 1);
+    assert!(replies(&deps.outbound).await[0].text.starts_with("تم استلام الدفع"), "in the payer's Telegram language");
+
+    deps.users.set_banned(amina, false).await.unwrap();
+    handle(&message_from(AMINA, 305, "/balance"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].text.contains("500 XTR"));
 }

@@ -1,55 +1,22 @@
 //! Two receiver processes and two consumer processes: each chat's updates are handled in the
 //! order Telegram sent them, also when a consumer is killed and the other takes over.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::Duration;
 
 use mongodb::options::ClientOptions;
-use obentchi_bot::receiver::SECRET_HEADER;
 use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
+use support::{deliver, spawn_bot, wait_healthy};
 
 const SECRET: &str = "order-test-secret";
 const CHATS: i64 = 4;
 const UPDATES_PER_PHASE: i64 = 30;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(config: &std::path::Path, command: &str, port: u16, log: &std::path::Path) -> Process {
-    let log = std::fs::File::create(log).unwrap();
-    Process(
-        Command::new(env!("CARGO_BIN_EXE_obentchi-bot"))
-            .arg("--config")
-            .arg(config)
-            .arg(command)
-            .env("OBENTCHI_LISTEN__ADDR", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    )
-}
-
-async fn wait_healthy(client: &reqwest::Client, port: u16) {
-    for _ in 0..200 {
-        if client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("process on port {port} never became healthy");
-}
 
 /// A counter's value from a process's /metrics (0 when absent).
 async fn metric(client: &reqwest::Client, port: u16, name: &str) -> f64 {
@@ -74,16 +41,7 @@ async fn send_phase(client: &reqwest::Client, receivers: [u16; 2], phase: i64) {
                         r#"{{"update_id":{update_id},"message":{{"message_id":{sequence},"from":{{"id":{chat},"is_bot":false,"first_name":"U"}},"chat":{{"id":{chat},"type":"private","first_name":"U"}},"date":1763712000,"text":"/help"}}}}"#
                     );
                     let port = receivers[(sequence % 2) as usize];
-                    let status = client
-                        .post(format!("http://127.0.0.1:{port}/telegram/webhook"))
-                        .header(SECRET_HEADER, SECRET)
-                        .header("content-type", "application/json")
-                        .body(body)
-                        .send()
-                        .await
-                        .unwrap()
-                        .status();
-                    assert_eq!(status, 200);
+                    assert_eq!(deliver(&client, port, SECRET, body).await, 200);
                 }
             })
         })
@@ -129,10 +87,10 @@ partitions = 8
     .unwrap();
     let ports: Vec<u16> = (0..4).map(|_| free_port(false)).collect();
     let receivers = [ports[0], ports[1]];
-    let _r1 = spawn(&config, "serve", ports[0], &dir.path().join("r1.log"));
-    let _r2 = spawn(&config, "serve", ports[1], &dir.path().join("r2.log"));
-    let mut c1 = spawn(&config, "consume", ports[2], &dir.path().join("c1.log"));
-    let _c2 = spawn(&config, "consume", ports[3], &dir.path().join("c2.log"));
+    let _r1 = spawn_bot(&config, &["serve"], ports[0], &dir.path().join("r1.log"));
+    let _r2 = spawn_bot(&config, &["serve"], ports[1], &dir.path().join("r2.log"));
+    let mut c1 = spawn_bot(&config, &["consume"], ports[2], &dir.path().join("c1.log"));
+    let _c2 = spawn_bot(&config, &["consume"], ports[3], &dir.path().join("c2.log"));
     let client = reqwest::Client::new();
     for port in &ports {
         wait_healthy(&client, *port).await;

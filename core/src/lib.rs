@@ -14,6 +14,7 @@ pub mod queue;
 pub mod redis_conn;
 pub mod service;
 pub mod storage;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod users;
 pub mod withdrawals;

@@ -83,6 +83,8 @@ pub enum ParseMoneyError {
     TooManyDecimals { currency: Currency, max: u32 },
     #[error("the amount is too large: at most {max_units} {currency}")]
     TooLarge { currency: Currency, max_units: i64 },
+    #[error("{0:?} is not an amount with a currency, for example \"12.50 USDT\"")]
+    NoCurrency(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -224,6 +226,33 @@ impl Money {
     }
 }
 
+/// `"<amount> <currency>"` as displayed (`12.50 USDT`, `150 XTR`): how configuration writes
+/// prices and limits.
+impl FromStr for Money {
+    type Err = ParseMoneyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (amount, code) = text.trim().rsplit_once(' ').ok_or_else(|| ParseMoneyError::NoCurrency(text.to_owned()))?;
+        let currency: Currency = code.parse().map_err(|_| ParseMoneyError::NoCurrency(text.to_owned()))?;
+        Money::parse(currency, amount)
+    }
+}
+
+/// Serde as text (`"12.50 USDT"`), for configuration files: `#[serde(with = "money::text")]`.
+pub mod text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Money;
+
+    pub fn serialize<S: Serializer>(money: &Money, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(money)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Money, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// Maps ASCII, Arabic-Indic (U+0660..) and Extended Arabic-Indic (U+06F0..) digits to ASCII.
 fn ascii_digit(ch: char) -> Option<char> {
     let value = match ch {
@@ -286,6 +315,15 @@ mod tests {
         assert_eq!(Money::from_minor(Currency::Usdt, 1).to_string(), "0.000001 USDT");
         assert_eq!(Money::from_minor(Currency::Usdt, -3_000_000).to_string(), "-3.00 USDT");
         assert_eq!(Money::from_minor(Currency::Xtr, 150).to_string(), "150 XTR");
+    }
+
+    #[test]
+    fn text_with_currency_round_trips() {
+        for money in [Money::from_minor(Currency::Usdt, 12_500_000), Money::from_minor(Currency::Xtr, 150)] {
+            assert_eq!(money.to_string().parse::<Money>(), Ok(money));
+        }
+        assert!(matches!("12.5".parse::<Money>(), Err(ParseMoneyError::NoCurrency(_))));
+        assert!(matches!("12.5 EUR".parse::<Money>(), Err(ParseMoneyError::NoCurrency(_))));
     }
 
     #[test]

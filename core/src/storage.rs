@@ -22,8 +22,9 @@ pub mod collections {
     pub const POSTINGS: &str = "postings";
     pub const PAYMENTS: &str = "payments";
     pub const WITHDRAWALS: &str = "withdrawals";
+    pub const SUBSCRIPTIONS: &str = "subscriptions";
 
-    pub const USER_SCOPED: [&str; 5] = [USERS, BALANCES, POSTINGS, PAYMENTS, WITHDRAWALS];
+    pub const USER_SCOPED: [&str; 6] = [USERS, BALANCES, POSTINGS, PAYMENTS, WITHDRAWALS, SUBSCRIPTIONS];
 
     /// Platform-wide, small, not sharded.
     pub const BROADCASTS: &str = "broadcasts";
@@ -106,8 +107,8 @@ fn index(keys: Document, name: &str) -> IndexModel {
 }
 
 /// Indexes per collection. Every user-scoped index leads with `user_id`, so it serves targeted
-/// queries on one shard; `withdrawals_by_status` is the one fan-out index (admin lists and the
-/// reconciler look for withdrawals by state across all users).
+/// queries on one shard. The fan-out indexes serve the scheduler and admin lists, which look
+/// across all users: withdrawals by state, subscriptions by end date.
 fn indexes() -> Vec<(&'static str, IndexModel)> {
     use collections::*;
     vec![
@@ -116,6 +117,8 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
         (PAYMENTS, index(doc! { "user_id": 1, "created_at": -1 }, "payments_by_user_time")),
         (WITHDRAWALS, index(doc! { "user_id": 1, "created_at": -1 }, "withdrawals_by_user_time")),
         (WITHDRAWALS, index(doc! { "status": 1, "updated_at": 1 }, "withdrawals_by_status")),
+        (SUBSCRIPTIONS, index(doc! { "user_id": 1, "expires_at": -1 }, "subscriptions_by_user_end")),
+        (SUBSCRIPTIONS, index(doc! { "expires_at": 1 }, "subscriptions_by_end")),
     ]
 }
 

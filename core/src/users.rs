@@ -1,13 +1,34 @@
 //! Users as the platform knows them: registration with an optional referrer, the chosen
-//! language, and whether they blocked the bot (learned from the Bot API's 403), which stops
-//! messages to them. `_id` is the Telegram user id, and `user_id` repeats it for the shard key.
+//! language, a ban set by admins, and whether they blocked the bot (learned from the Bot API's
+//! 403), which stops messages to them. `_id` is the Telegram user id, and `user_id` repeats it
+//! for the shard key.
 
 use chrono::Utc;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
+use serde::Deserialize;
 
 use crate::ids::UserId;
 use crate::storage::{collections, Store};
+
+/// What the bot needs to know about a user for every update, read in one query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Profile {
+    /// Chosen with /language.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The user's Telegram client language when they registered: for messages the user did not
+    /// ask for (a referral commission), when no update of theirs is at hand.
+    #[serde(default)]
+    pub telegram_language: Option<String>,
+    #[serde(default)]
+    pub banned: bool,
+    #[serde(default, rename = "referrer_id")]
+    pub referrer: Option<UserId>,
+    /// How many users registered with this user as their referrer.
+    #[serde(default)]
+    pub referrals: i64,
+}
 
 #[derive(Clone)]
 pub struct Users {
@@ -36,25 +57,48 @@ impl Users {
         Bson::DateTime(mongodb::bson::DateTime::from_chrono(Utc::now()))
     }
 
-    /// Makes sure the user exists (idempotent). A referrer is recorded only when the user is
-    /// new, the referrer is a known user, and is not the user themself.
-    pub async fn register(&self, user_id: UserId, referrer: Option<UserId>) -> mongodb::error::Result<()> {
+    /// Makes sure the user exists (idempotent); returns whether this call created them. A
+    /// referrer is recorded only when the user is new, the referrer is a known user, and is not
+    /// the user themself; the referrer's `referrals` count then goes up by one. That count is for
+    /// display only (it could miss one if the process died between the two writes); money never
+    /// depends on it.
+    pub async fn register(
+        &self,
+        user_id: UserId,
+        referrer: Option<UserId>,
+        telegram_language: Option<&str>,
+    ) -> mongodb::error::Result<bool> {
         let referrer = match referrer {
-            Some(referrer) if referrer != user_id && self.find(referrer).await?.is_some() => Bson::Int64(referrer.get()),
-            _ => Bson::Null,
+            Some(referrer) if referrer != user_id && self.find(referrer).await?.is_some() => Some(referrer),
+            _ => None,
         };
-        self.upsert(user_id, doc! { "$setOnInsert": { "created_at": Self::now(), "referrer_id": referrer } }).await
+        let insert = doc! { "$setOnInsert": {
+            "created_at": Self::now(),
+            "referrer_id": referrer.map_or(Bson::Null, |r| Bson::Int64(r.get())),
+            "telegram_language": telegram_language,
+        } };
+        let created = self.users.update_one(Self::filter(user_id), insert).upsert(true).await?.upserted_id.is_some();
+        if let (true, Some(referrer)) = (created, referrer) {
+            self.upsert(referrer, doc! { "$inc": { "referrals": 1_i64 } }).await?;
+        }
+        Ok(created)
+    }
+
+    /// The user's profile; `None` if they never registered.
+    pub async fn profile(&self, user_id: UserId) -> mongodb::error::Result<Option<Profile>> {
+        let found = self.users.clone_with_type::<Profile>().find_one(Self::filter(user_id)).await?;
+        Ok(found)
+    }
+
+    /// Bans or unbans (idempotent). A banned user gets a polite refusal and nothing else.
+    pub async fn set_banned(&self, user_id: UserId, banned: bool) -> mongodb::error::Result<()> {
+        self.upsert(user_id, doc! { "$set": { "banned": banned, "updated_at": Self::now() } }).await
     }
 
     /// Who referred the user, if anyone.
     pub async fn referrer(&self, user_id: UserId) -> mongodb::error::Result<Option<UserId>> {
         let user = self.find(user_id).await?;
         Ok(user.and_then(|u| u.get_i64("referrer_id").ok()).and_then(|id| UserId::new(id).ok()))
-    }
-
-    /// The language code the user chose, if any.
-    pub async fn language(&self, user_id: UserId) -> mongodb::error::Result<Option<String>> {
-        Ok(self.find(user_id).await?.and_then(|u| u.get_str("language").ok().map(str::to_owned)))
     }
 
     pub async fn set_language(&self, user_id: UserId, code: &str) -> mongodb::error::Result<()> {

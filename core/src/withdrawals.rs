@@ -24,11 +24,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdError, IdempotencyKey, UserId};
 use crate::ledger::{Ledger, LedgerError, Posting, PostingError};
-use crate::money::Money;
+use crate::money::{Currency, Money};
 use crate::payout::{LookupOutcome, PayoutProvider, PayoutRequest, SendOutcome};
 use crate::storage::{collections, is_duplicate_key, Store};
 
 pub const WITHDRAWALS_QUEUE: &str = "withdrawals";
+
+/// How long a claim on `processing` lasts unless configured otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,6 +94,160 @@ impl WithdrawalJob {
     }
 }
 
+/// The address formats payouts can go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFormat {
+    /// TON: user-friendly (48 base64url characters) or raw (`0:` or `-1:` and 64 hex digits).
+    Ton,
+    /// TRON (TRC-20): `T` and 33 more base58 characters.
+    Tron,
+    /// Ethereum and compatible chains: `0x` and 40 hex digits.
+    Evm,
+}
+
+/// An address in the configured format, so a withdrawal never goes to text that cannot be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutAddress(String);
+
+impl PayoutAddress {
+    pub fn parse(format: AddressFormat, text: &str) -> Result<PayoutAddress, PolicyViolation> {
+        let text = text.trim();
+        let base58 = |c: char| c.is_ascii_alphanumeric() && !matches!(c, '0' | 'O' | 'I' | 'l');
+        let valid = match format {
+            AddressFormat::Ton => {
+                let friendly = text.len() == 48 && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '+' | '/'));
+                let raw = ["0:", "-1:"].iter().any(|workchain| {
+                    text.strip_prefix(workchain).is_some_and(|hash| hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+                });
+                friendly || raw
+            }
+            AddressFormat::Tron => text.len() == 34 && text.starts_with('T') && text.chars().all(base58),
+            AddressFormat::Evm => {
+                text.strip_prefix("0x").is_some_and(|hex| hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+            }
+        };
+        if valid {
+            Ok(PayoutAddress(text.to_owned()))
+        } else {
+            Err(PolicyViolation::BadAddress(format))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What users may withdraw: one currency, per-withdrawal and daily limits, a flat fee, and up to
+/// which amount requests are approved without an admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PolicyConfig", into = "PolicyConfig")]
+pub struct WithdrawalPolicy(PolicyConfig);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PolicyConfig {
+    #[serde(with = "crate::money::text")]
+    min: Money,
+    #[serde(with = "crate::money::text")]
+    max: Money,
+    /// Over a rolling 24 hours, counting requests not rejected or released.
+    #[serde(with = "crate::money::text")]
+    daily_limit: Money,
+    #[serde(with = "crate::money::text")]
+    fee: Money,
+    #[serde(with = "crate::money::text")]
+    auto_approve_up_to: Money,
+    address_format: AddressFormat,
+}
+
+impl TryFrom<PolicyConfig> for WithdrawalPolicy {
+    type Error = String;
+    fn try_from(c: PolicyConfig) -> Result<Self, String> {
+        let currency = c.min.currency();
+        if [c.max, c.daily_limit, c.fee, c.auto_approve_up_to].iter().any(|m| m.currency() != currency) {
+            return Err("withdrawal limits, fee and auto-approval must be in one currency".into());
+        }
+        if !c.min.is_positive() || c.min.minor() > c.max.minor() || c.max.minor() > c.daily_limit.minor() {
+            return Err("withdrawal limits must satisfy 0 < min <= max <= daily_limit".into());
+        }
+        if c.fee.is_negative() || c.auto_approve_up_to.is_negative() {
+            return Err("the withdrawal fee and auto-approval limit must not be negative".into());
+        }
+        Ok(WithdrawalPolicy(c))
+    }
+}
+
+impl From<WithdrawalPolicy> for PolicyConfig {
+    fn from(p: WithdrawalPolicy) -> Self {
+        p.0
+    }
+}
+
+impl Default for WithdrawalPolicy {
+    /// Telegram Stars to a TON wallet, the way Stars are cashed out.
+    fn default() -> Self {
+        let xtr = |minor| Money::from_minor(Currency::Xtr, minor);
+        WithdrawalPolicy(PolicyConfig {
+            min: xtr(100),
+            max: xtr(100_000),
+            daily_limit: xtr(250_000),
+            fee: xtr(0),
+            auto_approve_up_to: xtr(1_000),
+            address_format: AddressFormat::Ton,
+        })
+    }
+}
+
+/// Why a withdrawal cannot be requested as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    #[error("the minimum withdrawal is {0}")]
+    BelowMin(Money),
+    #[error("the maximum withdrawal is {0}")]
+    AboveMax(Money),
+    #[error("over the daily limit: {left} left today")]
+    OverDailyLimit { left: Money },
+    #[error("not a {0:?} address")]
+    BadAddress(AddressFormat),
+}
+
+impl WithdrawalPolicy {
+    pub fn currency(&self) -> Currency {
+        self.0.min.currency()
+    }
+    pub fn min(&self) -> Money {
+        self.0.min
+    }
+    pub fn max(&self) -> Money {
+        self.0.max
+    }
+    pub fn fee(&self) -> Money {
+        self.0.fee
+    }
+    pub fn auto_approve_up_to(&self) -> Money {
+        self.0.auto_approve_up_to
+    }
+    pub fn address_format(&self) -> AddressFormat {
+        self.0.address_format
+    }
+
+    /// Checks `amount` (in the policy's currency) given what the user requested in the last 24 h.
+    pub fn check_amount(&self, amount: Money, requested_last_day: Money) -> Result<(), PolicyViolation> {
+        if amount.minor() < self.0.min.minor() {
+            return Err(PolicyViolation::BelowMin(self.0.min));
+        }
+        if amount.minor() > self.0.max.minor() {
+            return Err(PolicyViolation::AboveMax(self.0.max));
+        }
+        let left = (self.0.daily_limit.minor() - requested_last_day.minor()).max(0);
+        if amount.minor() > left {
+            return Err(PolicyViolation::OverDailyLimit { left: Money::from_minor(self.currency(), left) });
+        }
+        Ok(())
+    }
+}
+
 pub struct NewWithdrawal {
     pub user_id: UserId,
     /// Chosen by the caller from the user's confirmation (e.g. the update id), so a repeated
@@ -98,7 +255,7 @@ pub struct NewWithdrawal {
     pub request_id: IdempotencyKey,
     pub amount: Money,
     pub fee: Money,
-    pub address: String,
+    pub address: PayoutAddress,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,8 +308,13 @@ fn bson_time(at: DateTime<Utc>) -> Bson {
 }
 
 impl Withdrawals {
-    pub fn new(store: &Store, ledger: Ledger, lease: Duration) -> Withdrawals {
-        Withdrawals { withdrawals: store.collection(collections::WITHDRAWALS), ledger, lease }
+    /// The processing lease defaults to [`DEFAULT_LEASE`]; only processors (the workers) use it.
+    pub fn new(store: &Store, ledger: Ledger) -> Withdrawals {
+        Withdrawals { withdrawals: store.collection(collections::WITHDRAWALS), ledger, lease: DEFAULT_LEASE }
+    }
+
+    pub fn with_lease(self, lease: Duration) -> Withdrawals {
+        Withdrawals { lease, ..self }
     }
 
     pub async fn get(&self, user_id: UserId, request_id: &str) -> Result<Withdrawal, WithdrawalError> {
@@ -180,6 +342,24 @@ impl Withdrawals {
         Ok(result.modified_count == 1)
     }
 
+    /// What the user requested in `currency` since `since`, not counting withdrawals that were
+    /// rejected or released (their money came back).
+    pub async fn requested_since(&self, user_id: UserId, currency: Currency, since: DateTime<Utc>) -> Result<Money, WithdrawalError> {
+        let returned = [WithdrawalStatus::Rejected.as_str(), WithdrawalStatus::Released.as_str()];
+        let filter = doc! {
+            "user_id": user_id.get(),
+            "created_at": { "$gte": bson_time(since) },
+            "status": { "$nin": returned.to_vec() },
+            "amount.currency": currency.code(),
+        };
+        let mut cursor = self.withdrawals.find(filter).await?;
+        let mut total = Money::zero(currency);
+        while let Some(w) = futures::TryStreamExt::try_next(&mut cursor).await? {
+            total = total.checked_add(w.amount).map_err(PostingError::from)?;
+        }
+        Ok(total)
+    }
+
     /// Records a withdrawal request and holds amount + fee. Approves it at once when the amount
     /// is at most `auto_approve_up_to`. Repeating a request returns it as it now is.
     pub async fn request(&self, new: NewWithdrawal, auto_approve_up_to: Money) -> Result<Withdrawal, WithdrawalError> {
@@ -190,7 +370,7 @@ impl Withdrawals {
             request_id: new.request_id.to_string(),
             amount: new.amount,
             fee: new.fee,
-            address: new.address,
+            address: new.address.0,
             status: WithdrawalStatus::Requested,
             reason: None,
             provider_reference: None,
@@ -354,5 +534,51 @@ impl Withdrawals {
             self.transition(&w, &[WithdrawalStatus::Releasing], WithdrawalStatus::Released, doc! {}).await?;
         }
         self.get(w.user_id, &w.request_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_per_format() {
+        let ok = [
+            (AddressFormat::Ton, "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG"),
+            (AddressFormat::Ton, "0:83dfd552e63729b472fcbcc8c45ebcc6691702558b68ec7527e1ba403a0f31a8"),
+            (AddressFormat::Tron, "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"),
+            (AddressFormat::Evm, "0x52908400098527886E0F7030069857D2E4169EE7"),
+        ];
+        for (format, text) in ok {
+            assert_eq!(PayoutAddress::parse(format, &format!(" {text}\n")).unwrap().as_str(), text);
+        }
+        let bad = [
+            (AddressFormat::Ton, "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0Xgg"),
+            (AddressFormat::Tron, "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWw0"),
+            (AddressFormat::Evm, "52908400098527886E0F7030069857D2E4169EE7"),
+            (AddressFormat::Ton, "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"),
+        ];
+        for (format, text) in bad {
+            assert_eq!(PayoutAddress::parse(format, text), Err(PolicyViolation::BadAddress(format)), "{text}");
+        }
+    }
+
+    #[test]
+    fn amounts_are_checked_against_the_limits_and_the_day() {
+        let policy = WithdrawalPolicy::default();
+        let xtr = |minor| Money::from_minor(Currency::Xtr, minor);
+        assert_eq!(policy.check_amount(xtr(99), xtr(0)), Err(PolicyViolation::BelowMin(xtr(100))));
+        assert_eq!(policy.check_amount(xtr(100_001), xtr(0)), Err(PolicyViolation::AboveMax(xtr(100_000))));
+        assert_eq!(policy.check_amount(xtr(100_000), xtr(200_000)), Err(PolicyViolation::OverDailyLimit { left: xtr(50_000) }));
+        assert_eq!(policy.check_amount(xtr(50_000), xtr(200_000)), Ok(()));
+    }
+
+    #[test]
+    fn a_policy_in_mixed_currencies_or_with_crossed_limits_is_refused() {
+        let parse = |toml: &str| serde_json::from_value::<WithdrawalPolicy>(serde_json::from_str(toml).unwrap());
+        let valid = r#"{"min":"1 USDT","max":"10 USDT","daily_limit":"20 USDT","fee":"0.5 USDT","auto_approve_up_to":"5 USDT","address_format":"tron"}"#;
+        assert_eq!(parse(valid).unwrap().currency(), Currency::Usdt);
+        assert!(parse(&valid.replace("\"0.5 USDT\"", "\"1 XTR\"")).is_err());
+        assert!(parse(&valid.replace("\"10 USDT\"", "\"30 USDT\"")).is_err());
     }
 }

@@ -8,7 +8,7 @@ use obentchi_core::config::Secret;
 use obentchi_core::ledger::{Ledger, Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::payout::{HttpPayoutProvider, PayoutProviderConfig};
-use obentchi_core::withdrawals::{NewWithdrawal, WithdrawalError, WithdrawalJob, WithdrawalStatus, Withdrawals};
+use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalError, WithdrawalJob, WithdrawalStatus, Withdrawals};
 use obentchi_testkit::{FakePayoutProvider, PayoutMode};
 use support::{key, spawn_store, stars_provider, user, usdt, TestStore};
 
@@ -25,7 +25,7 @@ struct World {
 async fn world(mode: PayoutMode) -> World {
     let t = spawn_store().await;
     let ledger = Ledger::new(t.store.clone());
-    let withdrawals = Withdrawals::new(&t.store, ledger.clone(), LEASE);
+    let withdrawals = Withdrawals::new(&t.store, ledger.clone()).with_lease(LEASE);
     let fake = FakePayoutProvider::start(mode).await;
     let provider = HttpPayoutProvider::new(&PayoutProviderConfig {
         base_url: fake.base_url(),
@@ -46,7 +46,7 @@ impl World {
             request_id: key(request_id),
             amount: usdt(amount),
             fee: usdt(1_000_000),
-            address: "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb".into(),
+            address: PayoutAddress::parse(AddressFormat::Tron, "T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb").unwrap(),
         };
         self.withdrawals.request(new, usdt(auto_up_to)).await.unwrap().status
     }

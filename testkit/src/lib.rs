@@ -7,6 +7,7 @@
 mod bot_api;
 mod command_recorder;
 mod payout_provider;
+mod simulator;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -22,6 +23,7 @@ use tempfile::TempDir;
 pub use bot_api::{BotCall, FakeBotApi};
 pub use command_recorder::{CommandRecorder, Violation};
 pub use payout_provider::{FakePayoutProvider, PayoutMode};
+pub use simulator::TelegramSimulator;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 

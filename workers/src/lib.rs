@@ -51,7 +51,7 @@ pub struct Config {
 }
 
 fn default_withdrawal_lease_ms() -> u64 {
-    60_000
+    obentchi_core::withdrawals::DEFAULT_LEASE.as_millis() as u64
 }
 fn default_broadcast_batch() -> usize {
     500
@@ -142,7 +142,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ledger = Ledger::new(connections.store.clone());
     let payments = Payments::new(&connections.store, ledger.clone());
     let withdrawals =
-        Withdrawals::new(&connections.store, ledger, Duration::from_millis(config.withdrawal_lease_ms));
+        Withdrawals::new(&connections.store, ledger).with_lease(Duration::from_millis(config.withdrawal_lease_ms));
     let provider = HttpPayoutProvider::new(&config.payout)?;
     let payments_queue = Queue::new(PAYMENTS_QUEUE, config.queues.payments.clone(), connections.redis.clone());
     let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, config.queues.withdrawals.clone(), connections.redis.clone());

@@ -266,6 +266,28 @@ impl Ledger {
             .await?)
     }
 
+    /// What postings of `kind` added to the user's available balance, per currency (e.g. a
+    /// referrer's total commissions).
+    pub async fn total_of_kind(&self, user_id: UserId, kind: PostingKind) -> Result<Vec<Money>, LedgerError> {
+        let kind = bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?;
+        let pipeline = vec![
+            doc! { "$match": { "user_id": user_id.get(), "kind": kind } },
+            doc! { "$unwind": "$entries" },
+            doc! { "$match": { "entries.account": UserAccount::Available.code() } },
+            doc! { "$group": { "_id": "$entries.currency", "total": { "$sum": "$entries.amount" } } },
+        ];
+        let mut totals = Vec::new();
+        let mut cursor = self.postings.clone_with_type::<Document>().aggregate(pipeline).await?;
+        while let Some(group) = cursor.try_next().await? {
+            let currency = group.get_str("_id").ok().and_then(|c| c.parse::<Currency>().ok());
+            if let Some(currency) = currency {
+                totals.push(Money::from_minor(currency, sum_of(&group)?));
+            }
+        }
+        totals.sort_by_key(|m| m.currency());
+        Ok(totals)
+    }
+
     /// Recomputes a user's balances from their entries and reports every account where the
     /// materialized balance differs (or is negative).
     pub async fn audit_user(&self, user_id: UserId) -> Result<Vec<AuditMismatch>, LedgerError> {
@@ -285,11 +307,7 @@ impl Ledger {
             let id = group.get_document("_id").map_err(|e| MongoError::custom(e.to_string()))?;
             let account = id.get_str("account").ok().and_then(|a| a.parse::<Account>().ok());
             let currency = id.get_str("currency").ok().and_then(|c| c.parse::<Currency>().ok());
-            let total = match group.get("total") {
-                Some(Bson::Int64(v)) => *v,
-                Some(Bson::Int32(v)) => i64::from(*v),
-                other => return Err(MongoError::custom(format!("unexpected entry sum {other:?}")).into()),
-            };
+            let total = sum_of(&group)?;
             if let (Some(Account::User(account)), Some(currency)) = (account, currency) {
                 sums.insert((account, currency), total);
             }
@@ -314,6 +332,15 @@ impl Ledger {
             mismatches.push(AuditMismatch { user_id, account, currency, balance: 0, sum_of_entries: sum });
         }
         Ok(mismatches)
+    }
+}
+
+/// The `total` of a `$group` stage (`$sum` yields an int32 for small sums).
+fn sum_of(group: &Document) -> Result<i64, LedgerError> {
+    match group.get("total") {
+        Some(Bson::Int64(v)) => Ok(*v),
+        Some(Bson::Int32(v)) => Ok(i64::from(*v)),
+        other => Err(MongoError::custom(format!("unexpected entry sum {other:?}")).into()),
     }
 }
 

@@ -15,7 +15,7 @@ use obentchi_core::payments::{PaymentJob, Payments, PAYMENTS_QUEUE, TELEGRAM_STA
 use obentchi_core::queue::{Queue, QueueConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
-use obentchi_core::withdrawals::{NewWithdrawal, WithdrawalJob, WithdrawalStatus, Withdrawals, WITHDRAWALS_QUEUE};
+use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals, WITHDRAWALS_QUEUE};
 use obentchi_core::broadcasts::{Broadcasts, BROADCASTS_QUEUE};
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::users::Users;
@@ -72,7 +72,7 @@ impl Platform {
         store.client().database("admin").run_command(limit).await.unwrap();
         let ledger = Ledger::new(store.clone());
         let payments = Payments::new(&store, ledger.clone());
-        let withdrawals = Withdrawals::new(&store, ledger.clone(), Duration::from_millis(3_000));
+        let withdrawals = Withdrawals::new(&store, ledger.clone()).with_lease(Duration::from_millis(3_000));
         let redis = RedisConn::connect(&redis_config(&cluster)).await.unwrap();
         let payments_queue = Queue::new(PAYMENTS_QUEUE, queue_config(), redis.clone());
         let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, queue_config(), redis.clone());
@@ -236,7 +236,7 @@ evaluate_every_ms = 500
                 request_id: IdempotencyKey::new(format!("wd-{i}")).unwrap(),
                 amount: Money::from_minor(Currency::Usdt, 1_000_000),
                 fee: Money::from_minor(Currency::Usdt, 100_000),
-                address: format!("T-address-{i}"),
+                address: PayoutAddress::parse(AddressFormat::Evm, &format!("0x{i:040x}")).unwrap(),
             };
             let w = self.withdrawals.request(new, Money::from_minor(Currency::Usdt, 5_000_000)).await.unwrap();
             assert_eq!(w.status, WithdrawalStatus::Approved);

@@ -1,0 +1,93 @@
+//! The local Telegram simulator in front of a real receiver, consumer and workers (which send
+//! the replies): what a newcomer does
+//! on the chat page (send a command, press a button, pay an invoice) reaches the bot as Telegram
+//! updates, and the bot's answers come back to the page.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer, TelegramSimulator};
+use serde_json::{json, Value};
+use support::{spawn, spawn_bot, wait_healthy, workspace_binary};
+
+const SECRET: &str = "simulator-secret";
+const USER: i64 = 581_234_567;
+
+/// Waits until the page's message list has one whose text starts with `prefix`.
+async fn bot_says(client: &reqwest::Client, simulator: &str, prefix: &str) -> Value {
+    let mut messages = Value::Null;
+    for _ in 0..150 {
+        messages = client.get(format!("{simulator}sim/messages?chat={USER}")).send().await.unwrap().json().await.unwrap();
+        let found = messages.as_array().unwrap().iter().find(|m| m["text"].as_str().is_some_and(|t| t.starts_with(prefix)));
+        if let Some(found) = found {
+            return found.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the bot never said {prefix:?}: {messages:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_chats_pays_and_presses_buttons_through_the_simulator() {
+    let (redis, mongo) = (RedisServer::start(), MongoServer::start());
+    let bot_api = Arc::new(FakeBotApi::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bot.toml");
+    let settings = format!(
+        "[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n[telegram]\nbot_token = \"7000000001:t\"\napi_url = \"{}\"\n[webhook]\nsecret = \"{SECRET}\"\n[payout]\nbase_url = \"http://127.0.0.1:9\"\napi_token = \"unused\"\n",
+        mongo.uri(),
+        redis.url(),
+        bot_api.url()
+    );
+    std::fs::write(&config, settings).unwrap();
+    let ports = [free_port(false), free_port(false), free_port(false)];
+    let receiver = ports[0];
+    let _receiver = spawn_bot(&config, &["serve"], receiver, &dir.path().join("receiver.log"));
+    let _consumer = spawn_bot(&config, &["consume"], ports[1], &dir.path().join("consumer.log"));
+    let _workers = spawn(&workspace_binary("obentchi-workers"), &config, &[], ports[2], &dir.path().join("workers.log"));
+    let client = reqwest::Client::new();
+    for port in ports {
+        wait_healthy(&client, port).await;
+    }
+    let webhook = format!("http://127.0.0.1:{receiver}/telegram/webhook");
+    let simulator = TelegramSimulator::start_on("127.0.0.1:0", bot_api.clone(), &webhook, SECRET).await;
+    let page = simulator.url();
+
+    let html = client.get(&page).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Telegram simulator") && html.contains("/sim/message"), "the chat page");
+
+    let me = json!({ "user_id": USER, "first_name": "Amina", "language_code": "en" });
+    let post = |path: &str, body: Value| {
+        let mut body = body;
+        body.as_object_mut().unwrap().extend(me.as_object().unwrap().clone());
+        let request = client.post(format!("{page}{path}")).json(&body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    let sent = post("sim/message", json!({ "text": "/start" })).await;
+    assert_eq!(sent["receiver_status"], 200);
+    assert_eq!(sent["update"]["message"]["entities"][0]["type"], "bot_command");
+    bot_says(&client, &page, "Welcome!").await;
+
+    // A button press becomes a callback_query.
+    post("sim/message", json!({ "text": "/language" })).await;
+    let prompt = bot_says(&client, &page, "Choose your language").await;
+    let russian = prompt["reply_markup"]["inline_keyboard"][0][2]["callback_data"].as_str().unwrap().to_owned();
+    post("sim/press", json!({ "message_id": prompt["id"], "data": russian })).await;
+    bot_says(&client, &page, "Язык: русский").await;
+
+    // An invoice is paid the Telegram way: pre-checkout approved by the bot, then the payment.
+    post("sim/message", json!({ "text": "/deposit 5" })).await;
+    let invoice = bot_says(&client, &page, "Добавит 5 XTR").await;
+    assert_eq!((invoice["kind"].as_str(), invoice["stars"].as_u64()), (Some("invoice"), Some(5)));
+    let paid = post("sim/pay", json!({ "payload": invoice["payload"], "stars": 5 })).await;
+    assert_eq!(paid["paid"], true, "{paid}");
+    bot_says(&client, &page, "Платёж получен: 5 XTR").await;
+
+    // Somebody else's invoice is refused at pre-checkout, and no payment is sent.
+    let refused = post("sim/pay", json!({ "payload": "deposit:402118833:1", "stars": 5 })).await;
+    assert_eq!(refused["paid"], false);
+    assert_eq!(refused["error"], "Этот счёт выставлен не вам.");
+}

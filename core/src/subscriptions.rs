@@ -1,0 +1,236 @@
+//! Subscriptions: plans from configuration, bought from the available balance, each purchase
+//! adding a period that starts when the user's current subscription ends. The user's referrer
+//! earns a commission in basis points of the price.
+//!
+//! A purchase is three idempotent steps keyed by the caller's purchase key, so replaying it after
+//! a crash at any point completes it without doing anything twice:
+//! 1. the purchase posting (debits the buyer; a replay returns the first result);
+//! 2. the period document `_id = "<user_id>:<key>"` (a duplicate means it exists);
+//! 3. the commission posting on the referrer, keyed by the buyer and the purchase key.
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::bson::doc;
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{IdError, IdempotencyKey, UserId};
+use crate::ledger::{Ledger, LedgerError, Posting, PostingError};
+use crate::money::{Money, MoneyError};
+use crate::storage::{collections, is_duplicate_key, Store};
+use crate::users::Users;
+
+/// A plan users can buy, as configured (`[[subscriptions.plans]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PlanConfig", into = "PlanConfig")]
+pub struct Plan {
+    id: String,
+    price: Money,
+    days: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PlanConfig {
+    id: String,
+    #[serde(with = "crate::money::text")]
+    price: Money,
+    days: u32,
+}
+
+impl TryFrom<PlanConfig> for Plan {
+    type Error = String;
+    fn try_from(c: PlanConfig) -> Result<Self, String> {
+        Plan::new(c.id, c.price, c.days)
+    }
+}
+
+impl From<Plan> for PlanConfig {
+    fn from(p: Plan) -> Self {
+        PlanConfig { id: p.id, price: p.price, days: p.days }
+    }
+}
+
+impl Plan {
+    /// `id` goes into inline-button data (Telegram allows 64 bytes), so it is short and plain.
+    pub fn new(id: impl Into<String>, price: Money, days: u32) -> Result<Plan, String> {
+        let id = id.into();
+        if id.is_empty() || id.len() > 16 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(format!("plan id {id:?}: use 1 to 16 of A-Z, a-z, 0-9, _ and -"));
+        }
+        if !price.is_positive() {
+            return Err(format!("plan {id}: the price must be positive"));
+        }
+        if !(1..=3660).contains(&days) {
+            return Err(format!("plan {id}: days must be 1 to 3660"));
+        }
+        Ok(Plan { id, price, days })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn price(&self) -> Money {
+        self.price
+    }
+    pub fn days(&self) -> u32 {
+        self.days
+    }
+}
+
+/// Plans on sale and the referral commission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionsConfig {
+    #[serde(default = "default_plans")]
+    pub plans: Vec<Plan>,
+    /// The referrer's share of each purchase, in basis points (1,000 = 10 %).
+    #[serde(default = "default_commission_bps")]
+    pub referral_commission_bps: u32,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        SubscriptionsConfig { plans: default_plans(), referral_commission_bps: default_commission_bps() }
+    }
+}
+
+fn default_plans() -> Vec<Plan> {
+    use crate::money::Currency::Xtr;
+    vec![
+        Plan::new("month", Money::from_minor(Xtr, 100), 30).expect("valid"),
+        Plan::new("year", Money::from_minor(Xtr, 1_000), 365).expect("valid"),
+    ]
+}
+
+fn default_commission_bps() -> u32 {
+    1_000
+}
+
+impl SubscriptionsConfig {
+    pub fn plan(&self, id: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.id == id)
+    }
+}
+
+/// One bought period of a subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Period {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub user_id: UserId,
+    pub plan: String,
+    pub price: Money,
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub starts_at: DateTime<Utc>,
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a purchase did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Purchase {
+    pub period: Period,
+    /// The referrer and what they earned, if the buyer has a referrer and the share is not zero.
+    pub commission: Option<(UserId, Money)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("not enough balance for {0}")]
+    InsufficientFunds(Money),
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Posting(#[from] PostingError),
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+    #[error(transparent)]
+    Id(#[from] IdError),
+    #[error("subscriptions storage: {0}")]
+    Storage(#[from] mongodb::error::Error),
+}
+
+impl From<LedgerError> for SubscriptionError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::InsufficientFunds { needed, .. } => SubscriptionError::InsufficientFunds(needed),
+            other => SubscriptionError::Ledger(other),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Subscriptions {
+    periods: Collection<Period>,
+    ledger: Ledger,
+    users: Users,
+    referral_commission_bps: u32,
+}
+
+impl Subscriptions {
+    pub fn new(store: &Store, ledger: Ledger, referral_commission_bps: u32) -> Subscriptions {
+        Subscriptions {
+            periods: store.collection(collections::SUBSCRIPTIONS),
+            users: Users::new(store),
+            ledger,
+            referral_commission_bps,
+        }
+    }
+
+    /// Buys `plan` for `user`, once per `key` (see the module docs for the steps).
+    pub async fn purchase(&self, user: UserId, plan: &Plan, key: &IdempotencyKey) -> Result<Purchase, SubscriptionError> {
+        let purchase_key = IdempotencyKey::new(format!("sub:{key}"))?;
+        let posting = Posting::subscription_purchase(user, purchase_key, plan.price, format!("plan {}", plan.id))?;
+        self.ledger.post(&posting).await?;
+        let period = self.add_period(user, plan, key).await?;
+        Ok(Purchase { commission: self.pay_commission(user, plan, key).await?, period })
+    }
+
+    async fn add_period(&self, user: UserId, plan: &Plan, key: &IdempotencyKey) -> Result<Period, SubscriptionError> {
+        let id = format!("{user}:{key}");
+        if let Some(existing) = self.periods.find_one(doc! { "_id": &id, "user_id": user.get() }).await? {
+            return Ok(existing);
+        }
+        // BSON dates hold milliseconds; truncate so the returned period equals the stored one.
+        let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now is in range");
+        let starts_at = self.active_until(user).await?.filter(|until| *until > now).unwrap_or(now);
+        let period = Period {
+            id: id.clone(),
+            user_id: user,
+            plan: plan.id.clone(),
+            price: plan.price,
+            starts_at,
+            expires_at: starts_at + chrono::Duration::days(i64::from(plan.days)),
+        };
+        match self.periods.insert_one(&period).await {
+            Ok(_) => Ok(period),
+            Err(e) if is_duplicate_key(&e) => {
+                Ok(self.periods.find_one(doc! { "_id": &id, "user_id": user.get() }).await?.unwrap_or(period))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn pay_commission(&self, buyer: UserId, plan: &Plan, key: &IdempotencyKey) -> Result<Option<(UserId, Money)>, SubscriptionError> {
+        let Some(referrer) = self.users.referrer(buyer).await? else { return Ok(None) };
+        let commission = plan.price.share_bps(self.referral_commission_bps)?;
+        if !commission.is_positive() {
+            return Ok(None);
+        }
+        let key = IdempotencyKey::new(format!("refc:{buyer}:{key}"))?;
+        let posting = Posting::referral_commission(referrer, key, commission, format!("referral: {buyer} bought {}", plan.id))?;
+        self.ledger.post(&posting).await?;
+        Ok(Some((referrer, commission)))
+    }
+
+    /// When the user's subscription (all bought periods) ends, if they ever had one.
+    pub async fn active_until(&self, user: UserId) -> Result<Option<DateTime<Utc>>, SubscriptionError> {
+        let latest = self.periods.find_one(doc! { "user_id": user.get() }).sort(doc! { "expires_at": -1 }).await?;
+        Ok(latest.map(|p| p.expires_at))
+    }
+
+    /// The user's periods, newest first.
+    pub async fn periods(&self, user: UserId) -> Result<Vec<Period>, SubscriptionError> {
+        let cursor = self.periods.find(doc! { "user_id": user.get() }).sort(doc! { "expires_at": -1 }).limit(100).await?;
+        Ok(cursor.try_collect().await?)
+    }
+}
