@@ -168,6 +168,10 @@ impl Consumer {
                 continue;
             }
             for delivery in batch {
+                // The rest of the batch stays pending; the partition's next holder takes it over.
+                if stop.is_cancelled() {
+                    break;
+                }
                 self.handle_in_order(&delivery).await;
             }
         }
