@@ -12,6 +12,7 @@ pub mod payments;
 pub mod payout;
 pub mod queue;
 pub mod redis_conn;
+pub mod scheduled;
 pub mod service;
 pub mod storage;
 pub mod subscriptions;
