@@ -128,9 +128,10 @@ fn user_id(user: &User) -> Option<UserId> {
     UserId::new(user.id.0 as i64).ok()
 }
 
-/// The user's language: chosen with /language, else their Telegram client's, else Arabic.
-fn language(profile: &Profile, user: &User) -> Lang {
-    profile.language.as_deref().or(user.language_code.as_deref()).and_then(Lang::from_code).unwrap_or_default()
+/// The user's language: chosen with /language, else their Telegram client's (`telegram`), else
+/// Arabic.
+fn language(profile: &Profile, telegram: Option<&str>) -> Lang {
+    profile.language.as_deref().or(telegram).and_then(Lang::from_code).unwrap_or_default()
 }
 
 fn keyboard(rows: Vec<Vec<serde_json::Value>>) -> serde_json::Value {
@@ -192,7 +193,7 @@ pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
     let Some(from) = update.from() else { return Ok(()) };
     let Some(id) = user_id(from) else { return Ok(()) };
     let profile = deps.users.profile(id).await?.unwrap_or_default();
-    let caller = Caller { id, lang: language(&profile, from), profile };
+    let caller = Caller { id, lang: language(&profile, from.language_code.as_deref()), profile };
     let update_id = UpdateId(update.id.0);
     // Built once: the tree is the same for every update.
     static TREE: LazyLock<dptree::Handler<'static, HandlerResult, DpHandlerDescription>> = LazyLock::new(tree);
@@ -441,12 +442,13 @@ async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, shown_by: &
         return deps.reply(update, chat, tr(lang, Text::UnknownPlan, &[])).await;
     };
     let key = IdempotencyKey::new(format!("tg:{shown_by}"))?;
-    let text = match deps.subscriptions.purchase(caller.id, plan, &key).await {
+    let text = match deps.subscriptions.purchase(caller.id, caller.profile.referrer, plan, &key).await {
         Ok(purchase) => {
             if let Some((referrer, commission)) = purchase.commission {
+                // No update of theirs at hand: the client language they registered with.
                 let profile = deps.users.profile(referrer).await?.unwrap_or_default();
-                let referrer_lang = profile.language.or(profile.telegram_language).and_then(|l| Lang::from_code(&l));
-                let note = tr(referrer_lang.unwrap_or_default(), Text::ReferralEarned, &[("amount", &commission.to_string())]);
+                let referrer_lang = language(&profile, profile.telegram_language.as_deref());
+                let note = tr(referrer_lang, Text::ReferralEarned, &[("amount", &commission.to_string())]);
                 // Keyed by the purchase: a replay tells the referrer once.
                 let key = format!("refpaid:{}:{}:{key}", deps.bot_id, caller.id);
                 deps.outbound.enqueue(&OutboundMessage::text(referrer.get(), note), Some(&key)).await?;
@@ -518,7 +520,7 @@ async fn withdrawal_amount(deps: &Deps, caller: &Caller, chat: i64, started_by: 
         Err(error) => return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawBadAmount, &[("error", &error)]))),
     };
     deps.conversations.set(chat, caller.id, &Conversation::WithdrawAddress { started_by, amount }).await?;
-    let format = format!("{:?}", policy.address_format()).to_uppercase();
+    let format = policy.address_format().to_string();
     Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawAskAddress, &[("format", &format), ("amount", &amount.to_string())])))
 }
 
@@ -532,7 +534,7 @@ async fn withdrawal_address(
 ) -> Result<OutboundMessage, HandlerError> {
     let format = deps.withdrawal_policy.address_format();
     let Ok(address) = PayoutAddress::parse(format, text) else {
-        let format = format!("{format:?}").to_uppercase();
+        let format = format.to_string();
         return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawBadAddress, &[("format", &format)])));
     };
     let address = address.as_str().to_owned();
@@ -598,9 +600,6 @@ fn withdrawal_text(lang: Lang, w: &Withdrawal) -> String {
         WithdrawalStatus::Rejected => {
             tr(lang, Text::WithdrawRefused, &[("amount", &amount), ("reason", w.reason.as_deref().unwrap_or("-"))])
         }
-        status => {
-            let status = serde_json::to_value(status).ok().and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default();
-            tr(lang, Text::WithdrawStatus, &[("amount", &amount), ("status", &status)])
-        }
+        status => tr(lang, Text::WithdrawStatus, &[("amount", &amount), ("status", status.as_str())]),
     }
 }

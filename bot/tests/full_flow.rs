@@ -13,8 +13,8 @@ use obentchi_core::ledger::{Ledger, UserAccount};
 use obentchi_core::money::Currency;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::withdrawals::{WithdrawalStatus, Withdrawals};
+use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{free_port, FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisServer};
-use serde_json::json;
 use support::{deliver, spawn, spawn_bot, wait_healthy, workspace_binary};
 
 const SECRET: &str = "full-flow-secret";
@@ -22,28 +22,16 @@ const REFERRER: i64 = 402_118_833;
 const AMINA: i64 = 581_234_567;
 const TON: &str = "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG";
 
-fn user(id: i64) -> serde_json::Value {
-    json!({ "id": id, "is_bot": false, "first_name": "User", "language_code": "en" })
-}
-
-fn chat(id: i64) -> serde_json::Value {
-    json!({ "id": id, "first_name": "User", "type": "private" })
+fn person(id: i64) -> TelegramUser {
+    TelegramUser::new(id, "User", Some("en"))
 }
 
 fn message(update_id: u32, from: i64, text: &str) -> String {
-    let mut message = json!({ "message_id": update_id, "from": user(from), "chat": chat(from), "date": 1_763_712_000, "text": text });
-    if text.starts_with('/') {
-        let length = text.split(' ').next().unwrap().encode_utf16().count();
-        message["entities"] = json!([{ "offset": 0, "length": length, "type": "bot_command" }]);
-    }
-    json!({ "update_id": update_id, "message": message }).to_string()
+    updates::message(update_id, update_id, &person(from), updates::text(text)).to_string()
 }
 
 fn press(update_id: u32, from: i64, data: &str) -> String {
-    let bot = json!({ "id": 7_000_000_001_i64, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" });
-    let shown = json!({ "message_id": 1, "from": bot, "chat": chat(from), "date": 1_763_712_000, "text": "…" });
-    let query = json!({ "id": format!("cb{update_id}"), "from": user(from), "message": shown, "chat_instance": "-52937", "data": data });
-    json!({ "update_id": update_id, "callback_query": query }).to_string()
+    updates::callback_query(update_id, &person(from), 1, data).to_string()
 }
 
 /// Waits until the fake Bot API has delivered to `chat` a message starting with `prefix`;
@@ -142,17 +130,10 @@ address_format = "ton"
     let invoice = called(&bot_api, "sendInvoice", |b| b["chat_id"] == AMINA).await;
     assert_eq!((invoice["currency"].as_str(), invoice["prices"][0]["amount"].as_u64()), (Some("XTR"), Some(250)));
     let payload = invoice["payload"].as_str().unwrap().to_owned();
-    let pre_checkout = json!({ "update_id": 4, "pre_checkout_query": {
-        "id": "1946127383265712345", "from": user(AMINA), "currency": "XTR", "total_amount": 250, "invoice_payload": payload,
-    } });
-    send(pre_checkout.to_string()).await;
+    send(updates::pre_checkout_query(4, "1946127383265712345", &person(AMINA), 250, &payload).to_string()).await;
     let answer = called(&bot_api, "answerPreCheckoutQuery", |b| b["pre_checkout_query_id"] == "1946127383265712345").await;
     assert_eq!(answer["ok"], true);
-    let paid = json!({ "update_id": 5, "message": {
-        "message_id": 5, "from": user(AMINA), "chat": chat(AMINA), "date": 1_763_712_100,
-        "successful_payment": { "currency": "XTR", "total_amount": 250, "invoice_payload": payload,
-            "telegram_payment_charge_id": "stxFullFlowCharge0001", "provider_payment_charge_id": "" },
-    } });
+    let paid = updates::message(5, 5, &person(AMINA), updates::successful_payment(250, &payload, "stxFullFlowCharge0001"));
     send(paid.to_string()).await;
     send(paid.to_string()).await;
     delivered(&bot_api, AMINA, "Payment received: 250 XTR").await;

@@ -14,6 +14,7 @@ use obentchi_core::queue::Queue;
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::withdrawals::{WithdrawalJob, WithdrawalStatus};
+use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{FakeBotApi, MongoServer, RedisServer};
 use teloxide::types::Me;
 
@@ -87,36 +88,14 @@ async fn world() -> World {
     World { _servers: (redis, mongo), bot_api, deps }
 }
 
-/// A private-chat message from `from` as Telegram sends it; a leading /command gets its entity.
+/// A private-chat message from `from` as Telegram sends it (an English-speaking client).
 fn message_from(from: i64, update_id: u32, text: &str) -> String {
-    let mut message = serde_json::json!({
-        "message_id": update_id % 100_000,
-        "from": { "id": from, "is_bot": false, "first_name": "Amina", "language_code": "en" },
-        "chat": { "id": from, "first_name": "Amina", "type": "private" },
-        "date": 1_763_712_000,
-        "text": text,
-    });
-    if text.starts_with('/') {
-        let length = text.split(' ').next().unwrap().encode_utf16().count();
-        message["entities"] = serde_json::json!([{ "offset": 0, "length": length, "type": "bot_command" }]);
-    }
-    serde_json::json!({ "update_id": update_id, "message": message }).to_string()
+    updates::message(update_id, update_id % 100_000, &TelegramUser::new(from, "Amina", Some("en")), updates::text(text)).to_string()
 }
 
 /// A press on an inline button with `data`, under a message the bot sent to `from`.
 fn press_from(from: i64, update_id: u32, data: &str) -> String {
-    serde_json::json!({ "update_id": update_id, "callback_query": {
-        "id": format!("cb{update_id}"),
-        "from": { "id": from, "is_bot": false, "first_name": "Amina", "language_code": "en" },
-        "message": {
-            "message_id": 1, "date": 1_763_712_000, "text": "…",
-            "from": { "id": 7_000_000_001_i64, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" },
-            "chat": { "id": from, "first_name": "Amina", "type": "private" },
-        },
-        "chat_instance": "-5293712374861122341",
-        "data": data,
-    } })
-    .to_string()
+    updates::callback_query(update_id, &TelegramUser::new(from, "Amina", Some("en")), 1, data).to_string()
 }
 
 /// Credits `stars` to `user` as a Stars deposit would.
@@ -153,7 +132,7 @@ async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0].chat_id, AMINA);
     assert_eq!(sent[0].text, tr(Lang::Ar, Text::Welcome, &[]), "Arabic, from her Telegram client");
-    assert_eq!(deps.users.referrer(amina).await.unwrap(), Some(UserId::new(REFERRER).unwrap()));
+    assert_eq!(deps.users.profile(amina).await.unwrap().unwrap().referrer, Some(UserId::new(REFERRER).unwrap()));
 
     // Referring oneself, or someone unknown, records nobody.
     for (id, link) in [(1001, "ref_1001"), (1002, "ref_999999")] {
@@ -162,7 +141,7 @@ async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
             .replace("ref_402118833", link)
             .replace("815203001", &(815_300_000 + id).to_string());
         handle(&other, &me(), deps).await.unwrap();
-        assert_eq!(deps.users.referrer(UserId::new(id).unwrap()).await.unwrap(), None, "{link}");
+        assert_eq!(deps.users.profile(UserId::new(id).unwrap()).await.unwrap().unwrap().referrer, None, "{link}");
     }
     replies(&deps.outbound).await;
 

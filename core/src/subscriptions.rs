@@ -18,7 +18,6 @@ use crate::ids::{IdError, IdempotencyKey, UserId};
 use crate::ledger::{Ledger, LedgerError, Posting, PostingError};
 use crate::money::{Money, MoneyError};
 use crate::storage::{collections, is_duplicate_key, Store};
-use crate::users::Users;
 
 /// A plan users can buy, as configured (`[[subscriptions.plans]]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,7 +161,6 @@ impl From<LedgerError> for SubscriptionError {
 pub struct Subscriptions {
     periods: Collection<Period>,
     ledger: Ledger,
-    users: Users,
     referral_commission_bps: u32,
 }
 
@@ -170,19 +168,29 @@ impl Subscriptions {
     pub fn new(store: &Store, ledger: Ledger, referral_commission_bps: u32) -> Subscriptions {
         Subscriptions {
             periods: store.collection(collections::SUBSCRIPTIONS),
-            users: Users::new(store),
             ledger,
             referral_commission_bps,
         }
     }
 
-    /// Buys `plan` for `user`, once per `key` (see the module docs for the steps).
-    pub async fn purchase(&self, user: UserId, plan: &Plan, key: &IdempotencyKey) -> Result<Purchase, SubscriptionError> {
+    /// Buys `plan` for `user`, once per `key` (see the module docs for the steps). `referrer` is
+    /// the user's referrer as registered (it never changes, so a replay pays the same one).
+    pub async fn purchase(
+        &self,
+        user: UserId,
+        referrer: Option<UserId>,
+        plan: &Plan,
+        key: &IdempotencyKey,
+    ) -> Result<Purchase, SubscriptionError> {
         let purchase_key = IdempotencyKey::new(format!("sub:{key}"))?;
         let posting = Posting::subscription_purchase(user, purchase_key, plan.price, format!("plan {}", plan.id))?;
         self.ledger.post(&posting).await?;
         let period = self.add_period(user, plan, key).await?;
-        Ok(Purchase { commission: self.pay_commission(user, plan, key).await?, period })
+        let commission = match referrer {
+            Some(referrer) => self.pay_commission(user, referrer, plan, key).await?,
+            None => None,
+        };
+        Ok(Purchase { commission, period })
     }
 
     async fn add_period(&self, user: UserId, plan: &Plan, key: &IdempotencyKey) -> Result<Period, SubscriptionError> {
@@ -210,8 +218,13 @@ impl Subscriptions {
         }
     }
 
-    async fn pay_commission(&self, buyer: UserId, plan: &Plan, key: &IdempotencyKey) -> Result<Option<(UserId, Money)>, SubscriptionError> {
-        let Some(referrer) = self.users.referrer(buyer).await? else { return Ok(None) };
+    async fn pay_commission(
+        &self,
+        buyer: UserId,
+        referrer: UserId,
+        plan: &Plan,
+        key: &IdempotencyKey,
+    ) -> Result<Option<(UserId, Money)>, SubscriptionError> {
         let commission = plan.price.share_bps(self.referral_commission_bps)?;
         if !commission.is_positive() {
             return Ok(None);

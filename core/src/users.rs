@@ -95,12 +95,6 @@ impl Users {
         self.upsert(user_id, doc! { "$set": { "banned": banned, "updated_at": Self::now() } }).await
     }
 
-    /// Who referred the user, if anyone.
-    pub async fn referrer(&self, user_id: UserId) -> mongodb::error::Result<Option<UserId>> {
-        let user = self.find(user_id).await?;
-        Ok(user.and_then(|u| u.get_i64("referrer_id").ok()).and_then(|id| UserId::new(id).ok()))
-    }
-
     pub async fn set_language(&self, user_id: UserId, code: &str) -> mongodb::error::Result<()> {
         self.upsert(user_id, doc! { "$set": { "language": code } }).await
     }

@@ -46,7 +46,7 @@ pub enum WithdrawalStatus {
 }
 
 impl WithdrawalStatus {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             WithdrawalStatus::Requested => "requested",
             WithdrawalStatus::Approved => "approved",
@@ -104,6 +104,16 @@ pub enum AddressFormat {
     Tron,
     /// Ethereum and compatible chains: `0x` and 40 hex digits.
     Evm,
+}
+
+impl std::fmt::Display for AddressFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AddressFormat::Ton => "TON",
+            AddressFormat::Tron => "TRON",
+            AddressFormat::Evm => "EVM",
+        })
+    }
 }
 
 /// An address in the configured format, so a withdrawal never goes to text that cannot be one.
@@ -208,7 +218,7 @@ pub enum PolicyViolation {
     AboveMax(Money),
     #[error("over the daily limit: {left} left today")]
     OverDailyLimit { left: Money },
-    #[error("not a {0:?} address")]
+    #[error("not a {0} address")]
     BadAddress(AddressFormat),
 }
 

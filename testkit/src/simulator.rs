@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::updates::{self, TelegramUser};
 use crate::FakeBotApi;
 
 /// The header Telegram puts the webhook secret in.
@@ -74,52 +75,13 @@ impl Drop for TelegramSimulator {
     }
 }
 
-/// Who is chatting: a private chat's id is the user's id.
-#[derive(Deserialize)]
-struct Person {
-    user_id: i64,
-    #[serde(default = "default_name")]
-    first_name: String,
-    #[serde(default)]
-    language_code: Option<String>,
-}
-
-fn default_name() -> String {
-    "Tester".into()
-}
-
-impl Person {
-    fn user(&self) -> Value {
-        let mut user = json!({ "id": self.user_id, "is_bot": false, "first_name": self.first_name });
-        if let Some(language) = &self.language_code {
-            user["language_code"] = json!(language);
-        }
-        user
-    }
-
-    fn chat(&self) -> Value {
-        json!({ "id": self.user_id, "type": "private", "first_name": self.first_name })
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
-}
-
 impl Simulator {
     fn update_id(&self) -> u32 {
         self.next_update_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn message(&self, person: &Person, content: Value) -> Value {
-        let mut message = json!({
-            "message_id": self.next_message_id.fetch_add(1, Ordering::Relaxed),
-            "from": person.user(),
-            "chat": person.chat(),
-            "date": unix_now(),
-        });
-        message.as_object_mut().expect("an object").extend(content.as_object().expect("an object").clone());
-        json!({ "update_id": self.update_id(), "message": message })
+    fn message(&self, person: &TelegramUser, content: Value) -> Value {
+        updates::message(self.update_id(), self.next_message_id.fetch_add(1, Ordering::Relaxed), person, content)
     }
 
     /// Delivers an update as Telegram does; returns the receiver's status.
@@ -142,53 +104,33 @@ impl Simulator {
 #[derive(Deserialize)]
 struct MessageRequest {
     #[serde(flatten)]
-    person: Person,
+    person: TelegramUser,
     text: String,
 }
 
 async fn send_message(State(sim): State<Arc<Simulator>>, Json(request): Json<MessageRequest>) -> Response {
-    let mut content = json!({ "text": request.text });
-    if request.text.starts_with('/') {
-        let command = request.text.split_whitespace().next().unwrap_or_default();
-        content["entities"] = json!([{ "offset": 0, "length": command.encode_utf16().count(), "type": "bot_command" }]);
-    }
-    let update = sim.message(&request.person, content);
+    let update = sim.message(&request.person, updates::text(&request.text));
     sim.deliver_answer(update).await
 }
 
 #[derive(Deserialize)]
 struct PressRequest {
     #[serde(flatten)]
-    person: Person,
+    person: TelegramUser,
     /// The bot's message the button is under.
     message_id: i64,
     data: String,
 }
 
 async fn press(State(sim): State<Arc<Simulator>>, Json(request): Json<PressRequest>) -> Response {
-    let person = &request.person;
-    let shown = json!({
-        "message_id": request.message_id,
-        "from": { "id": 7_000_000_001_i64, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" },
-        "chat": person.chat(),
-        "date": unix_now(),
-        "text": "…",
-    });
-    let update_id = sim.update_id();
-    let query = json!({
-        "id": format!("{update_id}"),
-        "from": person.user(),
-        "message": shown,
-        "chat_instance": format!("sim-{}", person.user_id),
-        "data": request.data,
-    });
-    sim.deliver_answer(json!({ "update_id": update_id, "callback_query": query })).await
+    let update = updates::callback_query(sim.update_id(), &request.person, request.message_id, &request.data);
+    sim.deliver_answer(update).await
 }
 
 #[derive(Deserialize)]
 struct PayRequest {
     #[serde(flatten)]
-    person: Person,
+    person: TelegramUser,
     payload: String,
     stars: u32,
 }
@@ -199,11 +141,8 @@ async fn pay(State(sim): State<Arc<Simulator>>, Json(request): Json<PayRequest>)
     let person = &request.person;
     let update_id = sim.update_id();
     let query_id = format!("sim{update_id}");
-    let query = json!({
-        "id": query_id, "from": person.user(), "currency": "XTR",
-        "total_amount": request.stars, "invoice_payload": request.payload,
-    });
-    if let Err(response) = sim.deliver(&json!({ "update_id": update_id, "pre_checkout_query": query })).await {
+    let query = updates::pre_checkout_query(update_id, &query_id, person, request.stars, &request.payload);
+    if let Err(response) = sim.deliver(&query).await {
         return response;
     }
     let mut answer = None;
@@ -222,13 +161,7 @@ async fn pay(State(sim): State<Arc<Simulator>>, Json(request): Json<PayRequest>)
     if answer.body["ok"] != true {
         return Json(json!({ "paid": false, "error": answer.body["error_message"] })).into_response();
     }
-    let payment = json!({ "successful_payment": {
-        "currency": "XTR",
-        "total_amount": request.stars,
-        "invoice_payload": request.payload,
-        "telegram_payment_charge_id": format!("sim-charge-{update_id}"),
-        "provider_payment_charge_id": "",
-    } });
+    let payment = updates::successful_payment(request.stars, &request.payload, &format!("sim-charge-{update_id}"));
     let update = sim.message(person, payment);
     match sim.deliver(&update).await {
         Ok(status) => Json(json!({ "paid": true, "receiver_status": status })).into_response(),
