@@ -25,7 +25,7 @@ use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
 use obentchi_core::payments::{PaymentJob, Payments, TELEGRAM_STARS};
 use obentchi_core::queue::Queue;
 use obentchi_core::subscriptions::{SubscriptionError, Subscriptions, SubscriptionsConfig};
-use obentchi_core::users::{Profile, Users};
+use obentchi_core::users::{Profile, Registration, Users};
 use obentchi_core::withdrawals::{
     NewWithdrawal, PayoutAddress, Withdrawal, WithdrawalError, WithdrawalJob, WithdrawalPolicy, WithdrawalStatus, Withdrawals,
 };
@@ -38,7 +38,7 @@ use teloxide::utils::command::BotCommands;
 use teloxide::Bot;
 
 use crate::conversation::{Conversation, Conversations};
-use crate::i18n::{tr, Lang, Text};
+use obentchi_core::i18n::{tr, Lang, Text};
 
 /// Transactions per /history page.
 pub const HISTORY_PAGE: u32 = 5;
@@ -128,12 +128,6 @@ fn user_id(user: &User) -> Option<UserId> {
     UserId::new(user.id.0 as i64).ok()
 }
 
-/// The user's language: chosen with /language, else their Telegram client's (`telegram`), else
-/// Arabic.
-fn language(profile: &Profile, telegram: Option<&str>) -> Lang {
-    profile.language.as_deref().or(telegram).and_then(Lang::from_code).unwrap_or_default()
-}
-
 fn keyboard(rows: Vec<Vec<serde_json::Value>>) -> serde_json::Value {
     json!({ "inline_keyboard": rows })
 }
@@ -193,7 +187,7 @@ pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
     let Some(from) = update.from() else { return Ok(()) };
     let Some(id) = user_id(from) else { return Ok(()) };
     let profile = deps.users.profile(id).await?.unwrap_or_default();
-    let caller = Caller { id, lang: language(&profile, from.language_code.as_deref()), profile };
+    let caller = Caller { id, lang: Lang::for_user(&profile, from.language_code.as_deref()), profile };
     let update_id = UpdateId(update.id.0);
     // Built once: the tree is the same for every update.
     static TREE: LazyLock<dptree::Handler<'static, HandlerResult, DpHandlerDescription>> = LazyLock::new(tree);
@@ -223,8 +217,13 @@ async fn on_command(message: Message, command: Command, caller: Caller, me: Me, 
     let text = match command {
         Command::Start(payload) => {
             let referrer = payload.strip_prefix("ref_").and_then(|id| id.parse::<i64>().ok()).and_then(|id| UserId::new(id).ok());
-            let telegram_language = message.from.as_ref().and_then(|f| f.language_code.as_deref());
-            deps.users.register(user, referrer, telegram_language).await?;
+            let from = message.from.as_ref();
+            let registration = Registration {
+                referrer,
+                telegram_language: from.and_then(|f| f.language_code.as_deref()),
+                username: from.and_then(|f| f.username.as_deref()),
+            };
+            deps.users.register(user, registration).await?;
             tr(lang, Text::Welcome, &[])
         }
         Command::Balance => {
@@ -447,7 +446,7 @@ async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, shown_by: &
             if let Some((referrer, commission)) = purchase.commission {
                 // No update of theirs at hand: the client language they registered with.
                 let profile = deps.users.profile(referrer).await?.unwrap_or_default();
-                let referrer_lang = language(&profile, profile.telegram_language.as_deref());
+                let referrer_lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
                 let note = tr(referrer_lang, Text::ReferralEarned, &[("amount", &commission.to_string())]);
                 // Keyed by the purchase: a replay tells the referrer once.
                 let key = format!("refpaid:{}:{}:{key}", deps.bot_id, caller.id);

@@ -5,7 +5,6 @@
 pub mod consumer;
 pub mod conversation;
 pub mod handlers;
-pub mod i18n;
 pub mod receiver;
 pub mod webhook;
 
@@ -16,7 +15,7 @@ use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, Tele
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OUTBOUND_QUEUE;
 use obentchi_core::payments::{Payments, PAYMENTS_QUEUE};
-use obentchi_core::queue::{consumer_name, Queue, QueueConfig};
+use obentchi_core::queue::{consumer_name, Queue, QueuesConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::Store;
 use obentchi_core::subscriptions::{SubscriptionsConfig, Subscriptions};
@@ -27,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use obentchi_core::service::{self, Connections, ServiceConfig};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub const UPDATES_QUEUE: &str = "updates";
+pub use obentchi_core::queue::UPDATES_QUEUE;
 
 /// The secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token`: 1–256 of `A-Za-z0-9_-`.
 /// Shared by all replicas (each having its own would make them reject each other's traffic).
@@ -97,18 +96,8 @@ pub struct Config {
     pub redis: RedisConfig,
     pub telegram: TelegramConfig,
     pub webhook: WebhookConfig,
-    #[serde(default = "updates_queue")]
-    pub updates: QueueConfig,
-    /// Must match the workers' `queues.outbound` (producers and consumers of one queue agree
-    /// on its partitions).
     #[serde(default)]
-    pub outbound: QueueConfig,
-    /// Must match the workers' `queues.payments`.
-    #[serde(default)]
-    pub payments: QueueConfig,
-    /// The withdrawals queue; its partitions must match the workers' `queues.withdrawals`.
-    #[serde(default)]
-    pub withdrawal_jobs: QueueConfig,
+    pub queues: QueuesConfig,
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
     #[serde(default)]
@@ -128,12 +117,6 @@ fn default_conversation_ttl_ms() -> u64 {
     15 * 60 * 1000
 }
 
-/// Many partitions: a chat's updates are consumed in order within its partition, so more
-/// partitions means more chats in parallel.
-fn updates_queue() -> QueueConfig {
-    QueueConfig { partitions: 32, ..QueueConfig::default() }
-}
-
 impl ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
@@ -149,7 +132,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let connections = Connections::open(&config.mongodb, &config.redis).await?;
-        let updates = Queue::new(UPDATES_QUEUE, config.updates.clone(), connections.redis.clone());
+        let updates = Queue::new(UPDATES_QUEUE, config.queues.updates.clone(), connections.redis.clone());
         let receiver = receiver::Receiver {
             secret: config.webhook.secret.expose().as_str().to_owned(),
             bot_id: config.telegram.bot_token.expose().bot_id().to_owned(),
@@ -180,22 +163,22 @@ impl handlers::Deps {
     pub fn build(config: &Config, store: &Store, redis: &RedisConn, bot: teloxide::Bot) -> handlers::Deps {
         let ledger = Ledger::new(store.clone());
         let bot_id = config.telegram.bot_token.expose().bot_id().to_owned();
-        let queue = |name, queue_config: &QueueConfig| Queue::new(name, queue_config.clone(), redis.clone());
+        let queue = |name| config.queues.open(name, redis).expect("a queue of ours");
         handlers::Deps {
             users: Users::new(store),
             payments: Payments::new(store, ledger.clone()),
-            payment_jobs: queue(PAYMENTS_QUEUE, &config.payments),
+            payment_jobs: queue(PAYMENTS_QUEUE),
             subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
             plans: Arc::new(config.subscriptions.clone()),
             withdrawals: Withdrawals::new(store, ledger.clone()),
-            withdrawal_jobs: queue(WITHDRAWALS_QUEUE, &config.withdrawal_jobs),
+            withdrawal_jobs: queue(WITHDRAWALS_QUEUE),
             withdrawal_policy: Arc::new(config.withdrawals.clone()),
             conversations: conversation::Conversations::new(
                 redis.clone(),
                 bot_id.clone(),
                 Duration::from_millis(config.conversation_ttl_ms),
             ),
-            outbound: queue(OUTBOUND_QUEUE, &config.outbound),
+            outbound: queue(OUTBOUND_QUEUE),
             ledger,
             bot,
             bot_id,
@@ -211,7 +194,7 @@ pub async fn consume(config: Config) -> anyhow::Result<()> {
     // Fetched once: commands addressed as /cmd@botname need the bot's username.
     let me = bot.get_me().await?;
     let deps = handlers::Deps::build(&config, &connections.store, &connections.redis, bot.clone());
-    let updates = Queue::new(UPDATES_QUEUE, config.updates.clone(), connections.redis.clone());
+    let updates = Queue::new(UPDATES_QUEUE, config.queues.updates.clone(), connections.redis.clone());
     updates.ensure_groups().await?;
     let consumer = consumer::Consumer {
         queue: updates,

@@ -2,7 +2,7 @@
 
 use mongodb::options::ClientOptions;
 use obentchi_bot::handlers::{handle, Deps};
-use obentchi_bot::i18n::{tr, Lang, Text};
+use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_bot::Config;
 use obentchi_core::config;
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
@@ -122,7 +122,7 @@ const REFERRER: i64 = 402_118_833;
 async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
     let w = world().await;
     let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
-    deps.users.register(UserId::new(REFERRER).unwrap(), None, None).await.unwrap();
+    deps.users.register(UserId::new(REFERRER).unwrap(), Default::default()).await.unwrap();
 
     // /start ref_402118833, handled twice (a redelivery): registered with the referrer, one reply.
     let start = fixture("message");

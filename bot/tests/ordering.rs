@@ -76,7 +76,7 @@ bot_token = "7000000001:test-token"
 api_url = "{}"
 [webhook]
 secret = "{SECRET}"
-[updates]
+[queues.updates]
 partitions = 8
 "#,
             mongo.uri(),

@@ -61,7 +61,7 @@ max_body_bytes = 4096
     )
     .unwrap();
     let config: Config = config::load(&[file]).unwrap();
-    let queue_config = config.updates.clone();
+    let queue_config = config.queues.updates.clone();
     let app = Application::build(config.clone()).await.unwrap();
     let url = format!("http://127.0.0.1:{}/telegram/webhook", app.port());
     tokio::spawn(app.run());

@@ -2,6 +2,7 @@
 
 pub mod broadcasts;
 pub mod config;
+pub mod i18n;
 pub mod ids;
 pub mod lease;
 pub mod ledger;
@@ -14,6 +15,7 @@ pub mod queue;
 pub mod redis_conn;
 pub mod scheduled;
 pub mod service;
+pub mod stats;
 pub mod storage;
 pub mod subscriptions;
 pub mod telemetry;

@@ -142,4 +142,22 @@ impl Payments {
         let filter = doc! { "_id": payment.record_id(), "user_id": payment.user_id.get() };
         Ok(self.payments.find_one(filter).await?.map(|d| d.status))
     }
+
+    /// Payments recorded before `cutoff` and still not credited: their job was lost (Redis
+    /// failover) or dead-lettered. The reconciler enqueues them again.
+    pub async fn stuck(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<Vec<PaymentJob>, PaymentError> {
+        let filter = doc! { "status": "received", "created_at": { "$lt": bson::DateTime::from_chrono(cutoff) } };
+        let cursor = self
+            .payments
+            .find(filter)
+            .sort(doc! { "created_at": 1 })
+            .limit(i64::from(limit))
+            .comment(bson::Bson::String("fan-out: payment reconciler".into()))
+            .await?;
+        let docs: Vec<PaymentDoc> = futures::TryStreamExt::try_collect(cursor).await?;
+        Ok(docs
+            .into_iter()
+            .map(|d| PaymentJob { user_id: d.user_id, provider: d.provider, external_id: d.external_id, amount: d.amount })
+            .collect())
+    }
 }

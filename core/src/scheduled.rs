@@ -19,17 +19,32 @@ pub enum ScheduledJob {
     ReconcileWithdrawals,
     /// Re-enqueue payments stuck in `received`.
     ReconcilePayments,
+    /// Tell subscribers their subscription ends soon, or has ended.
+    SubscriptionNotices,
+    /// Queue upkeep: export every queue's stats, drop old dead letters and departed consumers.
+    QueueMaintenance,
+    /// The day's figures, sent to the admins' chats.
+    DailyReport,
 }
 
 impl ScheduledJob {
-    pub const ALL: [ScheduledJob; 3] =
-        [ScheduledJob::LedgerAudit, ScheduledJob::ReconcileWithdrawals, ScheduledJob::ReconcilePayments];
+    pub const ALL: [ScheduledJob; 6] = [
+        ScheduledJob::LedgerAudit,
+        ScheduledJob::ReconcileWithdrawals,
+        ScheduledJob::ReconcilePayments,
+        ScheduledJob::SubscriptionNotices,
+        ScheduledJob::QueueMaintenance,
+        ScheduledJob::DailyReport,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ScheduledJob::LedgerAudit => "ledger_audit",
             ScheduledJob::ReconcileWithdrawals => "reconcile_withdrawals",
             ScheduledJob::ReconcilePayments => "reconcile_payments",
+            ScheduledJob::SubscriptionNotices => "subscription_notices",
+            ScheduledJob::QueueMaintenance => "queue_maintenance",
+            ScheduledJob::DailyReport => "daily_report",
         }
     }
 }

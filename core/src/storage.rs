@@ -107,14 +107,19 @@ fn index(keys: Document, name: &str) -> IndexModel {
 }
 
 /// Indexes per collection. Every user-scoped index leads with `user_id`, so it serves targeted
-/// queries on one shard. The fan-out indexes serve the scheduler and admin lists, which look
-/// across all users: withdrawals by state, subscriptions by end date.
+/// queries on one shard. The fan-out indexes serve the scheduled jobs and admin lists, which look
+/// across all users: users by id and @username, postings by kind and day (stats), payments and
+/// withdrawals by state (reconcilers), subscriptions by end date (reminders).
 fn indexes() -> Vec<(&'static str, IndexModel)> {
     use collections::*;
     vec![
+        (USERS, index(doc! { "user_id": 1 }, "users_by_id")),
+        (USERS, index(doc! { "username_lc": 1 }, "users_by_username")),
         (POSTINGS, index(doc! { "user_id": 1, "created_at": -1 }, "postings_by_user_time")),
+        (POSTINGS, index(doc! { "kind": 1, "created_at": 1 }, "postings_by_kind_time")),
         (BALANCES, index(doc! { "user_id": 1 }, "balances_by_user")),
         (PAYMENTS, index(doc! { "user_id": 1, "created_at": -1 }, "payments_by_user_time")),
+        (PAYMENTS, index(doc! { "status": 1, "created_at": 1 }, "payments_by_status")),
         (WITHDRAWALS, index(doc! { "user_id": 1, "created_at": -1 }, "withdrawals_by_user_time")),
         (WITHDRAWALS, index(doc! { "status": 1, "updated_at": 1 }, "withdrawals_by_status")),
         (SUBSCRIPTIONS, index(doc! { "user_id": 1, "expires_at": -1 }, "subscriptions_by_user_end")),

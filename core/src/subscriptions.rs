@@ -246,4 +246,81 @@ impl Subscriptions {
         let cursor = self.periods.find(doc! { "user_id": user.get() }).sort(doc! { "expires_at": -1 }).limit(100).await?;
         Ok(cursor.try_collect().await?)
     }
+
+    /// Periods whose notice is due and not yet recorded as given: for `EndsSoon`, periods ending
+    /// within `window` from `now`; for `Ended`, periods that ended within `window` before `now`.
+    /// A period followed by another (the user renewed) is due too: `notice_given` with
+    /// `send = false` retires it; `is_last` tells the two apart.
+    pub async fn due_notices(&self, notice: Notice, now: DateTime<Utc>, window: chrono::Duration, limit: u32) -> Result<Vec<Period>, SubscriptionError> {
+        let (from, to) = match notice {
+            Notice::EndsSoon => (now, now + window),
+            Notice::Ended => (now - window, now),
+        };
+        let filter = doc! {
+            "expires_at": { "$gt": bson::DateTime::from_chrono(from), "$lte": bson::DateTime::from_chrono(to) },
+            notice.field(): { "$exists": false },
+        };
+        let cursor = self
+            .periods
+            .find(filter)
+            .sort(doc! { "expires_at": 1 })
+            .limit(i64::from(limit))
+            .comment(bson::Bson::String("fan-out: subscription notices".into()))
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    /// Users with a period running at `now`.
+    pub async fn active_count(&self, now: DateTime<Utc>) -> Result<u64, SubscriptionError> {
+        let now = bson::DateTime::from_chrono(now);
+        let pipeline = vec![
+            doc! { "$match": { "expires_at": { "$gt": now }, "starts_at": { "$lte": now } } },
+            doc! { "$group": { "_id": "$user_id" } },
+            doc! { "$count": "users" },
+        ];
+        let mut cursor = self
+            .periods
+            .clone_with_type::<bson::Document>()
+            .aggregate(pipeline)
+            .comment(bson::Bson::String("fan-out: active subscriptions".into()))
+            .await?;
+        let counted = cursor.try_next().await?;
+        Ok(counted.and_then(|d| d.get_i32("users").ok()).map_or(0, |n| n as u64))
+    }
+
+    /// Whether `period` ends the user's subscription (no later period was bought).
+    pub async fn is_last(&self, period: &Period) -> Result<bool, SubscriptionError> {
+        Ok(self.active_until(period.user_id).await? == Some(period.expires_at))
+    }
+
+    /// Records that `notice` for `period` was handled, so it is not due again.
+    pub async fn notice_given(&self, period: &Period, notice: Notice) -> Result<(), SubscriptionError> {
+        let filter = doc! { "_id": &period.id, "user_id": period.user_id.get() };
+        let set = doc! { "$set": { notice.field(): bson::DateTime::now() } };
+        self.periods.update_one(filter, set).await?;
+        Ok(())
+    }
+}
+
+/// The messages a subscriber gets about the end of their subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    EndsSoon,
+    Ended,
+}
+
+impl Notice {
+    fn field(self) -> &'static str {
+        match self {
+            Notice::EndsSoon => "reminded_at",
+            Notice::Ended => "ended_notice_at",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Notice::EndsSoon => "ends_soon",
+            Notice::Ended => "ended",
+        }
+    }
 }

@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
@@ -364,10 +365,56 @@ impl Withdrawals {
         };
         let mut cursor = self.withdrawals.find(filter).await?;
         let mut total = Money::zero(currency);
-        while let Some(w) = futures::TryStreamExt::try_next(&mut cursor).await? {
+        while let Some(w) = cursor.try_next().await? {
             total = total.checked_add(w.amount).map_err(PostingError::from)?;
         }
         Ok(total)
+    }
+
+    /// Withdrawals in `status` (all when `None`), most recently changed first, up to `limit`,
+    /// changed before `before` when paging on.
+    pub async fn list(
+        &self,
+        status: Option<WithdrawalStatus>,
+        before: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<Withdrawal>, WithdrawalError> {
+        let mut filter = Document::new();
+        if let Some(status) = status {
+            filter.insert("status", status.as_str());
+        }
+        if let Some(before) = before {
+            filter.insert("updated_at", doc! { "$lt": bson_time(before) });
+        }
+        let cursor = self
+            .withdrawals
+            .find(filter)
+            .sort(doc! { "updated_at": -1 })
+            .limit(i64::from(limit.clamp(1, 200)))
+            .comment(Bson::String("fan-out: admin withdrawal list".into()))
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    /// Withdrawals a worker should be driving but that have not moved since `cutoff`: approved
+    /// (their job was lost), processing with an expired lease (the worker died or the outcome was
+    /// ambiguous), releasing (the release was interrupted). The reconciler enqueues a job for each.
+    pub async fn stuck(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<Vec<WithdrawalJob>, WithdrawalError> {
+        let stuck = [WithdrawalStatus::Approved, WithdrawalStatus::Processing, WithdrawalStatus::Releasing].map(|s| s.as_str());
+        let filter = doc! {
+            "status": { "$in": stuck.to_vec() },
+            "updated_at": { "$lt": bson_time(cutoff) },
+            "$or": [ { "lease_until": Bson::Null }, { "lease_until": { "$lt": bson_time(now()) } } ],
+        };
+        let cursor = self
+            .withdrawals
+            .find(filter)
+            .sort(doc! { "updated_at": 1 })
+            .limit(i64::from(limit))
+            .comment(Bson::String("fan-out: withdrawal reconciler".into()))
+            .await?;
+        let stuck: Vec<Withdrawal> = cursor.try_collect().await?;
+        Ok(stuck.into_iter().map(|w| WithdrawalJob { user_id: w.user_id, request_id: w.request_id }).collect())
     }
 
     /// Records a withdrawal request and holds amount + fee. Approves it at once when the amount

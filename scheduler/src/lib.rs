@@ -1,5 +1,5 @@
-//! Periodic jobs under one leader (issue #5, in progress: leadership and firing are done; the
-//! workers do not execute the fired runs yet). Any number of replicas run; one holds the leader lease
+//! Periodic jobs under one leader; the workers' `scheduled` pool executes the runs it fires.
+//! Any number of replicas run; one holds the leader lease
 //! (`core::lease`, renewed every third of its TTL, with a fencing token) and fires the jobs.
 //!
 //! Firing a job enqueues a `ScheduledRun` on the `scheduled` queue keyed by its run id
@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelemetryConfig};
 use obentchi_core::lease::{Acquired, Lease};
-use obentchi_core::queue::{consumer_name, Queue, QueueConfig};
+use obentchi_core::queue::{consumer_name, Queue, QueuesConfig};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::scheduled::{ScheduledJob, ScheduledRun, SCHEDULED_QUEUE};
 use obentchi_core::service::{self, Connections, ServiceConfig};
@@ -61,19 +61,33 @@ pub struct Config {
     pub listen: ListenConfig,
     pub mongodb: MongoConfig,
     pub redis: RedisConfig,
-    /// Must match the workers' `queues.scheduled` partitions.
     #[serde(default)]
-    pub scheduled: QueueConfig,
+    pub queues: QueuesConfig,
     /// How long leadership lasts without renewal: the longest a dead leader's jobs wait.
     #[serde(default = "default_leader_lease_ms")]
     pub leader_lease_ms: u64,
     /// The most overdue fire times of one job fired at once after a pause.
     #[serde(default = "default_max_catch_up")]
     pub max_catch_up: usize,
-    /// Job → cron schedule. A job left out is not fired. Empty by default until the workers
-    /// execute scheduled runs (issue #5 in progress): fired runs would only pile up.
-    #[serde(default)]
+    /// Job → cron schedule (UTC). Files and the environment override single jobs
+    /// (`OBENTCHI_SCHEDULES__LEDGER_AUDIT="0 0 * * * *"`); see `default_schedules`.
+    #[serde(default = "default_schedules")]
     pub schedules: BTreeMap<ScheduledJob, CronSchedule>,
+}
+
+/// Money reconcilers every minute (a stuck withdrawal waits at most `stuck_after` + 1 min),
+/// subscription notices every 10 minutes, queue upkeep every 5, the audit nightly at 03:17 (off
+/// the hour, when traffic is lowest), the report at 08:00.
+fn default_schedules() -> BTreeMap<ScheduledJob, CronSchedule> {
+    let schedule = |job: ScheduledJob| match job {
+        ScheduledJob::LedgerAudit => "0 17 3 * * *",
+        ScheduledJob::ReconcileWithdrawals => "0 * * * * *",
+        ScheduledJob::ReconcilePayments => "30 * * * * *",
+        ScheduledJob::SubscriptionNotices => "0 */10 * * * *",
+        ScheduledJob::QueueMaintenance => "0 */5 * * * *",
+        ScheduledJob::DailyReport => "0 0 8 * * *",
+    };
+    ScheduledJob::ALL.into_iter().map(|job| (job, schedule(job).parse().expect("default schedules parse"))).collect()
 }
 
 fn default_leader_lease_ms() -> u64 {
@@ -91,7 +105,7 @@ impl ServiceConfig for Config {
 /// Leads (when it wins the lease) until SIGTERM, serving the ops endpoints meanwhile.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let connections = Connections::open(&config.mongodb, &config.redis).await?;
-    let scheduled = Queue::new(SCHEDULED_QUEUE, config.scheduled.clone(), connections.redis.clone());
+    let scheduled = Queue::new(SCHEDULED_QUEUE, config.queues.scheduled.clone(), connections.redis.clone());
     let leader = Leader::new(&config, connections.redis.clone(), scheduled);
     let stop = CancellationToken::new();
     let leading = tokio::spawn(leader.run(stop.clone()));

@@ -108,8 +108,10 @@ async fn one_leader_a_takeover_after_its_death_and_every_run_fired_once() {
     for partition in queue.partitions() {
         for delivery in queue.fetch(partition, "test", 1_000).await.unwrap() {
             let run: ScheduledRun = delivery.envelope.decode_payload().unwrap();
-            assert_eq!(run.job, ScheduledJob::LedgerAudit);
-            fired.push(run.scheduled_at_ms);
+            // The default schedules of the other jobs may fire meanwhile; only this one is counted.
+            if run.job == ScheduledJob::LedgerAudit {
+                fired.push(run.scheduled_at_ms);
+            }
         }
     }
     fired.sort_unstable();

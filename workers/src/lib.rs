@@ -1,9 +1,10 @@
-//! Worker pools: payments, withdrawals, outbound messages and broadcasts. Each pool drains its own queue with a concurrency that
+//! Worker pools: payments, withdrawals, outbound messages, broadcasts and scheduled runs. Each pool drains its own queue with a concurrency that
 //! follows the queue's depth (see `pool`), exports the depth for Kubernetes, and shuts down
 //! gracefully on SIGTERM within `shutdown_grace_ms`.
 
 pub mod outbound;
 pub mod pool;
+pub mod scheduled;
 
 use std::time::Duration;
 
@@ -11,12 +12,15 @@ use obentchi_core::broadcasts::{BroadcastJob, Broadcasts, Step, BROADCASTS_QUEUE
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelegramConfig, TelemetryConfig};
 use obentchi_core::outbound::{FloodConfig, FloodControl, OUTBOUND_QUEUE};
 use obentchi_core::users::Users;
+use obentchi_core::scheduled::{ScheduledRun, SCHEDULED_QUEUE};
+use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
+use scheduled::ScheduledJobs;
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::{PaymentJob, Payments, PAYMENTS_QUEUE};
 use apalis_core::error::BoxDynError;
 use futures::future::BoxFuture;
 use obentchi_core::payout::{HttpPayoutProvider, PayoutProvider, PayoutProviderConfig};
-use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::queue::QueuesConfig;
 use obentchi_core::service::{self, Connections, ServiceConfig};
 use obentchi_core::withdrawals::{WithdrawalError, WithdrawalJob, Withdrawals, WITHDRAWALS_QUEUE};
 use pool::PoolConfig;
@@ -36,7 +40,7 @@ pub struct Config {
     #[serde(default)]
     pub flood: FloodConfig,
     #[serde(default)]
-    pub queues: Queues,
+    pub queues: QueuesConfig,
     #[serde(default)]
     pub pools: Pools,
     /// How long a claim on a withdrawal in `processing` lasts; must exceed `payout.timeout_ms`.
@@ -45,6 +49,11 @@ pub struct Config {
     /// Recipients per broadcast step.
     #[serde(default = "default_broadcast_batch")]
     pub broadcast_batch: usize,
+    #[serde(default)]
+    pub scheduled_jobs: scheduled::ScheduledJobsConfig,
+    /// Referral commission rate; only the subscription notices use the subscriptions here.
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
     /// After SIGTERM, how long running jobs may take before the process exits anyway.
     #[serde(default = "default_grace_ms")]
     pub shutdown_grace_ms: u64,
@@ -61,35 +70,6 @@ fn default_grace_ms() -> u64 {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Queues {
-    #[serde(default)]
-    pub payments: QueueConfig,
-    #[serde(default = "withdrawals_queue")]
-    pub withdrawals: QueueConfig,
-    #[serde(default)]
-    pub outbound: QueueConfig,
-    #[serde(default)]
-    pub broadcasts: QueueConfig,
-}
-
-/// Withdrawals are slow (an external call each): fetch few at a time so none waits fetched but
-/// unstarted, and give each run longer before it is presumed dead.
-fn withdrawals_queue() -> QueueConfig {
-    QueueConfig { fetch_batch: 10, visibility_timeout_ms: 120_000, ..QueueConfig::default() }
-}
-
-impl Default for Queues {
-    fn default() -> Self {
-        Queues {
-            payments: QueueConfig::default(),
-            withdrawals: withdrawals_queue(),
-            outbound: QueueConfig::default(),
-            broadcasts: QueueConfig::default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pools {
     #[serde(default = "payments_pool")]
     pub payments: PoolConfig,
@@ -99,6 +79,8 @@ pub struct Pools {
     pub outbound: PoolConfig,
     #[serde(default = "broadcasts_pool")]
     pub broadcasts: PoolConfig,
+    #[serde(default = "scheduled_pool")]
+    pub scheduled: PoolConfig,
 }
 
 fn payments_pool() -> PoolConfig {
@@ -116,6 +98,11 @@ fn broadcasts_pool() -> PoolConfig {
     PoolConfig::new(1, 2)
 }
 
+/// Scheduled runs are few and long (an audit walks every balance); two at a time is plenty.
+fn scheduled_pool() -> PoolConfig {
+    PoolConfig::new(1, 2)
+}
+
 impl Default for Pools {
     fn default() -> Self {
         Pools {
@@ -123,6 +110,7 @@ impl Default for Pools {
             withdrawals: withdrawals_pool(),
             outbound: outbound_pool(),
             broadcasts: broadcasts_pool(),
+            scheduled: scheduled_pool(),
         }
     }
 }
@@ -142,12 +130,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ledger = Ledger::new(connections.store.clone());
     let payments = Payments::new(&connections.store, ledger.clone());
     let withdrawals =
-        Withdrawals::new(&connections.store, ledger).with_lease(Duration::from_millis(config.withdrawal_lease_ms));
+        Withdrawals::new(&connections.store, ledger.clone()).with_lease(Duration::from_millis(config.withdrawal_lease_ms));
     let provider = HttpPayoutProvider::new(&config.payout)?;
-    let payments_queue = Queue::new(PAYMENTS_QUEUE, config.queues.payments.clone(), connections.redis.clone());
-    let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, config.queues.withdrawals.clone(), connections.redis.clone());
-    let outbound_queue = Queue::new(OUTBOUND_QUEUE, config.queues.outbound.clone(), connections.redis.clone());
-    let broadcasts_queue = Queue::new(BROADCASTS_QUEUE, config.queues.broadcasts.clone(), connections.redis.clone());
+    let queue = |name| config.queues.open(name, &connections.redis).expect("a queue of ours");
+    let payments_queue = queue(PAYMENTS_QUEUE);
+    let withdrawals_queue = queue(WITHDRAWALS_QUEUE);
+    let outbound_queue = queue(OUTBOUND_QUEUE);
+    let broadcasts_queue = queue(BROADCASTS_QUEUE);
+    let scheduled_queue = queue(SCHEDULED_QUEUE);
+    let scheduled_jobs = ScheduledJobs {
+        config: config.scheduled_jobs.clone(),
+        users: Users::new(&connections.store),
+        payments: payments.clone(),
+        withdrawals: withdrawals.clone(),
+        subscriptions: Subscriptions::new(&connections.store, ledger.clone(), config.subscriptions.referral_commission_bps),
+        ledger,
+        payment_jobs: payments_queue.clone(),
+        withdrawal_jobs: withdrawals_queue.clone(),
+        outbound: outbound_queue.clone(),
+        all_queues: config.queues.open_all(&connections.redis),
+    };
     let broadcasts = Broadcasts::new(&connections.store, outbound_queue.clone(), broadcasts_queue.clone(), config.broadcast_batch);
     let token = config.telegram.bot_token.expose();
     let sender = outbound::Sender {
@@ -169,6 +171,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ),
         pool::spawn("outbound", outbound_queue, config.pools.outbound.clone(), outbound::outbound_handler(sender), &stop),
         pool::spawn("broadcasts", broadcasts_queue, config.pools.broadcasts.clone(), broadcast_handler(broadcasts), &stop),
+        pool::spawn("scheduled", scheduled_queue, config.pools.scheduled.clone(), scheduled_handler(scheduled_jobs), &stop),
     ];
 
     service::serve(config.listen.addr, connections.ops_router()).await?;
@@ -231,5 +234,13 @@ pub fn broadcast_handler(broadcasts: Broadcasts) -> impl Fn(BroadcastJob) -> Box
             }
             Ok(())
         })
+    }
+}
+
+/// A scheduled run: one periodic job (see `scheduled`).
+pub fn scheduled_handler(jobs: ScheduledJobs) -> impl Fn(ScheduledRun) -> BoxFuture<'static, Result<(), BoxDynError>> + Clone {
+    move |run: ScheduledRun| {
+        let jobs = jobs.clone();
+        Box::pin(async move { jobs.run(&run).await.map_err(|e| format!("{e:#}").into()) })
     }
 }

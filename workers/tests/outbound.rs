@@ -74,7 +74,7 @@ async fn messages_are_delivered_once_within_telegrams_limits() {
 async fn a_broadcast_reaches_every_user_once_and_a_cancelled_one_nobody() {
     let mut platform = Platform::start().await;
     for id in 3001..=3025 {
-        platform.users.register(UserId::new(id).unwrap(), None, None).await.unwrap();
+        platform.users.register(UserId::new(id).unwrap(), Default::default()).await.unwrap();
     }
     for blocked in [3005, 3010] {
         platform.users.mark_blocked(UserId::new(blocked).unwrap()).await.unwrap();

@@ -335,6 +335,88 @@ impl Ledger {
     }
 }
 
+/// A day's total of one kind of posting on one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayTotal {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub amount: Money,
+}
+
+/// What a full ledger audit found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AuditReport {
+    pub users: u64,
+    pub mismatches: Vec<AuditMismatch>,
+}
+
+impl Ledger {
+    /// Audits every user that has a balance, `concurrency` users at a time.
+    pub async fn audit_all(&self, concurrency: usize) -> Result<AuditReport, LedgerError> {
+        let users = self
+            .balances
+            .clone_with_type::<Document>()
+            .find(doc! {})
+            .projection(doc! { "_id": 0, "user_id": 1 })
+            .sort(doc! { "user_id": 1 })
+            .comment(Bson::String("fan-out: ledger audit".into()))
+            .await?
+            .try_filter_map(|d| async move { Ok(d.get_i64("user_id").ok().and_then(|id| UserId::new(id).ok())) });
+        // Sorted by user, so one user's balances are adjacent.
+        let mut last = None;
+        let users = users.try_filter(move |id| {
+            let new = last != Some(*id);
+            last = Some(*id);
+            async move { new }
+        });
+        let mut report = AuditReport::default();
+        let mut audits = std::pin::pin!(users
+            .map_err(LedgerError::from)
+            .map_ok(|id| self.audit_user(id))
+            .try_buffer_unordered(concurrency.max(1)));
+        while let Some(mismatches) = audits.try_next().await? {
+            report.users += 1;
+            report.mismatches.extend(mismatches);
+        }
+        report.mismatches.sort_by_key(|m| (m.user_id, m.account.code(), m.currency));
+        Ok(report)
+    }
+
+    /// Per UTC day since `since`, what postings of `kind` moved on `account` (summed per currency;
+    /// the sign as the account sees it).
+    pub async fn totals_by_day(&self, kind: PostingKind, account: &Account, since: DateTime<Utc>) -> Result<Vec<DayTotal>, LedgerError> {
+        let kind = bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?;
+        let pipeline = vec![
+            doc! { "$match": { "kind": kind, "created_at": { "$gte": bson::DateTime::from_chrono(since) } } },
+            doc! { "$unwind": "$entries" },
+            doc! { "$match": { "entries.account": account.to_string() } },
+            doc! { "$group": {
+                "_id": {
+                    "day": { "$dateToString": { "format": "%Y-%m-%d", "date": "$created_at" } },
+                    "currency": "$entries.currency",
+                },
+                "total": { "$sum": "$entries.amount" },
+            } },
+            doc! { "$sort": { "_id.day": 1, "_id.currency": 1 } },
+        ];
+        let mut totals = Vec::new();
+        let mut cursor = self
+            .postings
+            .clone_with_type::<Document>()
+            .aggregate(pipeline)
+            .comment(Bson::String("fan-out: daily totals".into()))
+            .await?;
+        while let Some(group) = cursor.try_next().await? {
+            let id = group.get_document("_id").map_err(|e| MongoError::custom(e.to_string()))?;
+            let currency = id.get_str("currency").ok().and_then(|c| c.parse::<Currency>().ok());
+            if let (Ok(day), Some(currency)) = (id.get_str("day"), currency) {
+                totals.push(DayTotal { day: day.to_owned(), amount: Money::from_minor(currency, sum_of(&group)?) });
+            }
+        }
+        Ok(totals)
+    }
+}
+
 /// The `total` of a `$group` stage (`$sum` yields an int32 for small sums).
 fn sum_of(group: &Document) -> Result<i64, LedgerError> {
     match group.get("total") {

@@ -72,6 +72,77 @@ impl Default for QueueConfig {
     }
 }
 
+/// The Telegram updates queue (receivers enqueue, the bot's consumers drain it).
+pub const UPDATES_QUEUE: &str = "updates";
+
+/// Every queue of the platform, one section per queue (`queues.<name>`). Every service reads the
+/// same section, so one ConfigMap keeps producers and consumers agreeing on partitions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuesConfig {
+    #[serde(default = "updates_queue")]
+    pub updates: QueueConfig,
+    #[serde(default)]
+    pub payments: QueueConfig,
+    #[serde(default = "withdrawals_queue")]
+    pub withdrawals: QueueConfig,
+    #[serde(default)]
+    pub outbound: QueueConfig,
+    #[serde(default)]
+    pub broadcasts: QueueConfig,
+    #[serde(default)]
+    pub scheduled: QueueConfig,
+}
+
+/// Many partitions: a chat's updates are consumed in order within its partition, so more
+/// partitions means more chats in parallel.
+fn updates_queue() -> QueueConfig {
+    QueueConfig { partitions: 32, ..QueueConfig::default() }
+}
+
+/// Withdrawals are slow (an external call each): fetch few at a time so none waits fetched but
+/// unstarted, and give each run longer before it is presumed dead.
+fn withdrawals_queue() -> QueueConfig {
+    QueueConfig { fetch_batch: 10, visibility_timeout_ms: 120_000, ..QueueConfig::default() }
+}
+
+impl Default for QueuesConfig {
+    fn default() -> Self {
+        QueuesConfig {
+            updates: updates_queue(),
+            payments: QueueConfig::default(),
+            withdrawals: withdrawals_queue(),
+            outbound: QueueConfig::default(),
+            broadcasts: QueueConfig::default(),
+            scheduled: QueueConfig::default(),
+        }
+    }
+}
+
+impl QueuesConfig {
+    /// Every queue by name.
+    pub fn all(&self) -> [(&'static str, &QueueConfig); 6] {
+        [
+            (UPDATES_QUEUE, &self.updates),
+            (crate::payments::PAYMENTS_QUEUE, &self.payments),
+            (crate::withdrawals::WITHDRAWALS_QUEUE, &self.withdrawals),
+            (crate::outbound::OUTBOUND_QUEUE, &self.outbound),
+            (crate::broadcasts::BROADCASTS_QUEUE, &self.broadcasts),
+            (crate::scheduled::SCHEDULED_QUEUE, &self.scheduled),
+        ]
+    }
+
+    /// The queue called `name`, on `redis`; `None` for a name that is not ours.
+    pub fn open(&self, name: &str, redis: &RedisConn) -> Option<Queue> {
+        let (name, config) = self.all().into_iter().find(|(n, _)| *n == name)?;
+        Some(Queue::new(name, config.clone(), redis.clone()))
+    }
+
+    /// Every queue, opened on `redis`.
+    pub fn open_all(&self, redis: &RedisConn) -> Vec<Queue> {
+        self.all().into_iter().map(|(name, config)| Queue::new(name, config.clone(), redis.clone())).collect()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("redis: {0}")]
@@ -607,6 +678,61 @@ impl Queue {
     pub async fn discard_dead(&self, id: &str) -> Result<bool, QueueError> {
         let Some((partition, entry_id)) = self.parse_dead_id(id) else { return Ok(false) };
         self.revive(partition, &entry_id, "").await
+    }
+
+    /// Deletes dead letters older than `age` (they were reported by the dead-letter alert and
+    /// left alone); returns how many went.
+    pub async fn trim_dead_letters(&self, age: Duration) -> Result<u64, QueueError> {
+        let min_id = now_ms().saturating_sub(age.as_millis() as u64);
+        let mut trimmed = 0;
+        for partition in self.partitions() {
+            let n: u64 = redis::cmd("XTRIM")
+                .arg(self.dead_key(partition))
+                .arg("MINID")
+                .arg(min_id)
+                .query_async(&mut self.redis.clone())
+                .await?;
+            trimmed += n;
+        }
+        Ok(trimmed)
+    }
+
+    /// Removes consumers (from processes that exited) that hold no jobs and were idle longer
+    /// than `idle`, so the group's consumer list stays short. One holding jobs is left: the
+    /// jobs are reclaimed through it by the visibility timeout. Returns how many went.
+    pub async fn prune_consumers(&self, idle: Duration) -> Result<u64, QueueError> {
+        let mut pruned = 0;
+        for partition in self.partitions() {
+            let key = self.stream_key(partition);
+            let consumers: Vec<std::collections::HashMap<String, Value>> = match redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&key)
+                .arg(GROUP)
+                .query_async(&mut self.redis.clone())
+                .await
+            {
+                Ok(consumers) => consumers,
+                // No stream or group yet: nothing to prune.
+                Err(err) if err.code() == Some("ERR") => continue,
+                Err(err) => return Err(err.into()),
+            };
+            for consumer in consumers {
+                let int = |field: &str| consumer.get(field).and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok());
+                let name = consumer.get("name").and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
+                let (Some(name), Some(0), Some(idle_ms)) = (name, int("pending"), int("idle")) else { continue };
+                if idle_ms > idle.as_millis() as u64 {
+                    let _: u64 = redis::cmd("XGROUP")
+                        .arg("DELCONSUMER")
+                        .arg(&key)
+                        .arg(GROUP)
+                        .arg(&name)
+                        .query_async(&mut self.redis.clone())
+                        .await?;
+                    pruned += 1;
+                }
+            }
+        }
+        Ok(pruned)
     }
 
     async fn revive(&self, partition: u16, entry_id: &str, envelope: &str) -> Result<bool, QueueError> {

@@ -1,10 +1,12 @@
-//! The bot's texts in Arabic (the default), English and Russian. A text missing in a language
+//! The texts users see, in Arabic (the default), English and Russian. A text missing in a language
 //! falls back to English, so adding a text never leaves a user with nothing.
 //!
 //! A user's language is what they chose with /language; before that, their Telegram client's
 //! language if we have it, else Arabic.
 
 use serde::{Deserialize, Serialize};
+
+use crate::users::Profile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +32,12 @@ impl Lang {
     pub fn from_code(code: &str) -> Option<Lang> {
         let primary = code.split(['-', '_']).next()?.to_ascii_lowercase();
         Lang::ALL.into_iter().find(|l| l.code() == primary)
+    }
+
+    /// The user's language: chosen with /language, else their Telegram client's (`telegram`,
+    /// the current update's or the one stored at registration), else Arabic.
+    pub fn for_user(profile: &Profile, telegram: Option<&str>) -> Lang {
+        profile.language.as_deref().or(telegram).and_then(Lang::from_code).unwrap_or_default()
     }
 
     /// The language's own name, for the /language keyboard.
@@ -92,10 +100,14 @@ pub enum Text {
     WithdrawPendingReview,
     WithdrawRefused,
     WithdrawStatus,
+    SubscriptionEndsSoon,
+    SubscriptionExpired,
+    WithdrawalSent,
+    WithdrawalReturned,
 }
 
 impl Text {
-    pub const ALL: [Text; 48] = [
+    pub const ALL: [Text; 52] = [
         Text::Welcome, Text::Help, Text::Banned, Text::BalanceZero, Text::BalanceHeader, Text::DepositUsage,
         Text::DepositLimits, Text::InvoiceTitle, Text::InvoiceDescription, Text::PaymentReceived, Text::NotUnderstood,
         Text::InvoiceNotYours, Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen,
@@ -105,7 +117,8 @@ impl Text {
         Text::ConfirmPurchase, Text::Subscribed, Text::NotEnoughBalance, Text::UnknownPlan, Text::ReferralInfo,
         Text::ReferralEarned, Text::WithdrawNotEnough, Text::WithdrawAskAmount, Text::WithdrawBadAmount,
         Text::WithdrawAskAddress, Text::WithdrawBadAddress, Text::WithdrawConfirm, Text::WithdrawApproved,
-        Text::WithdrawPendingReview, Text::WithdrawRefused, Text::WithdrawStatus,
+        Text::WithdrawPendingReview, Text::WithdrawRefused, Text::WithdrawStatus, Text::SubscriptionEndsSoon,
+        Text::SubscriptionExpired, Text::WithdrawalSent, Text::WithdrawalReturned,
     ];
 }
 
@@ -257,6 +270,18 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::WithdrawStatus, "Your withdrawal of {amount} is {status}."),
     (Lang::Ar, Text::WithdrawStatus, "حالة سحب {amount}: {status}."),
     (Lang::Ru, Text::WithdrawStatus, "Статус вывода {amount}: {status}."),
+    (Lang::En, Text::SubscriptionEndsSoon, "Your subscription ends on {date}. /subscribe to extend it."),
+    (Lang::Ar, Text::SubscriptionEndsSoon, "ينتهي اشتراكك في {date}. أرسل /subscribe لتمديده."),
+    (Lang::Ru, Text::SubscriptionEndsSoon, "Ваша подписка заканчивается {date}. /subscribe — продлить."),
+    (Lang::En, Text::SubscriptionExpired, "Your subscription has ended. /subscribe to renew it."),
+    (Lang::Ar, Text::SubscriptionExpired, "انتهى اشتراكك. أرسل /subscribe لتجديده."),
+    (Lang::Ru, Text::SubscriptionExpired, "Ваша подписка закончилась. /subscribe — возобновить."),
+    (Lang::En, Text::WithdrawalSent, "Your withdrawal of {amount} was sent."),
+    (Lang::Ar, Text::WithdrawalSent, "تم إرسال سحب {amount}."),
+    (Lang::Ru, Text::WithdrawalSent, "Вывод {amount} отправлен."),
+    (Lang::En, Text::WithdrawalReturned, "Your withdrawal of {amount} did not go through; the money is back in your balance."),
+    (Lang::Ar, Text::WithdrawalReturned, "لم يتم سحب {amount}؛ أُعيد المبلغ إلى رصيدك."),
+    (Lang::Ru, Text::WithdrawalReturned, "Вывод {amount} не прошёл; деньги вернулись на баланс."),
 ];
 
 fn lookup(table: Table, lang: Lang, text: Text) -> &'static str {

@@ -1,0 +1,42 @@
+//! Platform figures for admins: the `/admin/stats` endpoint and the daily report. All of them
+//! look across every user (fan-out queries served by the stats indexes).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::ledger::{Account, DayTotal, Ledger, LedgerError, PlatformAccount, PostingKind, UserAccount};
+use crate::subscriptions::{SubscriptionError, Subscriptions};
+use crate::users::Users;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlatformStats {
+    pub users: u64,
+    pub active_subscriptions: u64,
+    /// From the start of this UTC day, `days - 1` days back.
+    pub since: DateTime<Utc>,
+    /// What users deposited, per day and currency.
+    pub deposits: Vec<DayTotal>,
+    /// What was paid out to users, per day and currency.
+    pub withdrawals: Vec<DayTotal>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Subscriptions(#[from] SubscriptionError),
+    #[error("users storage: {0}")]
+    Storage(#[from] mongodb::error::Error),
+}
+
+/// The figures for the last `days` UTC days (today included).
+pub async fn collect(ledger: &Ledger, users: &Users, subscriptions: &Subscriptions, days: u32, now: DateTime<Utc>) -> Result<PlatformStats, StatsError> {
+    let today = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    let since = today - Duration::days(i64::from(days.max(1)) - 1);
+    let deposits = ledger.totals_by_day(PostingKind::Deposit, &Account::User(UserAccount::Available), since);
+    let withdrawals = ledger.totals_by_day(PostingKind::PayoutSettle, &Account::Platform(PlatformAccount::PayoutClearing), since);
+    let (users, active_subscriptions, deposits, withdrawals) =
+        tokio::try_join!(async { Ok::<_, StatsError>(users.count().await?) }, async { Ok(subscriptions.active_count(now).await?) }, async { Ok(deposits.await?) }, async { Ok(withdrawals.await?) })?;
+    Ok(PlatformStats { users, active_subscriptions, since, deposits, withdrawals })
+}

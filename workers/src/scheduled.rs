@@ -1,0 +1,210 @@
+//! The scheduled jobs: what a `ScheduledRun` fired by the scheduler's leader does.
+//!
+//! A run is delivered at least once, so every job is safe to repeat: the audit only reads, and
+//! everything the others enqueue carries an idempotency key (a withdrawal or payment job keyed
+//! by the run id, a notice keyed by its period, a report keyed by the run), so a repeated run
+//! enqueues nothing new.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Utc;
+use obentchi_core::i18n::{tr, Lang, Text};
+use obentchi_core::ledger::Ledger;
+use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::payments::Payments;
+use obentchi_core::queue::Queue;
+use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
+use obentchi_core::stats;
+use obentchi_core::subscriptions::{Notice, Subscriptions};
+use obentchi_core::users::Users;
+use obentchi_core::withdrawals::Withdrawals;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScheduledJobsConfig {
+    /// A withdrawal or payment untouched this long while it should be moving is re-driven.
+    pub stuck_after_ms: u64,
+    /// The most withdrawals or payments one reconciler run re-drives.
+    pub reconcile_batch: u32,
+    /// Users audited at once by the ledger audit.
+    pub audit_concurrency: usize,
+    /// How long before a subscription ends its subscriber is reminded.
+    pub remind_before_hours: u32,
+    /// How long after a subscription ended the "ended" notice is still sent (a longer outage
+    /// skips it rather than sending stale news).
+    pub ended_notice_within_hours: u32,
+    /// Dead letters older than this are deleted.
+    pub dead_letter_retention_days: u32,
+    /// Consumers idle this long and holding nothing are removed from their groups.
+    pub consumer_idle_prune_ms: u64,
+    /// Telegram chats that get the daily report.
+    pub admin_chat_ids: Vec<i64>,
+}
+
+impl Default for ScheduledJobsConfig {
+    fn default() -> Self {
+        ScheduledJobsConfig {
+            stuck_after_ms: 5 * 60_000,
+            reconcile_batch: 500,
+            audit_concurrency: 8,
+            remind_before_hours: 24,
+            ended_notice_within_hours: 24,
+            dead_letter_retention_days: 14,
+            consumer_idle_prune_ms: 3_600_000,
+            admin_chat_ids: Vec::new(),
+        }
+    }
+}
+
+/// Everything the scheduled jobs touch.
+#[derive(Clone)]
+pub struct ScheduledJobs {
+    pub config: ScheduledJobsConfig,
+    pub ledger: Ledger,
+    pub users: Users,
+    pub payments: Payments,
+    pub withdrawals: Withdrawals,
+    pub subscriptions: Subscriptions,
+    pub payment_jobs: Queue,
+    pub withdrawal_jobs: Queue,
+    pub outbound: Queue,
+    /// Every queue of the platform, for upkeep.
+    pub all_queues: Vec<Queue>,
+}
+
+impl ScheduledJobs {
+    pub async fn run(&self, run: &ScheduledRun) -> anyhow::Result<()> {
+        let run_id = run.run_id();
+        match run.job {
+            ScheduledJob::LedgerAudit => self.ledger_audit().await,
+            ScheduledJob::ReconcileWithdrawals => self.reconcile_withdrawals(&run_id).await,
+            ScheduledJob::ReconcilePayments => self.reconcile_payments(&run_id).await,
+            ScheduledJob::SubscriptionNotices => self.subscription_notices().await,
+            ScheduledJob::QueueMaintenance => self.queue_maintenance().await,
+            ScheduledJob::DailyReport => self.daily_report(&run_id).await,
+        }
+        .with_context(|| format!("scheduled run {run_id}"))
+    }
+
+    /// Recomputes every balance from its entries; `ledger_audit_mismatches` is what the
+    /// "ledger audit mismatch" alert watches.
+    async fn ledger_audit(&self) -> anyhow::Result<()> {
+        let report = self.ledger.audit_all(self.config.audit_concurrency).await?;
+        metrics::gauge!("ledger_audit_mismatches").set(report.mismatches.len() as f64);
+        metrics::gauge!("ledger_audit_users").set(report.users as f64);
+        metrics::gauge!("ledger_audit_last_run_timestamp_seconds").set(Utc::now().timestamp() as f64);
+        for mismatch in &report.mismatches {
+            tracing::error!(?mismatch, "ledger audit: balance differs from its entries");
+        }
+        tracing::info!(users = report.users, mismatches = report.mismatches.len(), "ledger audit done");
+        Ok(())
+    }
+
+    fn stuck_cutoff(&self) -> chrono::DateTime<Utc> {
+        Utc::now() - chrono::Duration::milliseconds(self.config.stuck_after_ms as i64)
+    }
+
+    /// Enqueues a job for every withdrawal stuck mid-way. The key includes the run id: the job
+    /// that vanished may still hold its own key in Redis, and this run must not be deduplicated
+    /// against it. Processing is a compare-and-set, so a second job for one withdrawal is harmless.
+    async fn reconcile_withdrawals(&self, run_id: &str) -> anyhow::Result<()> {
+        let stuck = self.withdrawals.stuck(self.stuck_cutoff(), self.config.reconcile_batch).await?;
+        for job in &stuck {
+            self.withdrawal_jobs.enqueue(job, Some(&format!("{}:{run_id}", job.job_key()))).await?;
+        }
+        metrics::counter!("reconciler_requeued_total", "kind" => "withdrawal").increment(stuck.len() as u64);
+        tracing::info!(requeued = stuck.len(), "withdrawals reconciled");
+        Ok(())
+    }
+
+    /// Enqueues a job for every payment recorded but not credited (its job lost or dead).
+    async fn reconcile_payments(&self, run_id: &str) -> anyhow::Result<()> {
+        let stuck = self.payments.stuck(self.stuck_cutoff(), self.config.reconcile_batch).await?;
+        for job in &stuck {
+            self.payment_jobs.enqueue(job, Some(&format!("{}:{run_id}", job.job_key()))).await?;
+        }
+        metrics::counter!("reconciler_requeued_total", "kind" => "payment").increment(stuck.len() as u64);
+        tracing::info!(requeued = stuck.len(), "payments reconciled");
+        Ok(())
+    }
+
+    /// "Ends soon" and "ended" messages, once per period and only for the period that ends the
+    /// subscription (a renewed one is retired silently). The message is enqueued (keyed by the
+    /// period) before the notice is recorded, so a crash in between repeats the enqueue, which
+    /// the key absorbs, instead of losing the message.
+    async fn subscription_notices(&self) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let windows = [
+            (Notice::EndsSoon, self.config.remind_before_hours),
+            (Notice::Ended, self.config.ended_notice_within_hours),
+        ];
+        for (notice, hours) in windows {
+            let window = chrono::Duration::hours(i64::from(hours));
+            let due = self.subscriptions.due_notices(notice, now, window, self.config.reconcile_batch).await?;
+            let mut sent = 0u64;
+            for period in &due {
+                if self.subscriptions.is_last(period).await? {
+                    let profile = self.users.profile(period.user_id).await?.unwrap_or_default();
+                    let lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
+                    let text = match notice {
+                        Notice::EndsSoon => {
+                            let date = period.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+                            tr(lang, Text::SubscriptionEndsSoon, &[("date", &date)])
+                        }
+                        Notice::Ended => tr(lang, Text::SubscriptionExpired, &[]),
+                    };
+                    let message = OutboundMessage::text(period.user_id.get(), text);
+                    self.outbound.enqueue(&message, Some(&format!("sub-notice:{}:{}", notice.name(), period.id))).await?;
+                    sent += 1;
+                }
+                self.subscriptions.notice_given(period, notice).await?;
+            }
+            metrics::counter!("subscription_notices_total", "notice" => notice.name()).increment(sent);
+        }
+        Ok(())
+    }
+
+    async fn queue_maintenance(&self) -> anyhow::Result<()> {
+        let retention = Duration::from_secs(u64::from(self.config.dead_letter_retention_days) * 86_400);
+        let idle = Duration::from_millis(self.config.consumer_idle_prune_ms);
+        for queue in &self.all_queues {
+            queue.export_stats(&queue.stats().await?);
+            let trimmed = queue.trim_dead_letters(retention).await?;
+            let pruned = queue.prune_consumers(idle).await?;
+            if trimmed + pruned > 0 {
+                tracing::info!(queue = queue.name(), trimmed, pruned, "queue upkeep");
+            }
+        }
+        Ok(())
+    }
+
+    /// Yesterday and today in numbers, plus the queues' dead letters, to every admin chat.
+    async fn daily_report(&self, run_id: &str) -> anyhow::Result<()> {
+        if self.config.admin_chat_ids.is_empty() {
+            return Ok(());
+        }
+        let figures = stats::collect(&self.ledger, &self.users, &self.subscriptions, 2, Utc::now()).await?;
+        let mut text = format!(
+            "Daily report ({})\nUsers: {}\nActive subscriptions: {}\n",
+            Utc::now().format("%Y-%m-%d"),
+            figures.users,
+            figures.active_subscriptions
+        );
+        for (title, totals) in [("Deposits", &figures.deposits), ("Paid out", &figures.withdrawals)] {
+            let lines: Vec<String> = totals.iter().map(|t| format!("{} {}", t.day, t.amount)).collect();
+            text += &format!("{title}: {}\n", if lines.is_empty() { "none".to_owned() } else { lines.join(", ") });
+        }
+        for queue in &self.all_queues {
+            let dead = queue.stats().await?.dead;
+            if dead > 0 {
+                text += &format!("Dead letters in {}: {dead}\n", queue.name());
+            }
+        }
+        for chat in &self.config.admin_chat_ids {
+            self.outbound.enqueue(&OutboundMessage::text(*chat, text.clone()), Some(&format!("report:{run_id}:{chat}"))).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,231 @@
+//! The scheduled jobs against a real Redis and MongoDB: each run does its work once, and a
+//! repeated run (the same run id delivered again) enqueues nothing new.
+
+use std::time::Duration;
+
+use mongodb::options::ClientOptions;
+use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
+use obentchi_core::ledger::{Ledger, Posting, UserAccount};
+use obentchi_core::money::{Currency, Money};
+use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, TELEGRAM_STARS};
+use obentchi_core::queue::{Queue, QueueStats, QueuesConfig};
+use obentchi_core::redis_conn::RedisConn;
+use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
+use obentchi_core::storage::{migrate, Store};
+use obentchi_core::subscriptions::{Plan, Subscriptions};
+use obentchi_core::users::Users;
+use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals};
+use obentchi_core::config::{RedisConfig, RedisMode};
+use obentchi_testkit::{FakePayoutProvider, MongoServer, PayoutMode, RedisServer};
+use obentchi_workers::scheduled::{ScheduledJobs, ScheduledJobsConfig};
+
+struct Setup {
+    _redis: RedisServer,
+    _mongo: MongoServer,
+    store: Store,
+    jobs: ScheduledJobs,
+}
+
+async fn setup(config: ScheduledJobsConfig) -> Setup {
+    let redis = RedisServer::start();
+    let mongo = MongoServer::start();
+    let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
+    migrate(&store).await.unwrap();
+    let conn = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Single, [redis.url()]).unwrap()).await.unwrap();
+    let queues = QueuesConfig::default();
+    let queue = |name| queues.open(name, &conn).unwrap();
+    let ledger = Ledger::new(store.clone());
+    let jobs = ScheduledJobs {
+        config,
+        users: Users::new(&store),
+        payments: Payments::new(&store, ledger.clone()),
+        withdrawals: Withdrawals::new(&store, ledger.clone()),
+        subscriptions: Subscriptions::new(&store, ledger.clone(), 1_000),
+        ledger,
+        payment_jobs: queue("payments"),
+        withdrawal_jobs: queue("withdrawals"),
+        outbound: queue("outbound"),
+        all_queues: queues.open_all(&conn),
+    };
+    for queue in &jobs.all_queues {
+        queue.ensure_groups().await.unwrap();
+    }
+    Setup { _redis: redis, _mongo: mongo, store, jobs }
+}
+
+fn run(job: ScheduledJob, at: i64) -> ScheduledRun {
+    ScheduledRun { job, scheduled_at_ms: at }
+}
+
+fn xtr(minor: i64) -> Money {
+    Money::from_minor(Currency::Xtr, minor)
+}
+
+async fn deposit(ledger: &Ledger, user: UserId, amount: Money) {
+    let key = IdempotencyKey::new(format!("seed:{user}")).unwrap();
+    let posting = Posting::deposit(user, key, ProviderId::new(TELEGRAM_STARS).unwrap(), amount, "seed").unwrap();
+    ledger.post(&posting).await.unwrap();
+}
+
+/// Everything waiting on `queue`, decoded, and acknowledged.
+async fn drain<T: serde::de::DeserializeOwned>(queue: &Queue) -> Vec<T> {
+    let mut jobs = Vec::new();
+    for partition in queue.partitions() {
+        let deliveries = queue.fetch(partition, "test", 1_000).await.unwrap();
+        let ids: Vec<String> = deliveries.iter().map(|d| d.entry_id.clone()).collect();
+        jobs.extend(deliveries.iter().map(|d| d.envelope.decode_payload::<T>().unwrap()));
+        queue.ack(partition, &ids).await.unwrap();
+    }
+    jobs
+}
+
+fn no_wait() -> ScheduledJobsConfig {
+    ScheduledJobsConfig { stuck_after_ms: 0, ..ScheduledJobsConfig::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_whose_job_was_lost_is_driven_again_and_paid_once() {
+    let s = setup(no_wait()).await;
+    let user = UserId::new(7).unwrap();
+    deposit(&s.jobs.ledger, user, xtr(1_000)).await;
+    let new = NewWithdrawal {
+        user_id: user,
+        request_id: IdempotencyKey::new("lost-job").unwrap(),
+        amount: xtr(400),
+        fee: xtr(0),
+        address: PayoutAddress::parse(AddressFormat::Ton, "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG").unwrap(),
+    };
+    // Approved, and its job never made it to Redis.
+    let w = s.jobs.withdrawals.request(new, xtr(1_000)).await.unwrap();
+    assert_eq!(w.status, WithdrawalStatus::Approved);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    let first = run(ScheduledJob::ReconcileWithdrawals, 1_000);
+    s.jobs.run(&first).await.unwrap();
+    s.jobs.run(&first).await.unwrap();
+    let jobs: Vec<WithdrawalJob> = drain(&s.jobs.withdrawal_jobs).await;
+    assert_eq!(jobs, vec![WithdrawalJob { user_id: user, request_id: "lost-job".into() }], "one job per run, however often it runs");
+
+    let provider = FakePayoutProvider::start(PayoutMode::Succeed).await;
+    let provider = obentchi_core::payout::HttpPayoutProvider::new(&provider_config(&provider)).unwrap();
+    // The next run re-drives it again (still approved): two jobs for one withdrawal pay once.
+    s.jobs.run(&run(ScheduledJob::ReconcileWithdrawals, 2_000)).await.unwrap();
+    let again: Vec<WithdrawalJob> = drain(&s.jobs.withdrawal_jobs).await;
+    for job in jobs.iter().chain(&again) {
+        s.jobs.withdrawals.process(job, &provider).await.unwrap();
+    }
+    assert_eq!(s.jobs.withdrawals.get(user, "lost-job").await.unwrap().status, WithdrawalStatus::Sent);
+    assert_eq!(s.jobs.ledger.balance(user, UserAccount::Available, Currency::Xtr).await.unwrap(), xtr(600));
+
+    // Settled withdrawals are not stuck.
+    s.jobs.run(&run(ScheduledJob::ReconcileWithdrawals, 3_000)).await.unwrap();
+    assert!(drain::<WithdrawalJob>(&s.jobs.withdrawal_jobs).await.is_empty());
+}
+
+fn provider_config(provider: &FakePayoutProvider) -> obentchi_core::payout::PayoutProviderConfig {
+    serde_json::from_value(serde_json::json!({ "base_url": provider.base_url(), "api_token": "t", "timeout_ms": 1000 })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_payment_that_was_never_credited_is_enqueued_again() {
+    let s = setup(no_wait()).await;
+    let payment = PaymentJob {
+        user_id: UserId::new(8).unwrap(),
+        provider: ProviderId::new(TELEGRAM_STARS).unwrap(),
+        external_id: "charge-1".into(),
+        amount: xtr(250),
+    };
+    s.jobs.payments.record(&payment).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let reconcile = run(ScheduledJob::ReconcilePayments, 1_000);
+    s.jobs.run(&reconcile).await.unwrap();
+    s.jobs.run(&reconcile).await.unwrap();
+    let jobs: Vec<PaymentJob> = drain(&s.jobs.payment_jobs).await;
+    assert_eq!(jobs, vec![payment.clone()]);
+    s.jobs.payments.credit(&jobs[0]).await.unwrap();
+    assert_eq!(s.jobs.payments.status(&payment).await.unwrap(), Some(PaymentStatus::Credited));
+    s.jobs.run(&run(ScheduledJob::ReconcilePayments, 2_000)).await.unwrap();
+    assert!(drain::<PaymentJob>(&s.jobs.payment_jobs).await.is_empty(), "credited payments are left alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_finds_a_tampered_balance() {
+    let s = setup(no_wait()).await;
+    for id in 1..=5 {
+        deposit(&s.jobs.ledger, UserId::new(id).unwrap(), xtr(100 * id)).await;
+    }
+    let clean = s.jobs.ledger.audit_all(2).await.unwrap();
+    assert_eq!((clean.users, clean.mismatches.len()), (5, 0));
+    s.jobs.run(&run(ScheduledJob::LedgerAudit, 1_000)).await.unwrap();
+
+    let balances = s.store.collection::<mongodb::bson::Document>("balances");
+    balances
+        .update_one(mongodb::bson::doc! { "user_id": 3_i64 }, mongodb::bson::doc! { "$inc": { "amount": 1_i64 } })
+        .await
+        .unwrap();
+    let tampered = s.jobs.ledger.audit_all(2).await.unwrap();
+    assert_eq!(tampered.users, 5);
+    assert_eq!(tampered.mismatches.len(), 1);
+    assert_eq!((tampered.mismatches[0].balance, tampered.mismatches[0].sum_of_entries), (301, 300));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_are_told_once_that_their_subscription_ends() {
+    // A 1-day plan ends within the 48-hour reminder window as soon as it is bought.
+    let config = ScheduledJobsConfig { remind_before_hours: 48, ..no_wait() };
+    let s = setup(config).await;
+    let plan = Plan::new("day", xtr(10), 1).unwrap();
+    let (renewing, lapsing) = (UserId::new(21).unwrap(), UserId::new(22).unwrap());
+    for user in [renewing, lapsing] {
+        deposit(&s.jobs.ledger, user, xtr(100)).await;
+        s.jobs.subscriptions.purchase(user, None, &plan, &IdempotencyKey::new("p1").unwrap()).await.unwrap();
+    }
+    // The renewing user bought a second day: only the period that ends the subscription counts,
+    // and it ends 2 days out, still inside the window.
+    s.jobs.subscriptions.purchase(renewing, None, &plan, &IdempotencyKey::new("p2").unwrap()).await.unwrap();
+
+    let notices = run(ScheduledJob::SubscriptionNotices, 1_000);
+    s.jobs.run(&notices).await.unwrap();
+    s.jobs.run(&notices).await.unwrap();
+    s.jobs.run(&run(ScheduledJob::SubscriptionNotices, 2_000)).await.unwrap();
+    let mut messages: Vec<OutboundMessage> = drain(&s.jobs.outbound).await;
+    messages.sort_by_key(|m| m.chat_id);
+    assert_eq!(messages.iter().map(|m| m.chat_id).collect::<Vec<_>>(), vec![21, 22], "{messages:?}");
+    assert!(messages.iter().all(|m| m.text.contains("/subscribe")), "{messages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_upkeep_drops_old_dead_letters_and_departed_consumers() {
+    let config = ScheduledJobsConfig { dead_letter_retention_days: 0, consumer_idle_prune_ms: 0, ..no_wait() };
+    let s = setup(config).await;
+    let queue = &s.jobs.payment_jobs;
+    queue.enqueue(&serde_json::json!({"poison": true}), None).await.unwrap();
+    for partition in queue.partitions() {
+        for delivery in queue.fetch(partition, "departed", 10).await.unwrap() {
+            queue.bury(&delivery, "boom").await.unwrap();
+        }
+    }
+    assert_eq!(queue.stats().await.unwrap().dead, 1);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    s.jobs.run(&run(ScheduledJob::QueueMaintenance, 1_000)).await.unwrap();
+    assert_eq!(queue.stats().await.unwrap(), QueueStats::default());
+    assert_eq!(queue.prune_consumers(Duration::ZERO).await.unwrap(), 0, "the departed consumer is already gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_report_reaches_every_admin_once() {
+    let config = ScheduledJobsConfig { admin_chat_ids: vec![900, 901], ..no_wait() };
+    let s = setup(config).await;
+    Users::new(&s.store).register(UserId::new(5).unwrap(), Default::default()).await.unwrap();
+    deposit(&s.jobs.ledger, UserId::new(5).unwrap(), xtr(70)).await;
+    let report = run(ScheduledJob::DailyReport, 1_000);
+    s.jobs.run(&report).await.unwrap();
+    s.jobs.run(&report).await.unwrap();
+    let messages: Vec<OutboundMessage> = drain(&s.jobs.outbound).await;
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    for message in &messages {
+        assert!(message.text.contains("Users: 1"), "{}", message.text);
+        assert!(message.text.contains("70 XTR"), "{}", message.text);
+    }
+}
