@@ -18,13 +18,15 @@ as_root() {
     if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages: redis-server (tests and local runs), cmake (builds secantusd-rs' WiredTiger).
+# Debian packages: redis-server (tests and local runs), cmake (builds secantusd-rs' WiredTiger),
+# chromium (the dashboard test drives it headless).
 ensure_apt_packages() {
     local missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v cmake >/dev/null || missing+=(cmake)
     command -v curl >/dev/null || missing+=(curl)
+    command -v chromium >/dev/null || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         as_root apt-get update -qq
@@ -47,8 +49,23 @@ ensure_nextest() {
     command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked --quiet
 }
 
+# Schemathesis (PyPI) in a virtualenv under the cache, when Python and PyPI are reachable; the
+# API's schemathesis test runs only if this succeeds (SCHEMATHESIS_BIN is set).
+ensure_schemathesis() {
+    local venv="$OBENTCHI_CACHE/schemathesis-venv"
+    if [ ! -x "$venv/bin/schemathesis" ]; then
+        log "installing schemathesis into $venv"
+        if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==4.32.5"; } >&2; then
+            log "schemathesis did not install; its test will not run"
+            return
+        fi
+    fi
+    export SCHEMATHESIS_BIN="$venv/bin/schemathesis"
+}
+
 ensure_dependencies() {
     ensure_apt_packages
+    ensure_schemathesis
     ensure_secantusd
     ensure_nextest
 }

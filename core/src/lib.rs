@@ -1,5 +1,7 @@
 //! Shared domain code of the OBENTCHI platform. See ARCHITECTURE.md for the code map.
 
+pub mod admin_audit;
+pub mod api_tokens;
 pub mod broadcasts;
 pub mod config;
 pub mod i18n;
@@ -11,6 +13,7 @@ pub mod ops;
 pub mod outbound;
 pub mod payments;
 pub mod payout;
+pub mod pools;
 pub mod queue;
 pub mod redis_conn;
 pub mod scheduled;

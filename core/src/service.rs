@@ -127,7 +127,8 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 /// `serve` on a listener already bound (tests bind port 0 and read the port first).
 pub async fn serve_on(listener: tokio::net::TcpListener, router: axum::Router) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, router)
+    // Peer addresses reach handlers as `ConnectInfo` (the admin API's per-IP rate limits).
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")

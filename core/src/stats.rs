@@ -8,7 +8,7 @@ use crate::ledger::{Account, DayTotal, Ledger, LedgerError, PlatformAccount, Pos
 use crate::subscriptions::{SubscriptionError, Subscriptions};
 use crate::users::Users;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PlatformStats {
     pub users: u64,
     pub active_subscriptions: u64,

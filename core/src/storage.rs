@@ -28,7 +28,9 @@ pub mod collections {
 
     /// Platform-wide, small, not sharded.
     pub const BROADCASTS: &str = "broadcasts";
-    pub const PLATFORM: [&str; 1] = [BROADCASTS];
+    pub const API_TOKENS: &str = "api_tokens";
+    pub const ADMIN_AUDIT: &str = "admin_audit";
+    pub const PLATFORM: [&str; 3] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT];
 }
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -124,6 +126,7 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
         (WITHDRAWALS, index(doc! { "status": 1, "updated_at": 1 }, "withdrawals_by_status")),
         (SUBSCRIPTIONS, index(doc! { "user_id": 1, "expires_at": -1 }, "subscriptions_by_user_end")),
         (SUBSCRIPTIONS, index(doc! { "expires_at": 1 }, "subscriptions_by_end")),
+        (ADMIN_AUDIT, index(doc! { "target": 1, "at": 1 }, "admin_audit_by_target")),
     ]
 }
 

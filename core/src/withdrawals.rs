@@ -34,7 +34,7 @@ pub const WITHDRAWALS_QUEUE: &str = "withdrawals";
 /// How long a claim on `processing` lasts unless configured otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WithdrawalStatus {
     Requested,

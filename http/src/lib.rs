@@ -1,15 +1,187 @@
-//! The admin and ops HTTP API. So far: the ops endpoints, and the `migrate` command that
-//! prepares MongoDB (run once per deploy, before the services start).
+//! The admin and ops HTTP API: `/admin/*` for admins (bearer tokens with scopes, rate limits,
+//! an audit log of every change), `POST /payments/callback/{provider}` for payment gateways
+//! (HMAC-signed), the queue dashboard, the OpenAPI document with Swagger UI, and the ops
+//! endpoints. Also the `migrate` and `token` commands.
 
-use obentchi_core::config::MongoConfig;
-use obentchi_core::service::{self, Connections};
+pub mod admin;
+pub mod auth;
+pub mod callbacks;
+pub mod dashboard;
+pub mod error;
+pub mod history;
+pub mod layers;
+pub mod limits;
+pub mod openapi;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use obentchi_core::admin_audit::AdminAudit;
+use obentchi_core::api_tokens::ApiTokens;
+use obentchi_core::broadcasts::{Broadcasts, BROADCASTS_QUEUE};
+use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelemetryConfig};
+use obentchi_core::ledger::Ledger;
+use obentchi_core::outbound::OUTBOUND_QUEUE;
+use obentchi_core::payments::{Payments, PAYMENTS_QUEUE};
+use obentchi_core::pools::PoolRegistry;
+use obentchi_core::queue::{Queue, QueuesConfig};
+use obentchi_core::service::{self, Connections, ServiceConfig};
 use obentchi_core::storage::{self, MigrationReport, Store};
+use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
+use obentchi_core::users::Users;
+use obentchi_core::withdrawals::{Withdrawals, WITHDRAWALS_QUEUE};
+use serde::{Deserialize, Serialize};
 
-pub use obentchi_core::service::BaseConfig as Config;
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    pub mongodb: MongoConfig,
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub queues: QueuesConfig,
+    #[serde(default)]
+    pub rate_limits: limits::RateLimits,
+    /// Proxies (nginx) whose `X-Forwarded-For` is believed; the client is the last address
+    /// before them. Empty: the peer address is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Origins a browser may call the API from. Empty (the default): no cross-origin access.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
+    /// Payment gateways by provider name (the `{provider}` of the callback path).
+    #[serde(default)]
+    pub payment_gateways: BTreeMap<String, GatewayConfig>,
+    /// Only for the referral rate the subscription stats share with the bot.
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
+    /// Recipients per broadcast step (as the workers'); used when a broadcast starts.
+    #[serde(default = "default_broadcast_batch")]
+    pub broadcast_batch: usize,
+    /// How often queue depth and age are sampled for the dashboard's charts.
+    #[serde(default = "default_history_sample_ms")]
+    pub history_sample_ms: u64,
+    /// How long a verified token is trusted without asking MongoDB again (so a revocation takes
+    /// up to this long to apply everywhere).
+    #[serde(default = "default_token_cache_ms")]
+    pub token_cache_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GatewayConfig {
+    /// The HMAC-SHA256 key the gateway signs callbacks with.
+    pub secret: Secret<String>,
+}
+
+fn default_broadcast_batch() -> usize {
+    500
+}
+fn default_history_sample_ms() -> u64 {
+    15_000
+}
+fn default_token_cache_ms() -> u64 {
+    30_000
+}
+
+impl ServiceConfig for Config {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+/// What handlers share. Cheap to clone: every field is a handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub users: Users,
+    pub ledger: Ledger,
+    pub payments: Payments,
+    pub payment_jobs: Queue,
+    pub withdrawals: Withdrawals,
+    pub withdrawal_jobs: Queue,
+    pub subscriptions: Subscriptions,
+    pub broadcasts: Broadcasts,
+    /// Every queue of the platform, by name.
+    pub queues: Arc<BTreeMap<String, Queue>>,
+    pub pools: PoolRegistry,
+    pub history: history::QueueHistory,
+    pub tokens: auth::TokenVerifier,
+    pub audit: AdminAudit,
+    pub gateways: Arc<BTreeMap<String, GatewayConfig>>,
+}
+
+impl AppState {
+    pub fn new(config: &Config, store: &Store, connections: &Connections) -> AppState {
+        let redis = &connections.redis;
+        let queue = |name| config.queues.open(name, redis).expect("a queue of ours");
+        let ledger = Ledger::new(store.clone());
+        AppState {
+            users: Users::new(store),
+            payments: Payments::new(store, ledger.clone()),
+            payment_jobs: queue(PAYMENTS_QUEUE),
+            withdrawals: Withdrawals::new(store, ledger.clone()),
+            withdrawal_jobs: queue(WITHDRAWALS_QUEUE),
+            subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
+            broadcasts: Broadcasts::new(store, queue(OUTBOUND_QUEUE), queue(BROADCASTS_QUEUE), config.broadcast_batch),
+            ledger,
+            queues: Arc::new(config.queues.open_all(redis).into_iter().map(|q| (q.name().to_owned(), q)).collect()),
+            pools: PoolRegistry::new(redis.clone()),
+            history: history::QueueHistory::new(redis.clone()),
+            tokens: auth::TokenVerifier::new(ApiTokens::new(store), Duration::from_millis(config.token_cache_ms)),
+            audit: AdminAudit::new(store),
+            gateways: Arc::new(config.payment_gateways.clone()),
+        }
+    }
+}
+
+/// The whole API: admin routes (each class behind its rate limits), callbacks, dashboard,
+/// OpenAPI, ops, and the layers every response passes through.
+pub fn router(config: &Config, state: AppState, connections: &Connections) -> Router {
+    let limits = limits::Limiters::new(&config.rate_limits, config.trusted_proxies.clone());
+    let app = Router::new()
+        .merge(admin::router(&limits).with_state(state.clone()))
+        .merge(callbacks::router(&limits).with_state(state.clone()))
+        .merge(dashboard::router(&limits).with_state(state))
+        .merge(openapi::router())
+        .merge(connections.ops_router());
+    layers::apply(app, &config.cors_allowed_origins)
+}
+
+/// The API service, bound and ready to serve.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    sampler: history::Sampler,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let connections = Connections::open(&config.mongodb, &config.redis).await?;
+        let state = AppState::new(&config, &connections.store, &connections);
+        let sampler = history::Sampler::new(state.history.clone(), state.queues.clone(), Duration::from_millis(config.history_sample_ms));
+        let router = router(&config, state, &connections);
+        let listener = service::bind(config.listen.addr).await?;
+        Ok(Application { listener, router, sampler })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().expect("a bound listener has an address").port()
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let sampler = tokio::spawn(self.sampler.run());
+        let served = service::serve_on(self.listener, self.router).await;
+        sampler.abort();
+        served
+    }
+}
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let connections = Connections::open(&config.mongodb, &config.redis).await?;
-    service::serve(config.listen.addr, connections.ops_router()).await
+    Application::build(config).await?.run_until_stopped().await
 }
 
 /// Creates collections and indexes (and shards them on a `mongos`); idempotent.

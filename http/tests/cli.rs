@@ -67,3 +67,27 @@ fn migrate_twice_succeeds_and_the_second_run_creates_nothing() {
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert!(text(&second.stdout).contains("\"created_collections\": []"), "{}", text(&second.stdout));
 }
+
+#[test]
+fn tokens_are_created_listed_and_revoked_from_the_command_line() {
+    let mongo = MongoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"redis://127.0.0.1:1\"]\n", mongo.uri())).unwrap();
+    let config = config.to_str().unwrap();
+
+    let out = run(&["--config", config, "token", "create", "--name", "ops-bot", "--scope", "read"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    let id = obentchi_core::api_tokens::token_id(&token).expect("the printed token has our shape").to_owned();
+
+    let listed = text(&run(&["--config", config, "token", "list"], &[]).stdout);
+    assert!(listed.contains(&id) && listed.contains("ops-bot") && listed.contains("active"), "{listed}");
+    assert!(!listed.contains(&token), "the secret is never listed");
+
+    assert!(run(&["--config", config, "token", "revoke", &id], &[]).status.success());
+    assert!(text(&run(&["--config", config, "token", "list"], &[]).stdout).contains("revoked"));
+    assert!(!run(&["--config", config, "token", "revoke", "0000000000000000"], &[]).status.success(), "unknown ids are an error");
+    let no_scope = run(&["--config", config, "token", "create", "--name", "x"], &[]);
+    assert!(!no_scope.status.success());
+}

@@ -5,15 +5,15 @@
 //! shrinking takes permits away as running jobs return them. The scaler reads queue stats every
 //! `evaluate_every_ms`, exports them (what KEDA scales pods on), and decides with `decide`.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis_core::error::BoxDynError;
 use apalis_core::task::Task;
 use apalis_core::worker::builder::WorkerBuilder;
+use obentchi_core::pools::{PoolInstance, PoolRegistry, ScaleDecision};
 use obentchi_core::queue::{consumer_name, now_ms, Queue, QueueBackend, QueueStats};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -43,17 +43,6 @@ impl PoolConfig {
     pub fn new(min: usize, max: usize) -> PoolConfig {
         PoolConfig { min, max, evaluate_every_ms: default_evaluate_every_ms(), scale_down_after: default_scale_down_after() }
     }
-}
-
-/// One scaling decision, kept for the admin API's "recent decisions".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ScaleDecision {
-    pub at_ms: u64,
-    pub from: usize,
-    pub to: usize,
-    pub ready: u64,
-    pub in_flight: u64,
-    pub reason: &'static str,
 }
 
 /// The scaling rule. Up fast: when more jobs wait than there are slots, double (or jump to the
@@ -112,15 +101,12 @@ impl Concurrency {
     }
 }
 
-/// A running pool's handles: its current limit and its recent scaling decisions.
+/// A running pool's handle: its current limit.
 #[derive(Clone)]
 pub struct PoolHandle {
     pub name: &'static str,
     pub concurrency: Concurrency,
-    pub decisions: Arc<Mutex<VecDeque<ScaleDecision>>>,
 }
-
-const KEPT_DECISIONS: usize = 50;
 
 /// Starts a pool as a task (see `run`).
 pub fn spawn<Args, H, Fut>(
@@ -139,7 +125,7 @@ where
 }
 
 /// Runs `handler` on `queue` until `stop`, then lets running jobs finish. `on_start` receives
-/// the pool's handle (its live concurrency and scaling decisions).
+/// the pool's handle (its live concurrency).
 pub async fn run<Args, H, Fut>(
     name: &'static str,
     queue: Queue,
@@ -155,11 +141,12 @@ where
 {
     anyhow::ensure!(config.min >= 1 && config.min <= config.max, "pool {name}: need 1 <= min <= max");
     queue.ensure_groups().await?;
-    let handle = PoolHandle { name, concurrency: Concurrency::new(config.min), decisions: Arc::default() };
+    let handle = PoolHandle { name, concurrency: Concurrency::new(config.min) };
     on_start(handle.clone());
-    let scaler = tokio::spawn(scale(handle.clone(), queue.clone(), config, stop.clone()));
-
     let worker_name = consumer_name(name);
+    let registry = PoolRegistry::new(queue.redis().clone());
+    let scaler = tokio::spawn(scale(handle.clone(), queue.clone(), config, registry, worker_name.clone(), stop.clone()));
+
     let backend = QueueBackend::<Args>::start(queue, worker_name.clone());
     let service = tower::service_fn(move |task: Task<Args>| handler(task.args));
     let worker = WorkerBuilder::new(worker_name)
@@ -176,7 +163,9 @@ where
     result.map_err(|e| anyhow::anyhow!("pool {name}: {e}"))
 }
 
-async fn scale(handle: PoolHandle, queue: Queue, config: PoolConfig, stop: CancellationToken) {
+/// Evaluates the pool every `evaluate_every_ms`; reports its size (and any change, with the
+/// reason) to the registry the admin API reads.
+async fn scale(handle: PoolHandle, queue: Queue, config: PoolConfig, registry: PoolRegistry, worker: String, stop: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(config.evaluate_every_ms));
     let mut quiet_rounds = 0;
     loop {
@@ -198,20 +187,31 @@ async fn scale(handle: PoolHandle, queue: Queue, config: PoolConfig, stop: Cance
         if next != current {
             handle.concurrency.set(next);
             tracing::info!(pool = handle.name, from = current, to = next, reason, ready = stats.ready, "pool resized");
-            let mut decisions = handle.decisions.lock().expect("decisions lock");
-            if decisions.len() == KEPT_DECISIONS {
-                decisions.pop_front();
-            }
-            decisions.push_back(ScaleDecision {
+            let decision = ScaleDecision {
                 at_ms: now_ms(),
+                worker: worker.clone(),
                 from: current,
                 to: next,
                 ready: stats.ready,
                 in_flight: stats.in_flight,
-                reason,
-            });
+                reason: reason.to_owned(),
+            };
+            if let Err(err) = registry.record_decision(handle.name, &decision).await {
+                tracing::warn!(pool = handle.name, %err, "cannot record the scaling decision");
+            }
         }
         metrics::gauge!("worker_pool_concurrency", "pool" => handle.name).set(next as f64);
+        let instance = PoolInstance {
+            pool: handle.name.to_owned(),
+            worker: worker.clone(),
+            concurrency: next,
+            min: config.min,
+            max: config.max,
+            at_ms: now_ms(),
+        };
+        if let Err(err) = registry.report(&instance).await {
+            tracing::warn!(pool = handle.name, %err, "cannot report the pool's size");
+        }
     }
 }
 

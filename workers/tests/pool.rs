@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use apalis_core::error::BoxDynError;
 use obentchi_core::queue::Queue;
+use obentchi_core::pools::PoolRegistry;
+use obentchi_core::queue::now_ms;
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisCluster;
 use obentchi_workers::pool::{self, PoolConfig, PoolHandle};
@@ -24,7 +26,7 @@ struct Slow {
 async fn concurrency_rises_under_backlog_and_falls_back_when_idle() {
     let cluster = RedisCluster::start();
     let redis = RedisConn::connect(&redis_config(&cluster)).await.unwrap();
-    let queue = Queue::new("slow", queue_config(), redis);
+    let queue = Queue::new("slow", queue_config(), redis.clone());
     queue.ensure_groups().await.unwrap();
     queue.enqueue_batch(&(0..1_500).map(|n| Slow { n }).collect::<Vec<_>>()).await.unwrap();
 
@@ -77,7 +79,21 @@ async fn concurrency_rises_under_backlog_and_falls_back_when_idle() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(lowest, 2, "scaled back down to min when idle");
-    let decisions = handle.decisions.lock().unwrap().clone();
+    // What the admin API shows: this instance's size, and the decisions up and down.
+    // The scaler reports right after resizing; give it that moment.
+    let registry = PoolRegistry::new(redis);
+    let mut view = None;
+    for _ in 0..50 {
+        let views = registry.view(now_ms()).await.unwrap();
+        view = views.into_iter().find(|v| v.pool == "slow");
+        if view.as_ref().is_some_and(|v| v.concurrency == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let view = view.expect("the pool reported itself");
+    assert_eq!((view.instances.len(), view.concurrency), (1, 2));
+    let decisions = &view.recent_decisions;
     assert!(decisions.iter().any(|d| d.to > d.from) && decisions.iter().any(|d| d.to < d.from), "{decisions:?}");
     assert!(decisions.iter().all(|d| (2..=16).contains(&d.to)));
 

@@ -336,7 +336,7 @@ impl Ledger {
 }
 
 /// A day's total of one kind of posting on one account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct DayTotal {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,

@@ -206,7 +206,7 @@ pub enum Enqueued {
     Duplicate { job_id: String },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Jobs waiting to run: ready in the streams plus delayed retries.
     pub depth: u64,
@@ -218,7 +218,7 @@ pub struct QueueStats {
     pub oldest_age_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// `<partition>-<stream entry id>`: what retry and discard take.
     pub id: String,
@@ -226,6 +226,7 @@ pub struct DeadLetter {
     pub key: Option<String>,
     pub error: String,
     pub died_at_ms: u64,
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
 }
 
@@ -288,6 +289,10 @@ impl Queue {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn redis(&self) -> &RedisConn {
+        &self.redis
     }
 
     pub fn config(&self) -> &QueueConfig {

@@ -1,0 +1,46 @@
+//! The admin audit log: every change made through the admin API, who made it (the token's id
+//! and name), what it targeted and how it ended. Written after the change; a failed write is
+//! logged loudly but does not undo the change.
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use mongodb::bson::doc;
+use mongodb::Collection;
+use serde::{Deserialize, Serialize};
+
+use crate::storage::{collections, Store};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub token_id: String,
+    pub token_name: String,
+    /// `withdrawal.approve`, `user.ban`, `dead_letter.retry` …
+    pub action: String,
+    pub target: String,
+    /// What the change ended as (`approved`, `unchanged`, an error code).
+    pub outcome: String,
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct AdminAudit {
+    entries: Collection<AuditEntry>,
+}
+
+impl AdminAudit {
+    pub fn new(store: &Store) -> AdminAudit {
+        AdminAudit { entries: store.collection(collections::ADMIN_AUDIT) }
+    }
+
+    pub async fn record(&self, entry: &AuditEntry) {
+        if let Err(err) = self.entries.insert_one(entry).await {
+            tracing::error!(%err, ?entry, "admin audit entry not written");
+        }
+    }
+
+    /// Entries about `target`, oldest first.
+    pub async fn for_target(&self, target: &str) -> mongodb::error::Result<Vec<AuditEntry>> {
+        self.entries.find(doc! { "target": target }).sort(doc! { "at": 1 }).await?.try_collect().await
+    }
+}

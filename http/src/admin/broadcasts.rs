@@ -1,0 +1,88 @@
+//! Broadcasts: a message to every user who has not blocked the bot, sent by the workers in
+//! batches under flood control. Creating one is idempotent on the `Idempotency-Key` header.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use obentchi_core::broadcasts::{Broadcast, BroadcastStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::audit;
+use crate::auth::{Reader, Writer};
+use crate::error::{ApiError, ErrorBody, Path};
+use crate::AppState;
+
+/// Telegram's limit on a message's text.
+const MAX_TEXT_CHARS: usize = 4_096;
+
+#[derive(Serialize, ToSchema)]
+pub struct BroadcastView {
+    pub id: String,
+    pub text: String,
+    pub status: BroadcastStatus,
+    /// Messages enqueued so far.
+    pub enqueued: u64,
+    /// Messages Telegram accepted.
+    pub sent: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Broadcast> for BroadcastView {
+    fn from(b: Broadcast) -> BroadcastView {
+        BroadcastView { id: b.id, text: b.text, status: b.status, enqueued: b.enqueued, sent: b.sent, created_at: b.created_at }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewBroadcast {
+    pub text: String,
+}
+
+/// Start a broadcast. With an `Idempotency-Key` header (1–64 of `A-Za-z0-9_-`), repeating the
+/// request returns the broadcast it started instead of starting another.
+#[utoipa::path(post, path = "/admin/broadcasts", request_body = NewBroadcast, security(("bearer" = ["write"])),
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 200, body = BroadcastView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create(
+    writer: Writer,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    crate::error::Json(body): crate::error::Json<NewBroadcast>,
+) -> Result<Json<BroadcastView>, ApiError> {
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::bad_request(format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+    }
+    let id = match headers.get("idempotency-key") {
+        None => uuid::Uuid::now_v7().to_string(),
+        Some(key) => {
+            let key = key.to_str().unwrap_or_default();
+            let valid = (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(ApiError::bad_request("Idempotency-Key must be 1 to 64 of A-Za-z0-9_-"));
+            }
+            format!("key-{key}")
+        }
+    };
+    let broadcast = state.broadcasts.start(&id, text).await?;
+    audit(&state, &writer.0, "broadcast.create", &id, "started").await;
+    Ok(Json(broadcast.into()))
+}
+
+/// A broadcast's progress.
+#[utoipa::path(get, path = "/admin/broadcasts/{id}", params(("id" = String, Path)), security(("bearer" = ["read"])),
+    responses((status = 200, body = BroadcastView), (status = 404, body = ErrorBody)))]
+pub async fn progress(_: Reader, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BroadcastView>, ApiError> {
+    Ok(Json(state.broadcasts.get(&id).await?.into()))
+}
+
+/// Stop a running broadcast at its next batch. Idempotent.
+#[utoipa::path(post, path = "/admin/broadcasts/{id}/cancel", params(("id" = String, Path)), security(("bearer" = ["write"])),
+    responses((status = 200, body = BroadcastView), (status = 404, body = ErrorBody)))]
+pub async fn cancel(writer: Writer, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BroadcastView>, ApiError> {
+    let broadcast = state.broadcasts.cancel(&id).await?;
+    audit(&state, &writer.0, "broadcast.cancel", &id, "cancelled").await;
+    Ok(Json(broadcast.into()))
+}

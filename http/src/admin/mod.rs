@@ -1,0 +1,61 @@
+//! `/admin/*`: JSON endpoints for admins. Reads need the `read` scope, changes `write`; every
+//! change is written to the audit log with the token that made it.
+
+pub mod broadcasts;
+pub mod queues;
+pub mod stats;
+pub mod users;
+pub mod withdrawals;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
+use obentchi_core::admin_audit::AuditEntry;
+
+use crate::auth::Caller;
+use crate::limits::{enforce, Class, Limiters};
+use crate::AppState;
+
+pub fn router(limits: &Limiters) -> Router<AppState> {
+    let reads = Router::new()
+        .route("/admin/users", get(users::list))
+        .route("/admin/users/{id}", get(users::detail))
+        .route("/admin/withdrawals", get(withdrawals::list))
+        .route("/admin/broadcasts/{id}", get(broadcasts::progress))
+        .route("/admin/queues", get(queues::overview))
+        .route("/admin/queues/{queue}/dead-letters", get(queues::dead_letters))
+        .route("/admin/stats", get(stats::figures))
+        .route_layer(from_fn_with_state(limits.limiter(Class::Read), enforce));
+    let writes = Router::new()
+        .route("/admin/users/{id}/ban", post(users::ban))
+        .route("/admin/users/{id}/unban", post(users::unban))
+        .route("/admin/broadcasts", post(broadcasts::create))
+        .route("/admin/broadcasts/{id}/cancel", post(broadcasts::cancel))
+        .route("/admin/queues/{queue}/dead-letters/{id}/retry", post(queues::retry_dead_letter))
+        .route("/admin/queues/{queue}/dead-letters/{id}/discard", post(queues::discard_dead_letter))
+        .route_layer(from_fn_with_state(limits.limiter(Class::Write), enforce));
+    let money = Router::new()
+        .route("/admin/withdrawals/{id}/approve", post(withdrawals::approve))
+        .route("/admin/withdrawals/{id}/reject", post(withdrawals::reject))
+        .route("/admin/withdrawals/{id}/retry", post(withdrawals::retry))
+        .route_layer(from_fn_with_state(limits.limiter(Class::Money), enforce));
+    reads.merge(writes).merge(money)
+}
+
+/// Writes an audit entry for a change `caller` made.
+pub async fn audit(state: &AppState, caller: &Caller, action: &str, target: &str, outcome: &str) {
+    let entry = AuditEntry {
+        token_id: caller.token_id.clone(),
+        token_name: caller.token_name.clone(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        outcome: outcome.to_owned(),
+        at: chrono::Utc::now(),
+    };
+    state.audit.record(&entry).await;
+}
+
+/// Page sizes: 50 unless asked, never more than 200.
+pub fn page_size(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(50).clamp(1, 200)
+}

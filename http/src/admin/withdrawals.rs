@@ -1,0 +1,171 @@
+//! Withdrawal review. Approve, reject and retry are idempotent: the state machine's
+//! compare-and-set transitions decide, and the job a change enqueues carries a key derived from
+//! the withdrawal (and, for retries, from the state it was retried in), so repeating a call
+//! enqueues nothing new and never pays twice.
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use obentchi_core::ids::UserId;
+use obentchi_core::money::Money;
+use obentchi_core::withdrawals::{Withdrawal, WithdrawalJob, WithdrawalStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{audit, page_size};
+use crate::auth::{Reader, Writer};
+use crate::error::{ApiError, ErrorBody, Path, Query};
+use crate::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct WithdrawalView {
+    /// `<user id>:<request id>`: what the actions take.
+    pub id: String,
+    pub user_id: i64,
+    pub request_id: String,
+    pub amount: Money,
+    pub fee: Money,
+    pub address: String,
+    pub status: WithdrawalStatus,
+    pub reason: Option<String>,
+    pub provider_reference: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Withdrawal> for WithdrawalView {
+    fn from(w: Withdrawal) -> WithdrawalView {
+        WithdrawalView {
+            id: w.id,
+            user_id: w.user_id.get(),
+            request_id: w.request_id,
+            amount: w.amount,
+            fee: w.fee,
+            address: w.address,
+            status: w.status,
+            reason: w.reason,
+            provider_reference: w.provider_reference,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WithdrawalPage {
+    pub withdrawals: Vec<WithdrawalView>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next_before: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct WithdrawalQuery {
+    pub status: Option<WithdrawalStatus>,
+    /// `updated_at` of the last withdrawal of the previous page (RFC 3339).
+    pub before: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// Withdrawals by status, most recently changed first.
+#[utoipa::path(get, path = "/admin/withdrawals", params(WithdrawalQuery), security(("bearer" = ["read"])),
+    responses((status = 200, body = WithdrawalPage), (status = 400, body = ErrorBody)))]
+pub async fn list(_: Reader, State(state): State<AppState>, Query(query): Query<WithdrawalQuery>) -> Result<Json<WithdrawalPage>, ApiError> {
+    let limit = page_size(query.limit);
+    let withdrawals: Vec<WithdrawalView> =
+        state.withdrawals.list(query.status, query.before, limit).await?.into_iter().map(WithdrawalView::from).collect();
+    let next_before = (withdrawals.len() == limit as usize).then(|| withdrawals.last().map(|w| w.updated_at)).flatten();
+    Ok(Json(WithdrawalPage { withdrawals, next_before }))
+}
+
+fn parse_id(id: &str) -> Result<(UserId, &str), ApiError> {
+    let bad = || ApiError::bad_request(format!("{id:?} is not a withdrawal id (<user id>:<request id>)"));
+    let (user, request) = id.split_once(':').ok_or_else(bad)?;
+    let user = user.parse::<i64>().ok().and_then(|u| UserId::new(u).ok()).ok_or_else(bad)?;
+    if request.is_empty() {
+        return Err(bad());
+    }
+    Ok((user, request))
+}
+
+/// Enqueues the job that pays `w`, keyed so repeats collapse.
+async fn enqueue(state: &AppState, w: &Withdrawal, key: String) -> Result<(), ApiError> {
+    let job = WithdrawalJob { user_id: w.user_id, request_id: w.request_id.clone() };
+    state.withdrawal_jobs.enqueue(&job, Some(&key)).await?;
+    Ok(())
+}
+
+async fn finish(state: &AppState, writer: &Writer, action: &str, id: &str, result: Result<Withdrawal, ApiError>) -> Result<Json<WithdrawalView>, ApiError> {
+    let outcome = match &result {
+        Ok(w) => w.status.as_str().to_owned(),
+        Err(err) => format!("refused: {err}"),
+    };
+    audit(state, &writer.0, action, id, &outcome).await;
+    result.map(|w| Json(w.into()))
+}
+
+/// Approve a requested withdrawal and enqueue its payout. Approving again changes nothing.
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/approve", params(("id" = String, Path)), security(("bearer" = ["write"])),
+    responses((status = 200, body = WithdrawalView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn approve(writer: Writer, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WithdrawalView>, ApiError> {
+    let (user, request) = parse_id(&id)?;
+    let result = async {
+        let w = state.withdrawals.approve(user, request).await?;
+        if w.status == WithdrawalStatus::Approved {
+            let job = WithdrawalJob { user_id: w.user_id, request_id: w.request_id.clone() };
+            enqueue(&state, &w, job.job_key()).await?;
+        }
+        Ok(w)
+    }
+    .await;
+    finish(&state, &writer, "withdrawal.approve", &id, result).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RejectBody {
+    /// Shown to the user.
+    pub reason: String,
+}
+
+/// Reject a withdrawal not yet claimed for payout; its hold returns to the user. Idempotent.
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/reject", params(("id" = String, Path)), request_body = RejectBody,
+    security(("bearer" = ["write"])),
+    responses((status = 200, body = WithdrawalView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn reject(
+    writer: Writer,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    crate::error::Json(body): crate::error::Json<RejectBody>,
+) -> Result<Json<WithdrawalView>, ApiError> {
+    let (user, request) = parse_id(&id)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::bad_request("reason must be 1 to 500 characters"));
+    }
+    let result = state.withdrawals.reject(user, request, reason).await.map_err(ApiError::from);
+    finish(&state, &writer, "withdrawal.reject", &id, result).await
+}
+
+/// Drive a stuck withdrawal again (approved, processing, releasing): enqueues a job that claims
+/// it by compare-and-set and, for an unknown payout outcome, looks the payout up before
+/// anything is sent. Settled withdrawals are returned unchanged.
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/retry", params(("id" = String, Path)), security(("bearer" = ["write"])),
+    responses((status = 200, body = WithdrawalView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn retry(writer: Writer, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WithdrawalView>, ApiError> {
+    let (user, request) = parse_id(&id)?;
+    let result = async {
+        let w = state.withdrawals.get(user, request).await?;
+        match w.status {
+            WithdrawalStatus::Approved | WithdrawalStatus::Processing | WithdrawalStatus::Releasing => {
+                // One job per state the withdrawal was retried in: a double click collapses.
+                let job = WithdrawalJob { user_id: w.user_id, request_id: w.request_id.clone() };
+                let key = format!("{}:retry:{}", job.job_key(), w.updated_at.timestamp_millis());
+                enqueue(&state, &w, key).await?;
+                Ok(w)
+            }
+            WithdrawalStatus::Requested => Err(ApiError::Conflict(format!("withdrawal {id} awaits approval; approve it instead"))),
+            WithdrawalStatus::Sent | WithdrawalStatus::Released | WithdrawalStatus::Rejected => Ok(w),
+        }
+    }
+    .await;
+    finish(&state, &writer, "withdrawal.retry", &id, result).await
+}
