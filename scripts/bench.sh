@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Runs a benchmark from a release build; prints a Markdown table for docs/BENCHMARKS.md.
-# Usage: scripts/bench.sh ledger|queue|payments|receiver [options; see obentchi-bench --help]
+# Usage: scripts/bench.sh ledger|queue|payments|receiver|admin-api [options; see obentchi-bench --help]
 source "$(dirname "$0")/lib.sh"
 ensure_apt_packages
 ensure_secantusd
 cd "$REPO_ROOT"
 command -v wrk >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked -p obentchi-bench -p obentchi-bot --quiet
+cargo build --release --locked -p obentchi-bench -p obentchi-bot -p obentchi-http --quiet
 if [ "${1:-}" = receiver ]; then
     shift
     exec "$CARGO_TARGET_DIR/release/obentchi-bench" receiver --bot "$CARGO_TARGET_DIR/release/obentchi-bot" "$@"
+fi
+if [ "${1:-}" = admin-api ]; then
+    shift
+    exec "$CARGO_TARGET_DIR/release/obentchi-bench" admin-api --http "$CARGO_TARGET_DIR/release/obentchi-http" "$@"
 fi
 exec "$CARGO_TARGET_DIR/release/obentchi-bench" "$@"

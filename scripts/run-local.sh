@@ -43,6 +43,7 @@ done
 PIDS+=($!)
 
 "$BIN/obentchi-http" --config config/local.toml migrate
+ADMIN_TOKEN="$("$BIN/obentchi-http" --config config/local.toml token create --name local-admin --scope write)"
 
 port=8080
 # binary[:subcommand]
@@ -57,6 +58,8 @@ for service in http bot workers scheduler bot:consume; do
     log "$name: http://127.0.0.1:$port/readyz (log: .local/logs/$name.log)"
     port=$((port + 1))
 done
+log "queue dashboard: http://127.0.0.1:8080/admin/dashboard#token=$ADMIN_TOKEN"
+log "admin API: curl -H 'Authorization: Bearer $ADMIN_TOKEN' http://127.0.0.1:8080/admin/queues (docs: http://127.0.0.1:8080/admin/docs/)"
 log "platform is up; chat with the bot on http://127.0.0.1:9097/ (Ctrl-C stops everything)"
 wait -n "${PIDS[@]}" || true
 log "a process exited; see .local/logs"

@@ -1,6 +1,7 @@
 //! `obentchi-bench <benchmark>`: each benchmark starts the servers it needs on loopback and
 //! prints a Markdown table for docs/BENCHMARKS.md. Run release builds via scripts/bench.sh.
 
+mod admin_api;
 mod ledger;
 mod measure;
 mod payments;
@@ -26,6 +27,8 @@ enum Benchmark {
     Payments(payments::Args),
     /// The webhook receiver under wrk (needs `--bot <release obentchi-bot>`).
     Receiver(receiver::Args),
+    /// The admin API under wrk: /healthz and GET /admin/queues (needs `--http <release obentchi-http>`).
+    AdminApi(admin_api::Args),
 }
 
 #[tokio::main]
@@ -35,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
         Benchmark::Queue(args) => queue::run(args).await,
         Benchmark::Payments(args) => payments::run(args).await,
         Benchmark::Receiver(args) => receiver::run(args).await,
+        Benchmark::AdminApi(args) => admin_api::run(args).await,
     }
 }

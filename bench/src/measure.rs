@@ -69,3 +69,61 @@ pub fn process_cpu(pid: u32) -> Duration {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
     Duration::from_micros(ticks * 1_000_000 / per_second)
 }
+
+/// A child process killed when dropped (a server under benchmark).
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The peak resident set of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until something listens on `port` of loopback.
+pub async fn wait_for_port(port: u16) {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What wrk reported.
+pub struct WrkReport {
+    pub requests: u64,
+    pub p50: String,
+    pub p99: String,
+}
+
+/// Runs `wrk -t1 -c<connections> -d<seconds>s --latency <args> <url>` pinned to core 1; every
+/// answer must be 2xx.
+pub fn wrk(url: &str, connections: u32, seconds: u32, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<WrkReport> {
+    let output = std::process::Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency"])
+        .args(args)
+        .arg(url)
+        .envs(envs.iter().copied())
+        .output()?;
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    let requests: u64 = report
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no request count in wrk's report:\n{report}"))?;
+    anyhow::ensure!(!report.contains("Non-2xx"), "some requests failed:\n{report}");
+    let latency = |p: &str| {
+        report.lines().find(|l| l.trim_start().starts_with(p)).and_then(|l| l.split_whitespace().nth(1)).unwrap_or("?").to_owned()
+    };
+    Ok(WrkReport { requests, p50: latency("50%"), p99: latency("99%") })
+}
+

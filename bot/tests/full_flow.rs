@@ -188,6 +188,7 @@ address_format = "ton"
     }
     assert_eq!(status, Some(WithdrawalStatus::Sent), "{}", std::fs::read_to_string(dir.path().join("workers.log")).unwrap());
     assert_eq!(provider.total_executions(), 1, "one payout");
+    delivered(&bot_api, REFERRER, "Your withdrawal of 9 XTR was sent").await;
     assert_eq!(available(referrer).await, 0);
     let hold = ledger.balance(referrer, UserAccount::WithdrawalHold, Currency::Xtr).await.unwrap().minor();
     assert_eq!(hold, 0, "the hold was settled");

@@ -28,6 +28,10 @@ use crate::ledger::{Ledger, LedgerError, Posting, PostingError};
 use crate::money::{Currency, Money};
 use crate::payout::{LookupOutcome, PayoutProvider, PayoutRequest, SendOutcome};
 use crate::storage::{collections, is_duplicate_key, Store};
+use crate::i18n::{tr, Lang, Text};
+use crate::outbound::OutboundMessage;
+use crate::queue::{Queue, QueueError};
+use crate::users::Users;
 
 pub const WITHDRAWALS_QUEUE: &str = "withdrawals";
 
@@ -592,6 +596,30 @@ impl Withdrawals {
         }
         self.get(w.user_id, &w.request_id).await
     }
+}
+
+/// Tells the user how their withdrawal ended (sent, or returned to their balance) in their
+/// language; nothing for a withdrawal still under way. The message is keyed by withdrawal and
+/// outcome, so the redeliveries a finished withdrawal's job can get tell the user once.
+pub async fn notify_outcome(users: &Users, outbound: &Queue, w: &Withdrawal) -> Result<(), NoticeError> {
+    let text = match w.status {
+        WithdrawalStatus::Sent => Text::WithdrawalSent,
+        WithdrawalStatus::Released => Text::WithdrawalReturned,
+        _ => return Ok(()),
+    };
+    let profile = users.profile(w.user_id).await?.unwrap_or_default();
+    let lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
+    let message = OutboundMessage::text(w.user_id.get(), tr(lang, text, &[("amount", &w.amount.to_string())]));
+    outbound.enqueue(&message, Some(&format!("wd-notice:{}:{}", w.id, w.status.as_str()))).await?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    #[error("users storage: {0}")]
+    Storage(#[from] mongodb::error::Error),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
 }
 
 #[cfg(test)]

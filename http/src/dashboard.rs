@@ -91,7 +91,7 @@ pub async fn panel(_: Reader, State(state): State<AppState>) -> Result<impl Into
     let mut html = String::new();
 
     html.push_str("<h2>Queues</h2><table id=\"queues\"><tr><th>queue</th><th>depth</th><th>in flight</th><th>delayed</th><th>dead</th><th>oldest age (s)</th></tr>");
-    for q in &queues {
+    for q in queues.iter() {
         let _ = write!(
             html,
             "<tr data-queue=\"{0}\"><td>{0}</td><td>{1}</td><td>{2}</td><td>{3}</td><td class=\"dead\">{4}</td><td>{5}</td></tr>",
@@ -99,7 +99,7 @@ pub async fn panel(_: Reader, State(state): State<AppState>) -> Result<impl Into
         );
     }
     html.push_str("</table><h2>Last hour</h2><div class=\"charts\">");
-    for q in &queues {
+    for q in queues.iter() {
         let samples = state.history.read(&q.name, now).await?;
         html.push_str("<div class=\"chart\">");
         html.push_str(&chart(&format!("{}: depth", q.name), &samples, now, |s| s.depth));

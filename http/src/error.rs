@@ -103,7 +103,8 @@ unavailable_from!(
     obentchi_core::queue::QueueError,
     obentchi_core::ledger::LedgerError,
     obentchi_core::stats::StatsError,
-    obentchi_core::subscriptions::SubscriptionError
+    obentchi_core::subscriptions::SubscriptionError,
+    obentchi_core::withdrawals::NoticeError
 );
 
 impl From<obentchi_core::withdrawals::WithdrawalError> for ApiError {

@@ -66,6 +66,9 @@ pub struct Config {
     /// How often queue depth and age are sampled for the dashboard's charts.
     #[serde(default = "default_history_sample_ms")]
     pub history_sample_ms: u64,
+    /// How old the queue stats that `/admin/queues` and the dashboard show may be.
+    #[serde(default = "default_queue_stats_cache_ms")]
+    pub queue_stats_cache_ms: u64,
     /// How long a verified token is trusted without asking MongoDB again (so a revocation takes
     /// up to this long to apply everywhere).
     #[serde(default = "default_token_cache_ms")]
@@ -83,6 +86,9 @@ fn default_broadcast_batch() -> usize {
 }
 fn default_history_sample_ms() -> u64 {
     15_000
+}
+fn default_queue_stats_cache_ms() -> u64 {
+    1_000
 }
 fn default_token_cache_ms() -> u64 {
     30_000
@@ -103,11 +109,16 @@ pub struct AppState {
     pub payment_jobs: Queue,
     pub withdrawals: Withdrawals,
     pub withdrawal_jobs: Queue,
+    /// Messages to users (a rejected withdrawal's notice).
+    pub outbound: Queue,
     pub subscriptions: Subscriptions,
     pub broadcasts: Broadcasts,
     /// Every queue of the platform, by name.
     pub queues: Arc<BTreeMap<String, Queue>>,
     pub pools: PoolRegistry,
+    /// The last reading of every queue's stats and when it was taken (`admin::queues`).
+    pub queue_stats: Arc<tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<admin::queues::QueueView>>)>>>,
+    pub queue_stats_ttl: Duration,
     pub history: history::QueueHistory,
     pub tokens: auth::TokenVerifier,
     pub audit: AdminAudit,
@@ -125,11 +136,14 @@ impl AppState {
             payment_jobs: queue(PAYMENTS_QUEUE),
             withdrawals: Withdrawals::new(store, ledger.clone()),
             withdrawal_jobs: queue(WITHDRAWALS_QUEUE),
+            outbound: queue(OUTBOUND_QUEUE),
             subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
             broadcasts: Broadcasts::new(store, queue(OUTBOUND_QUEUE), queue(BROADCASTS_QUEUE), config.broadcast_batch),
             ledger,
             queues: Arc::new(config.queues.open_all(redis).into_iter().map(|q| (q.name().to_owned(), q)).collect()),
             pools: PoolRegistry::new(redis.clone()),
+            queue_stats: Arc::default(),
+            queue_stats_ttl: Duration::from_millis(config.queue_stats_cache_ms),
             history: history::QueueHistory::new(redis.clone()),
             tokens: auth::TokenVerifier::new(ApiTokens::new(store), Duration::from_millis(config.token_cache_ms)),
             audit: AdminAudit::new(store),

@@ -238,6 +238,9 @@ async fn approving_twice_pays_out_once_and_every_action_is_audited() {
         let rejected: Value = app.post("/admin/withdrawals/21:big-2/reject", w, Some(json!({ "reason": "KYC" }))).await.json().await.unwrap();
         assert_eq!(rejected["status"], "released", "{rejected}");
     }
+    let notices: Vec<obentchi_core::outbound::OutboundMessage> = queued(&queue(&app, "outbound").await).await;
+    assert_eq!(notices.len(), 1, "the user is told once that the money came back: {notices:?}");
+    assert_eq!(notices[0].chat_id, 21);
     let available = ledger.balance(user, obentchi_core::ledger::UserAccount::Available, Currency::Xtr).await.unwrap();
     assert_eq!(available, xtr(3_000), "5,000 − 2,000 paid; the rejected 2,000 came back");
     let audit = AdminAudit::new(&app.store);

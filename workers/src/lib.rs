@@ -22,7 +22,8 @@ use futures::future::BoxFuture;
 use obentchi_core::payout::{HttpPayoutProvider, PayoutProvider, PayoutProviderConfig};
 use obentchi_core::queue::QueuesConfig;
 use obentchi_core::service::{self, Connections, ServiceConfig};
-use obentchi_core::withdrawals::{WithdrawalError, WithdrawalJob, Withdrawals, WITHDRAWALS_QUEUE};
+use obentchi_core::queue::Queue;
+use obentchi_core::withdrawals::{notify_outcome, WithdrawalError, WithdrawalJob, Withdrawals, WITHDRAWALS_QUEUE};
 use pool::PoolConfig;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -166,7 +167,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "withdrawals",
             withdrawals_queue,
             config.pools.withdrawals.clone(),
-            withdrawal_handler(withdrawals, provider),
+            withdrawal_handler(withdrawals, provider, Users::new(&connections.store), outbound_queue.clone()),
             &stop,
         ),
         pool::spawn("outbound", outbound_queue, config.pools.outbound.clone(), outbound::outbound_handler(sender), &stop),
@@ -201,18 +202,20 @@ pub fn payment_handler(payments: Payments) -> impl Fn(PaymentJob) -> BoxFuture<'
     }
 }
 
-/// The withdrawal job: drive the withdrawal to `sent` or `released`. An unsettled outcome
+/// The withdrawal job: drive the withdrawal to `sent` or `released`, then tell the user. An unsettled outcome
 /// (ambiguous payout, another run's lease) is an error, so the job is retried with backoff and
 /// the next run reconciles.
 pub fn withdrawal_handler<P: PayoutProvider + Clone>(
     withdrawals: Withdrawals,
     provider: P,
+    users: Users,
+    outbound: Queue,
 ) -> impl Fn(WithdrawalJob) -> BoxFuture<'static, Result<(), BoxDynError>> + Clone {
     move |job: WithdrawalJob| {
-        let (withdrawals, provider) = (withdrawals.clone(), provider.clone());
+        let (withdrawals, provider, users, outbound) = (withdrawals.clone(), provider.clone(), users.clone(), outbound.clone());
         Box::pin(async move {
             match withdrawals.process(&job, &provider).await {
-                Ok(_) => Ok(()),
+                Ok(w) => Ok(notify_outcome(&users, &outbound, &w).await?),
                 Err(err @ (WithdrawalError::Ambiguous(_) | WithdrawalError::InProgress(_))) => {
                     tracing::info!(%err, "withdrawal not settled yet");
                     Err(err.into())

@@ -1,6 +1,9 @@
 //! Queues for ops: depth, age, in-flight and dead letters per queue, the worker pools' sizes
 //! and recent scaling decisions; dead letters can be retried or discarded.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::Json;
 use obentchi_core::pools::PoolView;
@@ -13,7 +16,7 @@ use crate::auth::{Reader, Writer};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::AppState;
 
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct QueueView {
     pub name: String,
     pub partitions: u16,
@@ -23,15 +26,31 @@ pub struct QueueView {
 
 #[derive(Serialize, ToSchema)]
 pub struct QueuesOverview {
-    pub queues: Vec<QueueView>,
+    #[schema(value_type = Vec<QueueView>)]
+    pub queues: Arc<Vec<QueueView>>,
     pub pools: Vec<PoolView>,
 }
 
-pub async fn queue_views(state: &AppState) -> Result<Vec<QueueView>, ApiError> {
-    let mut views = Vec::with_capacity(state.queues.len());
-    for queue in state.queues.values() {
-        views.push(QueueView { name: queue.name().to_owned(), partitions: queue.config().partitions, stats: queue.stats().await? });
+/// Every queue's stats, at most `queue_stats_cache_ms` old. Reading them costs one Lua call
+/// per partition (72 with the defaults): dashboards and scrapers polling at once share one
+/// reading per interval instead of each paying for their own.
+pub async fn queue_views(state: &AppState) -> Result<Arc<Vec<QueueView>>, ApiError> {
+    let mut cached = state.queue_stats.lock().await;
+    if let Some((at, views)) = cached.as_ref() {
+        if at.elapsed() < state.queue_stats_ttl {
+            return Ok(views.clone());
+        }
     }
+    let stats = futures::future::try_join_all(state.queues.values().map(|queue| queue.stats())).await?;
+    let views: Arc<Vec<QueueView>> = Arc::new(
+        state
+            .queues
+            .values()
+            .zip(stats)
+            .map(|(queue, stats)| QueueView { name: queue.name().to_owned(), partitions: queue.config().partitions, stats })
+            .collect(),
+    );
+    *cached = Some((Instant::now(), views.clone()));
     Ok(views)
 }
 

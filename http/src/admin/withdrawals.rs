@@ -8,7 +8,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use obentchi_core::ids::UserId;
 use obentchi_core::money::Money;
-use obentchi_core::withdrawals::{Withdrawal, WithdrawalJob, WithdrawalStatus};
+use obentchi_core::withdrawals::{notify_outcome, Withdrawal, WithdrawalJob, WithdrawalStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -126,7 +126,8 @@ pub struct RejectBody {
     pub reason: String,
 }
 
-/// Reject a withdrawal not yet claimed for payout; its hold returns to the user. Idempotent.
+/// Reject a withdrawal not yet claimed for payout; its hold returns to the user, who is told.
+/// Idempotent.
 #[utoipa::path(post, path = "/admin/withdrawals/{id}/reject", params(("id" = String, Path)), request_body = RejectBody,
     security(("bearer" = ["write"])),
     responses((status = 200, body = WithdrawalView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -141,7 +142,12 @@ pub async fn reject(
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::bad_request("reason must be 1 to 500 characters"));
     }
-    let result = state.withdrawals.reject(user, request, reason).await.map_err(ApiError::from);
+    let result = async {
+        let w = state.withdrawals.reject(user, request, reason).await?;
+        notify_outcome(&state.users, &state.outbound, &w).await?;
+        Ok(w)
+    }
+    .await;
     finish(&state, &writer, "withdrawal.reject", &id, result).await
 }
 
