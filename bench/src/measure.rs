@@ -70,16 +70,6 @@ pub fn process_cpu(pid: u32) -> Duration {
     Duration::from_micros(ticks * 1_000_000 / per_second)
 }
 
-/// A child process killed when dropped (a server under benchmark).
-pub struct Killed(pub std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The peak resident set of a process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

@@ -8,7 +8,8 @@ use std::process::{Command, Stdio};
 
 use obentchi_testkit::{free_port, MongoServer, RedisServer};
 
-use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port, wrk, Killed, WrkReport};
+use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port, wrk, WrkReport};
+use obentchi_testkit::processes::Process;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,7 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             redis.url()
         ),
     )?;
-    let bot = Killed(
+    let bot = Process(
         Command::new("taskset")
             .args(["-c", "0"])
             .arg(&args.bot)

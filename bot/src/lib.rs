@@ -121,6 +121,9 @@ impl ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
     }
+    fn listen(&self) -> &ListenConfig {
+        &self.listen
+    }
 }
 
 /// The receiver service, bound and ready to serve.

@@ -44,11 +44,12 @@ async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
         tokio::time::timeout(DEPENDENCY_TIMEOUT, state.store.ping()),
         tokio::time::timeout(DEPENDENCY_TIMEOUT, redis.ping()),
     );
+    let (mongo_up, redis_up) = (matches!(mongo, Ok(Ok(()))), matches!(redis, Ok(Ok(()))));
+    // What the "dependency down" alert watches; the readiness probes keep it fresh.
+    metrics::gauge!("dependency_up", "dependency" => "mongodb").set(f64::from(u8::from(mongo_up)));
+    metrics::gauge!("dependency_up", "dependency" => "redis").set(f64::from(u8::from(redis_up)));
     let verdict = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let readiness = Readiness {
-        mongodb: verdict(matches!(mongo, Ok(Ok(())))),
-        redis: verdict(matches!(redis, Ok(Ok(())))),
-    };
+    let readiness = Readiness { mongodb: verdict(mongo_up), redis: verdict(redis_up) };
     let status = if readiness.mongodb == "ok" && readiness.redis == "ok" {
         StatusCode::OK
     } else {

@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, MongoConfig, RedisConfig, TelemetryConfig};
+use crate::config::{self, ListenConfig, MongoConfig, RedisConfig, TelemetryConfig};
 use crate::ops::{self, OpsState};
 use crate::redis_conn::RedisConn;
 use crate::storage::Store;
@@ -26,11 +26,16 @@ pub struct ConfigArgs {
     /// Print the effective configuration (secrets redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Ask the service running with this configuration on this machine for `/healthz` and exit
+    /// 0 if it answers 200 (the container image's HEALTHCHECK; no curl needed in the image).
+    #[arg(long)]
+    pub healthcheck: bool,
 }
 
 /// A service's configuration type.
 pub trait ServiceConfig: DeserializeOwned + Serialize {
     fn telemetry(&self) -> &TelemetryConfig;
+    fn listen(&self) -> &ListenConfig;
 }
 
 /// The sections every service has. A service with settings of its own wraps these in its own
@@ -48,6 +53,9 @@ pub struct BaseConfig {
 impl ServiceConfig for BaseConfig {
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+    fn listen(&self) -> &ListenConfig {
+        &self.listen
     }
 }
 
@@ -73,6 +81,15 @@ where
         println!("{}", config::render(&config));
         return ExitCode::SUCCESS;
     }
+    if args.healthcheck {
+        return match healthcheck(config.listen().addr.port()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("unhealthy: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(err) = telemetry::init(config.telemetry()) {
         eprintln!("{err:#}");
         return ExitCode::from(EXIT_CONFIG);
@@ -84,6 +101,22 @@ where
             tracing::error!(error = format!("{err:#}"), "service stopped with an error");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `GET /healthz` on loopback `port` with a plain HTTP/1.0 request; Ok if the answer is 200.
+fn healthcheck(port: u16) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if head.starts_with(b"HTTP/1.") && &head[8..12] == b" 200" {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("answered {:?}", String::from_utf8_lossy(&head))))
     }
 }
 

@@ -98,6 +98,9 @@ impl ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
     }
+    fn listen(&self) -> &ListenConfig {
+        &self.listen
+    }
 }
 
 /// What handlers share. Cheap to clone: every field is a handle.
@@ -117,7 +120,7 @@ pub struct AppState {
     pub queues: Arc<BTreeMap<String, Queue>>,
     pub pools: PoolRegistry,
     /// The last reading of every queue's stats and when it was taken (`admin::queues`).
-    pub queue_stats: Arc<tokio::sync::Mutex<Option<(std::time::Instant, Arc<Vec<admin::queues::QueueView>>)>>>,
+    pub queue_stats: admin::queues::StatsCache,
     pub queue_stats_ttl: Duration,
     pub history: history::QueueHistory,
     pub tokens: auth::TokenVerifier,

@@ -100,6 +100,9 @@ impl ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
     }
+    fn listen(&self) -> &ListenConfig {
+        &self.listen
+    }
 }
 
 /// Leads (when it wins the lease) until SIGTERM, serving the ops endpoints meanwhile.

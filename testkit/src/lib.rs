@@ -8,6 +8,7 @@ mod bot_api;
 mod command_recorder;
 mod payout_provider;
 mod simulator;
+pub mod processes;
 pub mod updates;
 
 use std::fs;

@@ -6,6 +6,7 @@ pub mod outbound;
 pub mod pool;
 pub mod scheduled;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use obentchi_core::broadcasts::{BroadcastJob, Broadcasts, Step, BROADCASTS_QUEUE};
@@ -44,6 +45,10 @@ pub struct Config {
     pub queues: QueuesConfig,
     #[serde(default)]
     pub pools: Pools,
+    /// The pools this process runs (default: all). Kubernetes runs payment, withdrawal and
+    /// messaging workers as separate Deployments, each scaled on its own queues.
+    #[serde(default = "all_pools")]
+    pub enabled_pools: BTreeSet<PoolName>,
     /// How long a claim on a withdrawal in `processing` lasts; must exceed `payout.timeout_ms`.
     #[serde(default = "default_withdrawal_lease_ms")]
     pub withdrawal_lease_ms: u64,
@@ -68,6 +73,20 @@ fn default_broadcast_batch() -> usize {
 }
 fn default_grace_ms() -> u64 {
     25_000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolName {
+    Payments,
+    Withdrawals,
+    Outbound,
+    Broadcasts,
+    Scheduled,
+}
+
+fn all_pools() -> BTreeSet<PoolName> {
+    [PoolName::Payments, PoolName::Withdrawals, PoolName::Outbound, PoolName::Broadcasts, PoolName::Scheduled].into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,6 +139,9 @@ impl ServiceConfig for Config {
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
     }
+    fn listen(&self) -> &ListenConfig {
+        &self.listen
+    }
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -161,19 +183,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let stop = CancellationToken::new();
-    let pools = [
-        pool::spawn("payments", payments_queue, config.pools.payments.clone(), payment_handler(payments), &stop),
-        pool::spawn(
-            "withdrawals",
-            withdrawals_queue,
-            config.pools.withdrawals.clone(),
-            withdrawal_handler(withdrawals, provider, Users::new(&connections.store), outbound_queue.clone()),
-            &stop,
-        ),
-        pool::spawn("outbound", outbound_queue, config.pools.outbound.clone(), outbound::outbound_handler(sender), &stop),
-        pool::spawn("broadcasts", broadcasts_queue, config.pools.broadcasts.clone(), broadcast_handler(broadcasts), &stop),
-        pool::spawn("scheduled", scheduled_queue, config.pools.scheduled.clone(), scheduled_handler(scheduled_jobs), &stop),
-    ];
+    let enabled = |pool: PoolName| config.enabled_pools.contains(&pool);
+    let mut pools = Vec::new();
+    if enabled(PoolName::Payments) {
+        pools.push(pool::spawn("payments", payments_queue, config.pools.payments.clone(), payment_handler(payments), &stop));
+    }
+    if enabled(PoolName::Withdrawals) {
+        let handler = withdrawal_handler(withdrawals, provider, Users::new(&connections.store), outbound_queue.clone());
+        pools.push(pool::spawn("withdrawals", withdrawals_queue, config.pools.withdrawals.clone(), handler, &stop));
+    }
+    if enabled(PoolName::Outbound) {
+        let handler = outbound::outbound_handler(sender);
+        pools.push(pool::spawn("outbound", outbound_queue, config.pools.outbound.clone(), handler, &stop));
+    }
+    if enabled(PoolName::Broadcasts) {
+        let handler = broadcast_handler(broadcasts);
+        pools.push(pool::spawn("broadcasts", broadcasts_queue, config.pools.broadcasts.clone(), handler, &stop));
+    }
+    if enabled(PoolName::Scheduled) {
+        let handler = scheduled_handler(scheduled_jobs);
+        pools.push(pool::spawn("scheduled", scheduled_queue, config.pools.scheduled.clone(), handler, &stop));
+    }
+    tracing::info!(pools = ?config.enabled_pools, "worker pools started");
 
     service::serve(config.listen.addr, connections.ops_router()).await?;
     stop.cancel();

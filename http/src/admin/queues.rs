@@ -31,6 +31,9 @@ pub struct QueuesOverview {
     pub pools: Vec<PoolView>,
 }
 
+/// The last reading of every queue's stats, with when it was taken.
+pub type StatsCache = Arc<tokio::sync::Mutex<Option<(Instant, Arc<Vec<QueueView>>)>>>;
+
 /// Every queue's stats, at most `queue_stats_cache_ms` old. Reading them costs one Lua call
 /// per partition (72 with the defaults): dashboards and scrapers polling at once share one
 /// reading per interval instead of each paying for their own.
