@@ -20,7 +20,8 @@ as_root() {
 
 # Debian packages: redis-server (tests and local runs), cmake (builds secantusd-rs' WiredTiger),
 # chromium (the dashboard test drives it headless), nginx and prometheus (`nginx -t`, the edge
-# failover test, `promtool`; their services are not left running by us).
+# failover test, `promtool`; their services are not left running by us), openssl (test
+# certificates), python3-venv (the PyPI tools below).
 ensure_apt_packages() {
     local missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
@@ -30,6 +31,9 @@ ensure_apt_packages() {
     command -v chromium >/dev/null || missing+=(chromium)
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     command -v promtool >/dev/null || missing+=(prometheus)
+    command -v openssl >/dev/null || missing+=(openssl)
+    # Python virtualenvs for schemathesis and the deployment validators (PyPI).
+    python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         as_root apt-get update -qq
