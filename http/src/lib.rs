@@ -14,7 +14,6 @@ pub mod limits;
 pub mod openapi;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,10 +46,11 @@ pub struct Config {
     pub queues: QueuesConfig,
     #[serde(default)]
     pub rate_limits: limits::RateLimits,
-    /// Proxies (nginx) whose `X-Forwarded-For` is believed; the client is the last address
-    /// before them. Empty: the peer address is the client.
+    /// Proxies (nginx, the ingress controller) whose `X-Forwarded-For` is believed, as
+    /// addresses or networks (`10.0.0.0/8`); the client is the last address before them.
+    /// Empty: the peer address is the client.
     #[serde(default)]
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<limits::ProxyNet>,
     /// Origins a browser may call the API from. Empty (the default): no cross-origin access.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,

@@ -55,6 +55,56 @@ impl Default for RateLimits {
     }
 }
 
+/// A proxy address or network (`10.0.0.5`, `10.0.0.0/8`, `fd00::/8`): in Kubernetes the
+/// ingress controller's pods have no fixed address, only a known range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNet {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl ProxyNet {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32u8),
+            IpAddr::V6(v6) => (u128::from(v6), 128u8),
+        };
+        let ((network, width), (candidate, candidate_width)) = (bits(self.network), bits(ip));
+        if width != candidate_width {
+            return false;
+        }
+        let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+        network & mask == candidate & mask
+    }
+}
+
+impl std::str::FromStr for ProxyNet {
+    type Err = String;
+    fn from_str(text: &str) -> Result<ProxyNet, String> {
+        let bad = || format!("{text:?} is not an IP address or network (10.0.0.0/8)");
+        let (address, prefix) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+        let network: IpAddr = address.trim().parse().map_err(|_| bad())?;
+        let width = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => width,
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= width).ok_or_else(bad)?,
+        };
+        Ok(ProxyNet { network, prefix })
+    }
+}
+
+impl Serialize for ProxyNet {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{}/{}", self.network, self.prefix))
+    }
+}
+
+impl<'de> Deserialize<'de> for ProxyNet {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Class {
     Read,
@@ -69,12 +119,12 @@ pub struct ClassLimiter {
     per_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// `None` for callbacks.
     per_token: Option<Arc<DefaultKeyedRateLimiter<String>>>,
-    trusted_proxies: Arc<Vec<IpAddr>>,
+    trusted_proxies: Arc<Vec<ProxyNet>>,
 }
 
 pub struct Limiters {
     config: RateLimits,
-    trusted_proxies: Arc<Vec<IpAddr>>,
+    trusted_proxies: Arc<Vec<ProxyNet>>,
 }
 
 fn quota(limit: Limit) -> Quota {
@@ -82,7 +132,7 @@ fn quota(limit: Limit) -> Quota {
 }
 
 impl Limiters {
-    pub fn new(config: &RateLimits, trusted_proxies: Vec<IpAddr>) -> Limiters {
+    pub fn new(config: &RateLimits, trusted_proxies: Vec<ProxyNet>) -> Limiters {
         Limiters { config: config.clone(), trusted_proxies: Arc::new(trusted_proxies) }
     }
 
@@ -116,19 +166,20 @@ impl Limiters {
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the last address in
 /// `X-Forwarded-For` that is not one of ours.
-fn client_ip(request: &Request, trusted: &[IpAddr]) -> IpAddr {
+fn client_ip(request: &Request, trusted: &[ProxyNet]) -> IpAddr {
+    let is_proxy = |ip: &IpAddr| trusted.iter().any(|net| net.contains(*ip));
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
-    if !trusted.contains(&peer) {
+    if !is_proxy(&peer) {
         return peer;
     }
     let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).unwrap_or_default();
     forwarded
         .rsplit(',')
         .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-        .find(|hop| !trusted.contains(hop))
+        .find(|hop| !is_proxy(hop))
         .unwrap_or(peer)
 }
 
@@ -156,4 +207,25 @@ pub async fn enforce(State(limiter): State<ClassLimiter>, request: Request, next
         }
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_networks_parse_and_match() {
+        let net: ProxyNet = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.42.7.1".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(!net.contains("::ffff:10.0.0.1".parse().unwrap()), "families never mix");
+        let one: ProxyNet = "172.28.0.10".parse().unwrap();
+        assert!(one.contains("172.28.0.10".parse().unwrap()) && !one.contains("172.28.0.11".parse().unwrap()));
+        let v6: ProxyNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!("0.0.0.0/0".parse::<ProxyNet>().unwrap().contains("8.8.8.8".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+            assert!(bad.parse::<ProxyNet>().is_err(), "{bad}");
+        }
+    }
 }

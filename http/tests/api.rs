@@ -443,3 +443,24 @@ async fn a_dead_redis_or_mongodb_is_a_503_with_a_code() {
     let answer = tokio::time::timeout(Duration::from_secs(60), app.get("/admin/users/5", Some(&app.read_token))).await.unwrap();
     assert_eq!(error_code(answer).await, (503, "unavailable".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
+    let config = "trusted_proxies = [\"127.0.0.0/8\"]\n[rate_limits]\n\
+        read = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
+        write = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
+        money = { per_ip = { per_minute = 1, burst = 1 }, per_token = { per_minute = 6000, burst = 100 } }\n\
+        callback = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n";
+    let app = spawn_app(config).await;
+    let approve = |client_ip: &'static str| {
+        app.client
+            .post(app.url("/admin/withdrawals/1:x/approve"))
+            .bearer_auth(&app.write_token)
+            // nginx appends the peer it saw; a client-sent value before it is not believed.
+            .header("x-forwarded-for", format!("198.51.100.7, {client_ip}"))
+            .send()
+    };
+    assert_eq!(approve("203.0.113.1").await.unwrap().status().as_u16(), 404);
+    assert_eq!(approve("203.0.113.1").await.unwrap().status().as_u16(), 429, "the same client, over its budget");
+    assert_eq!(approve("203.0.113.2").await.unwrap().status().as_u16(), 404, "another client behind the same proxy");
+}

@@ -142,12 +142,14 @@ pub async fn reject(
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::bad_request("reason must be 1 to 500 characters"));
     }
-    let result = async {
-        let w = state.withdrawals.reject(user, request, reason).await?;
-        notify_outcome(&state.users, &state.outbound, &w).await?;
-        Ok(w)
+    let result = state.withdrawals.reject(user, request, reason).await.map_err(ApiError::from);
+    if let Ok(w) = &result {
+        // The rejection stands either way; a notice that cannot be queued is logged, not a
+        // reason to tell the admin the rejection failed.
+        if let Err(err) = notify_outcome(&state.users, &state.outbound, w).await {
+            tracing::warn!(withdrawal = %w.id, %err, "rejection notice not queued");
+        }
     }
-    .await;
     finish(&state, &writer, "withdrawal.reject", &id, result).await
 }
 
