@@ -27,7 +27,7 @@ use obentchi_core::queue::Queue;
 use obentchi_core::subscriptions::{SubscriptionError, Subscriptions, SubscriptionsConfig};
 use obentchi_core::users::{Profile, Registration, Users};
 use obentchi_core::withdrawals::{
-    NewWithdrawal, PayoutAddress, Withdrawal, WithdrawalError, WithdrawalJob, WithdrawalPolicy, WithdrawalStatus, Withdrawals,
+    NewWithdrawal, PayoutAddress, Withdrawal, WithdrawalError, WithdrawalPolicy, WithdrawalStatus, Withdrawals,
 };
 use serde_json::json;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
@@ -584,7 +584,7 @@ async fn confirm_withdrawal(deps: &Deps, caller: &Caller, chat: i64, started_by:
         }
     };
     if withdrawal.status == WithdrawalStatus::Approved {
-        let job = WithdrawalJob { user_id: caller.id, request_id: withdrawal.request_id.clone() };
+        let job = withdrawal.job();
         deps.withdrawal_jobs.enqueue(&job, Some(&job.job_key())).await?;
     }
     deps.conversations.clear(chat, caller.id).await?;

@@ -93,6 +93,13 @@ pub struct WithdrawalJob {
     pub request_id: String,
 }
 
+impl Withdrawal {
+    /// The job that drives this withdrawal.
+    pub fn job(&self) -> WithdrawalJob {
+        WithdrawalJob { user_id: self.user_id, request_id: self.request_id.clone() }
+    }
+}
+
 impl WithdrawalJob {
     pub fn job_key(&self) -> String {
         format!("wd:{}:{}", self.user_id, self.request_id)
@@ -418,7 +425,7 @@ impl Withdrawals {
             .comment(Bson::String("fan-out: withdrawal reconciler".into()))
             .await?;
         let stuck: Vec<Withdrawal> = cursor.try_collect().await?;
-        Ok(stuck.into_iter().map(|w| WithdrawalJob { user_id: w.user_id, request_id: w.request_id }).collect())
+        Ok(stuck.iter().map(Withdrawal::job).collect())
     }
 
     /// Records a withdrawal request and holds amount + fee. Approves it at once when the amount

@@ -50,17 +50,20 @@ pub struct CallbackAnswer {
 
 /// The HMAC-SHA256 of `body` under `secret`, as the gateway sends it.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(mac(secret, body).finalize().into_bytes()))
+}
+
+fn mac(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
 fn signature_valid(secret: &[u8], body: &[u8], headers: &HeaderMap) -> bool {
     let Some(presented) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else { return false };
     let Some(Ok(presented)) = presented.strip_prefix("sha256=").map(hex::decode) else { return false };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(body);
-    mac.verify_slice(&presented).is_ok()
+    // Constant-time comparison.
+    mac(secret, body).verify_slice(&presented).is_ok()
 }
 
 /// A signed payment callback from a gateway.

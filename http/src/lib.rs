@@ -129,8 +129,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &Config, store: &Store, connections: &Connections) -> AppState {
-        let redis = &connections.redis;
+    pub fn new(config: &Config, connections: &Connections) -> AppState {
+        let (store, redis) = (&connections.store, &connections.redis);
         let queue = |name| config.queues.open(name, redis).expect("a queue of ours");
         let ledger = Ledger::new(store.clone());
         AppState {
@@ -178,7 +178,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let connections = Connections::open(&config.mongodb, &config.redis).await?;
-        let state = AppState::new(&config, &connections.store, &connections);
+        let state = AppState::new(&config, &connections);
         let sampler = history::Sampler::new(state.history.clone(), state.queues.clone(), Duration::from_millis(config.history_sample_ms));
         let router = router(&config, state, &connections);
         let listener = service::bind(config.listen.addr).await?;

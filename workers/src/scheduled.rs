@@ -12,13 +12,13 @@ use chrono::Utc;
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OutboundMessage;
-use obentchi_core::payments::Payments;
+use obentchi_core::payments::{PaymentJob, Payments};
 use obentchi_core::queue::Queue;
 use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::stats;
 use obentchi_core::subscriptions::{Notice, Subscriptions};
 use obentchi_core::users::Users;
-use obentchi_core::withdrawals::Withdrawals;
+use obentchi_core::withdrawals::{WithdrawalJob, Withdrawals};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,23 +111,13 @@ impl ScheduledJobs {
     /// against it. Processing is a compare-and-set, so a second job for one withdrawal is harmless.
     async fn reconcile_withdrawals(&self, run_id: &str) -> anyhow::Result<()> {
         let stuck = self.withdrawals.stuck(self.stuck_cutoff(), self.config.reconcile_batch).await?;
-        for job in &stuck {
-            self.withdrawal_jobs.enqueue(job, Some(&format!("{}:{run_id}", job.job_key()))).await?;
-        }
-        metrics::counter!("reconciler_requeued_total", "kind" => "withdrawal").increment(stuck.len() as u64);
-        tracing::info!(requeued = stuck.len(), "withdrawals reconciled");
-        Ok(())
+        requeue(&self.withdrawal_jobs, &stuck, WithdrawalJob::job_key, run_id, "withdrawal").await
     }
 
     /// Enqueues a job for every payment recorded but not credited (its job lost or dead).
     async fn reconcile_payments(&self, run_id: &str) -> anyhow::Result<()> {
         let stuck = self.payments.stuck(self.stuck_cutoff(), self.config.reconcile_batch).await?;
-        for job in &stuck {
-            self.payment_jobs.enqueue(job, Some(&format!("{}:{run_id}", job.job_key()))).await?;
-        }
-        metrics::counter!("reconciler_requeued_total", "kind" => "payment").increment(stuck.len() as u64);
-        tracing::info!(requeued = stuck.len(), "payments reconciled");
-        Ok(())
+        requeue(&self.payment_jobs, &stuck, PaymentJob::job_key, run_id, "payment").await
     }
 
     /// "Ends soon" and "ended" messages, once per period and only for the period that ends the
@@ -207,4 +197,14 @@ impl ScheduledJobs {
         }
         Ok(())
     }
+}
+
+/// Enqueues `jobs` on `queue`, each keyed `<its job key>:<run id>` (see `reconcile_withdrawals`).
+async fn requeue<T: Serialize>(queue: &Queue, jobs: &[T], job_key: fn(&T) -> String, run_id: &str, kind: &'static str) -> anyhow::Result<()> {
+    for job in jobs {
+        queue.enqueue(job, Some(&format!("{}:{run_id}", job_key(job)))).await?;
+    }
+    metrics::counter!("reconciler_requeued_total", "kind" => kind).increment(jobs.len() as u64);
+    tracing::info!(kind, requeued = jobs.len(), "reconciled");
+    Ok(())
 }

@@ -2,7 +2,7 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use obentchi_core::ids::UserId;
-use obentchi_core::ledger::{PostingRecord, UserAccount};
+use obentchi_core::ledger::PostingRecord;
 use obentchi_core::money::Money;
 use obentchi_core::users::{UserFilter, UserSummary};
 use serde::{Deserialize, Serialize};
@@ -150,15 +150,11 @@ pub async fn detail(
         user: user.into(),
         balances: balances
             .into_iter()
-            .map(|b| BalanceView { account: account_code(b.account), amount: b.amount })
+            .map(|b| BalanceView { account: b.account.code().to_owned(), amount: b.amount })
             .collect(),
         subscription_until: until,
         postings: postings.into_iter().map(PostingView::from).collect(),
     }))
-}
-
-fn account_code(account: UserAccount) -> String {
-    account.code().to_owned()
 }
 
 #[derive(Serialize, ToSchema)]

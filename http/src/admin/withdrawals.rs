@@ -8,7 +8,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use obentchi_core::ids::UserId;
 use obentchi_core::money::Money;
-use obentchi_core::withdrawals::{notify_outcome, Withdrawal, WithdrawalJob, WithdrawalStatus};
+use obentchi_core::withdrawals::{notify_outcome, Withdrawal, WithdrawalStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -87,12 +87,6 @@ fn parse_id(id: &str) -> Result<(UserId, &str), ApiError> {
     Ok((user, request))
 }
 
-/// Enqueues the job that pays `w`, keyed so repeats collapse.
-async fn enqueue(state: &AppState, w: &Withdrawal, key: String) -> Result<(), ApiError> {
-    let job = WithdrawalJob { user_id: w.user_id, request_id: w.request_id.clone() };
-    state.withdrawal_jobs.enqueue(&job, Some(&key)).await?;
-    Ok(())
-}
 
 async fn finish(state: &AppState, writer: &Writer, action: &str, id: &str, result: Result<Withdrawal, ApiError>) -> Result<Json<WithdrawalView>, ApiError> {
     let outcome = match &result {
@@ -111,8 +105,8 @@ pub async fn approve(writer: Writer, State(state): State<AppState>, Path(id): Pa
     let result = async {
         let w = state.withdrawals.approve(user, request).await?;
         if w.status == WithdrawalStatus::Approved {
-            let job = WithdrawalJob { user_id: w.user_id, request_id: w.request_id.clone() };
-            enqueue(&state, &w, job.job_key()).await?;
+            let job = w.job();
+            state.withdrawal_jobs.enqueue(&job, Some(&job.job_key())).await?;
         }
         Ok(w)
     }
@@ -165,9 +159,9 @@ pub async fn retry(writer: Writer, State(state): State<AppState>, Path(id): Path
         match w.status {
             WithdrawalStatus::Approved | WithdrawalStatus::Processing | WithdrawalStatus::Releasing => {
                 // One job per state the withdrawal was retried in: a double click collapses.
-                let job = WithdrawalJob { user_id: w.user_id, request_id: w.request_id.clone() };
+                let job = w.job();
                 let key = format!("{}:retry:{}", job.job_key(), w.updated_at.timestamp_millis());
-                enqueue(&state, &w, key).await?;
+                state.withdrawal_jobs.enqueue(&job, Some(&key)).await?;
                 Ok(w)
             }
             WithdrawalStatus::Requested => Err(ApiError::Conflict(format!("withdrawal {id} awaits approval; approve it instead"))),
