@@ -122,9 +122,13 @@ pub struct ClassLimiter {
     trusted_proxies: Arc<Vec<ProxyNet>>,
 }
 
+/// Every class's limiters, built once: the routes of a class share its buckets wherever they
+/// are mounted (the dashboard panel spends the same read budget as the other reads).
 pub struct Limiters {
-    config: RateLimits,
-    trusted_proxies: Arc<Vec<ProxyNet>>,
+    read: ClassLimiter,
+    write: ClassLimiter,
+    money: ClassLimiter,
+    callback: ClassLimiter,
 }
 
 fn quota(limit: Limit) -> Quota {
@@ -133,19 +137,31 @@ fn quota(limit: Limit) -> Quota {
 
 impl Limiters {
     pub fn new(config: &RateLimits, trusted_proxies: Vec<ProxyNet>) -> Limiters {
-        Limiters { config: config.clone(), trusted_proxies: Arc::new(trusted_proxies) }
+        let trusted_proxies = Arc::new(trusted_proxies);
+        let class = |limits: ClassLimits, per_token: bool| ClassLimiter::new(limits, per_token, trusted_proxies.clone());
+        Limiters {
+            read: class(config.read, true),
+            write: class(config.write, true),
+            money: class(config.money, true),
+            callback: class(config.callback, false),
+        }
     }
 
     /// `class`'s limiters, for `enforce` on the routes of that class.
     pub fn limiter(&self, class: Class) -> ClassLimiter {
-        let limits = match class {
-            Class::Read => self.config.read,
-            Class::Write => self.config.write,
-            Class::Money => self.config.money,
-            Class::Callback => self.config.callback,
-        };
+        match class {
+            Class::Read => self.read.clone(),
+            Class::Write => self.write.clone(),
+            Class::Money => self.money.clone(),
+            Class::Callback => self.callback.clone(),
+        }
+    }
+}
+
+impl ClassLimiter {
+    fn new(limits: ClassLimits, per_token: bool, trusted_proxies: Arc<Vec<ProxyNet>>) -> ClassLimiter {
         let per_ip = Arc::new(RateLimiter::keyed(quota(limits.per_ip)));
-        let per_token = (!matches!(class, Class::Callback)).then(|| Arc::new(RateLimiter::keyed(quota(limits.per_token))));
+        let per_token = per_token.then(|| Arc::new(RateLimiter::keyed(quota(limits.per_token))));
         // Forget keys that are back to a full bucket, so many distinct clients do not grow the
         // maps without bound.
         let (ips, tokens) = (Arc::downgrade(&per_ip), per_token.as_ref().map(Arc::downgrade));
@@ -160,7 +176,7 @@ impl Limiters {
                 }
             }
         });
-        ClassLimiter { per_ip, per_token, trusted_proxies: self.trusted_proxies.clone() }
+        ClassLimiter { per_ip, per_token, trusted_proxies }
     }
 }
 
