@@ -8,6 +8,12 @@
 //! and a consumer that wins a partition first takes over what its previous holder left pending,
 //! oldest first. The last update id handled per chat is recorded: a redelivered update is
 //! skipped, and one older than the last is counted as out of order (the metric should stay 0).
+//!
+//! An update that fails is tried a few times and then dead-lettered, so one bad update cannot
+//! stop its chat — except an update that carries a payment: Telegram will not send it again, so
+//! it is retried with backoff for as long as the error is transient (MongoDB or Redis down),
+//! holding its chat's later updates back, and dead-lettered only for an error that retrying
+//! cannot fix (a payment that conflicts with a recorded one, an unreadable update).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,8 +31,10 @@ use crate::handlers::{self, Deps};
 use crate::receiver::UpdateHead;
 
 /// Handling attempts before an update is dead-lettered (it cannot be put back without
-/// reordering the chat).
+/// reordering the chat). Payment updates with transient errors are retried without limit.
 const HANDLE_ATTEMPTS: u32 = 3;
+/// The longest pause between two attempts at a payment update.
+const MAX_PAYMENT_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the last handled id of a chat is remembered.
 const LAST_ID_TTL_MS: u64 = 7 * 24 * 3_600_000;
 
@@ -49,6 +57,17 @@ pub struct Consumer {
     pub deps: Deps,
     pub me: Me,
     pub lease_ttl: Duration,
+}
+
+/// How handling one update ended, for the partition's loop.
+#[derive(Debug, PartialEq, Eq)]
+enum Handled {
+    /// Handled, skipped as a duplicate, or dead-lettered: next update.
+    Done,
+    /// Stopping: the update stays pending for the partition's next holder.
+    Stopped,
+    /// The partition's lease went to another consumer: stop reading it.
+    LeaseLost,
 }
 
 struct Held {
@@ -172,7 +191,10 @@ impl Consumer {
                 if stop.is_cancelled() {
                     break;
                 }
-                self.handle_in_order(&delivery).await;
+                if self.handle_in_order(&delivery, &lease, &stop).await == Handled::LeaseLost {
+                    tracing::warn!(partition, "partition lease lost while retrying an update");
+                    return;
+                }
             }
         }
         if let Err(err) = lease.release().await {
@@ -180,12 +202,12 @@ impl Consumer {
         }
     }
 
-    async fn handle_in_order(&self, delivery: &Delivery) {
+    async fn handle_in_order(&self, delivery: &Delivery, lease: &Lease, stop: &CancellationToken) -> Handled {
         let span = obentchi_core::telemetry::job_span(self.queue.name(), &delivery.envelope.id);
-        self.handle_in_span(delivery).instrument(span).await
+        self.handle_in_span(delivery, lease, stop).instrument(span).await
     }
 
-    async fn handle_in_span(&self, delivery: &Delivery) {
+    async fn handle_in_span(&self, delivery: &Delivery, lease: &Lease, stop: &CancellationToken) -> Handled {
         let raw = delivery.envelope.payload.get();
         let head = UpdateHead::parse(raw.as_bytes()).ok();
         let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| format!("{}:last:{chat}", self.queue.tag(delivery.partition))));
@@ -199,21 +221,39 @@ impl Consumer {
             if order == 0 {
                 metrics::counter!("updates_total", "outcome" => "duplicate").increment(1);
                 self.ack(delivery).await;
-                return;
+                return Handled::Done;
             }
             if order < 0 {
                 metrics::counter!("updates_out_of_order_total").increment(1);
                 tracing::error!(update_id = head.update_id, "update handled out of order");
             }
         }
+        let carries_payment = head.as_ref().is_some_and(|h| h.carries_payment);
         let mut outcome = Err("not attempted".into());
-        for attempt in 1..=HANDLE_ATTEMPTS {
+        let mut renewed_at = tokio::time::Instant::now();
+        for attempt in 1.. {
             outcome = handlers::handle(raw, &self.me, &self.deps).await;
-            match &outcome {
-                Ok(()) => break,
-                Err(err) => {
-                    tracing::warn!(%err, attempt, "update handling failed");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            let Err(err) = &outcome else { break };
+            let permanent = handlers::is_permanent(err.as_ref());
+            tracing::warn!(%err, attempt, carries_payment, permanent, "update handling failed");
+            if (!carries_payment || permanent) && attempt >= HANDLE_ATTEMPTS {
+                break;
+            }
+            if carries_payment && !permanent {
+                metrics::counter!("payment_update_retries_total").increment(1);
+            }
+            let pause = Duration::from_millis(100u64 << attempt.min(9)).min(MAX_PAYMENT_BACKOFF);
+            tokio::select! {
+                _ = stop.cancelled() => return Handled::Stopped,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            // A long run of retries must keep the partition, or another consumer would take
+            // the chat over meanwhile.
+            if renewed_at.elapsed() >= self.lease_ttl / 3 {
+                match lease.renew().await {
+                    Ok(true) => renewed_at = tokio::time::Instant::now(),
+                    Ok(false) => return Handled::LeaseLost,
+                    Err(err) => tracing::warn!(%err, "lease renewal failed"),
                 }
             }
         }
@@ -241,6 +281,7 @@ impl Consumer {
                 }
             }
         }
+        Handled::Done
     }
 
     async fn ack(&self, delivery: &Delivery) {

@@ -50,6 +50,21 @@ pub const MAX_DEPOSIT_STARS: u32 = 10_000;
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
 pub type HandlerResult = Result<(), HandlerError>;
 
+/// An update the bot refuses for good: handling it again would fail the same way.
+#[derive(Debug, thiserror::Error)]
+#[error("refused: {0}")]
+pub struct Refused(pub String);
+
+/// Whether handling failed for good (retrying cannot help) rather than for a passing reason
+/// (MongoDB, Redis or Telegram unreachable).
+pub fn is_permanent(err: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    use obentchi_core::payments::PaymentError;
+    err.is::<Refused>()
+        || err.is::<serde_json::Error>()
+        || err.is::<obentchi_core::ids::IdError>()
+        || matches!(err.downcast_ref::<PaymentError>(), Some(PaymentError::Conflict(_) | PaymentError::Id(_) | PaymentError::Posting(_)))
+}
+
 #[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
 #[command(rename_rule = "lowercase")]
 pub enum Command {
@@ -217,6 +232,13 @@ async fn on_command(message: Message, command: Command, caller: Caller, me: Me, 
     let text = match command {
         Command::Start(payload) => {
             let referrer = payload.strip_prefix("ref_").and_then(|id| id.parse::<i64>().ok()).and_then(|id| UserId::new(id).ok());
+            // A referrer counts only for a user who has bought nothing yet: commissions are fixed
+            // at purchase time, and a purchase whose period is still being written (a crash
+            // between its steps) must not find a referrer that was not there when it was paid.
+            let referrer = match referrer {
+                Some(_) if deps.ledger.has_posting_of_kind(user, PostingKind::SubscriptionPurchase).await? => None,
+                other => other,
+            };
             let from = message.from.as_ref();
             let registration = Registration {
                 referrer,
@@ -341,7 +363,7 @@ async fn on_successful_payment(
     update: UpdateId,
 ) -> HandlerResult {
     if payment.currency != Currency::Xtr.code() {
-        return Err(format!("unexpected payment currency {}", payment.currency).into());
+        return Err(Refused(format!("unexpected payment currency {}", payment.currency)).into());
     }
     let job = PaymentJob {
         user_id: caller.id,
@@ -364,6 +386,7 @@ fn kind_text(kind: PostingKind) -> Text {
         PostingKind::HoldRelease => Text::KindWithdrawalReturned,
         PostingKind::PayoutSettle => Text::KindPayout,
         PostingKind::AdminAdjustment => Text::KindAdjustment,
+        PostingKind::PaymentRefund => Text::KindRefund,
     }
 }
 

@@ -69,6 +69,26 @@ pub struct WebhookConfig {
     /// Concurrent connections Telegram may open (1–100, `webhook set`).
     #[serde(default = "default_max_connections")]
     pub max_connections: u8,
+    /// Replicas that must hold a payment update (`successful_payment`, `refunded_payment`)
+    /// before the receiver answers 200 (see `receiver`). Where Redis has no replica the
+    /// receiver says so at startup and acknowledges on the master alone.
+    #[serde(default = "default_payment_replicas")]
+    pub payment_replicas: u32,
+    /// How long a receiver waits for them before answering 503 (below Redis' response timeout).
+    #[serde(default = "default_payment_replicas_timeout_ms")]
+    pub payment_replicas_timeout_ms: u64,
+    /// Wait for `payment_replicas` on every update, not only payments: no acknowledged update
+    /// is lost to a failover, for a replica round trip per update (off by default; see
+    /// docs/DECISIONS.md).
+    #[serde(default)]
+    pub replicate_all_updates: bool,
+}
+
+fn default_payment_replicas() -> u32 {
+    1
+}
+fn default_payment_replicas_timeout_ms() -> u64 {
+    300
 }
 
 fn default_path() -> String {
@@ -140,6 +160,9 @@ impl Application {
             secret: config.webhook.secret.expose().as_str().to_owned(),
             bot_id: config.telegram.bot_token.expose().bot_id().to_owned(),
             updates,
+            payment_replicas: payment_replicas(&config.webhook, &connections.redis).await,
+            payment_replicas_timeout: Duration::from_millis(config.webhook.payment_replicas_timeout_ms),
+            replicate_all_updates: config.webhook.replicate_all_updates,
         };
         let router = receiver::router(&config.webhook.path, config.webhook.max_body_bytes, receiver)
             .merge(connections.ops_router());
@@ -153,6 +176,31 @@ impl Application {
     /// Serves until SIGTERM.
     pub async fn run(self) -> anyhow::Result<()> {
         service::serve_on(self.listener, self.router).await
+    }
+}
+
+/// The replicas a payment update must reach: as configured, unless Redis has masters without a
+/// replica, which the receiver then reports (payment updates would otherwise never be
+/// acknowledged there).
+async fn payment_replicas(webhook: &WebhookConfig, redis: &RedisConn) -> u32 {
+    if webhook.payment_replicas == 0 {
+        tracing::warn!("webhook.payment_replicas = 0: payment updates are acknowledged once the Redis master has them");
+        return 0;
+    }
+    match redis.masters_without_replicas().await {
+        Ok(alone) if alone.is_empty() => webhook.payment_replicas,
+        Ok(alone) => {
+            tracing::warn!(
+                masters = ?alone,
+                "Redis has no replica for these masters: payment updates are acknowledged on one node only and a failover can lose \
+                 them before they are handled; the Stars reconciler (getStarTransactions) is then the only backstop"
+            );
+            0
+        }
+        Err(err) => {
+            tracing::warn!(%err, "could not read the Redis topology; payment updates wait for {} replica(s)", webhook.payment_replicas);
+            webhook.payment_replicas
+        }
     }
 }
 

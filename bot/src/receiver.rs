@@ -4,8 +4,15 @@
 //! anything not answered 2xx, so a 503 while Redis is unreachable loses nothing. The receiver
 //! reads only `update_id` and the chat with a borrowing parse; the raw JSON text travels on
 //! untouched, so update kinds newer than our Telegram types are kept, not rejected.
+//!
+//! An update that carries a payment (`successful_payment`, `refunded_payment`) is money Telegram
+//! will not tell us about again once we answer 200. So it is answered 200 only once its queue
+//! entry reached a replica of its partition's master (`WAIT`), not when the master alone has it:
+//! a failover right after would otherwise lose it. If the replica does not confirm in time the
+//! answer is 503 and Telegram re-sends. (The Stars reconciler reads Telegram's own transaction
+//! list as the last line of defence.)
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -26,6 +33,12 @@ pub struct Receiver {
     /// The bot's id, scoping update ids (each bot numbers its own).
     pub bot_id: String,
     pub updates: Queue,
+    /// Replicas that must have a payment update before it is acknowledged (0: the master alone).
+    pub payment_replicas: u32,
+    /// How long to wait for them.
+    pub payment_replicas_timeout: Duration,
+    /// Every update waits for the replicas, not only payments.
+    pub replicate_all_updates: bool,
 }
 
 pub fn router(path: &str, max_body_bytes: usize, receiver: Receiver) -> Router {
@@ -41,6 +54,8 @@ pub fn router(path: &str, max_body_bytes: usize, receiver: Receiver) -> Router {
 pub struct UpdateHead {
     pub update_id: i64,
     pub chat: Option<i64>,
+    /// A message with `successful_payment` or `refunded_payment`.
+    pub carries_payment: bool,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +66,16 @@ struct Id {
 #[derive(Deserialize)]
 struct WithChat {
     chat: Id,
+}
+
+/// A message: its chat, and whether it reports a payment.
+#[derive(Deserialize)]
+struct Message {
+    chat: Id,
+    #[serde(default)]
+    successful_payment: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    refunded_payment: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -70,7 +95,7 @@ struct CallbackQuery {
 struct RawHead {
     update_id: i64,
     #[serde(default)]
-    message: Option<WithChat>,
+    message: Option<Message>,
     #[serde(default)]
     edited_message: Option<WithChat>,
     #[serde(default)]
@@ -106,10 +131,13 @@ pub enum HeadError {
 impl UpdateHead {
     pub fn parse(body: &[u8]) -> Result<UpdateHead, HeadError> {
         let raw: RawHead = serde_json::from_slice(body).map_err(|e| HeadError::Malformed(e.to_string()))?;
-        let chat = [&raw.message, &raw.edited_message, &raw.channel_post, &raw.edited_channel_post, &raw.business_message]
-            .into_iter()
-            .flatten()
+        let carries_payment = raw.message.as_ref().is_some_and(|m| m.successful_payment.is_some() || m.refunded_payment.is_some());
+        let chat = raw
+            .message
+            .as_ref()
             .map(|m| m.chat.id)
+            .into_iter()
+            .chain([&raw.edited_message, &raw.channel_post, &raw.edited_channel_post, &raw.business_message].into_iter().flatten().map(|m| m.chat.id))
             .chain(raw.callback_query.as_ref().map(|q| q.message.as_ref().map_or(q.from.id, |m| m.chat.id)))
             .chain([&raw.my_chat_member, &raw.chat_member, &raw.chat_join_request].into_iter().flatten().map(|m| m.chat.id))
             .chain(
@@ -119,7 +147,7 @@ impl UpdateHead {
                     .map(|q| q.from.id),
             )
             .next();
-        Ok(UpdateHead { update_id: raw.update_id, chat })
+        Ok(UpdateHead { update_id: raw.update_id, chat, carries_payment })
     }
 
     /// Updates of one chat share a partition, so they are consumed in order.
@@ -162,15 +190,37 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     let enqueued = receiver.updates.enqueue_ordered(&*raw, &key, &head.partition_key()).await;
     metrics::histogram!("webhook_enqueue_seconds").record(started.elapsed().as_secs_f64());
     match enqueued {
-        Ok(Enqueued::Added { .. }) => StatusCode::OK.into_response(),
-        Ok(Enqueued::Duplicate { .. }) => {
-            metrics::counter!("webhook_duplicates_total").increment(1);
+        Ok(outcome) => {
+            if matches!(outcome, Enqueued::Duplicate { .. }) {
+                metrics::counter!("webhook_duplicates_total").increment(1);
+            }
+            // A redelivery waits too: the first delivery may have been answered 503 because its
+            // copy had not reached a replica.
+            if (head.carries_payment || receiver.replicate_all_updates) && receiver.payment_replicas > 0 {
+                return replicated(&receiver, &head).await;
+            }
             StatusCode::OK.into_response()
         }
         Err(err) => {
             // Not stored: Telegram will send it again.
             tracing::error!(%err, update_id = head.update_id, "could not enqueue an update");
             reject("unavailable", StatusCode::SERVICE_UNAVAILABLE)
+        }
+    }
+}
+
+/// 200 once the payment update's partition has it on enough replicas, else 503.
+async fn replicated(receiver: &Receiver, head: &UpdateHead) -> Response {
+    let wanted = receiver.payment_replicas;
+    match receiver.updates.wait_replicated(&head.partition_key(), wanted, receiver.payment_replicas_timeout).await {
+        Ok(acked) if acked >= wanted => StatusCode::OK.into_response(),
+        Ok(acked) => {
+            tracing::warn!(update_id = head.update_id, acked, wanted, "payment update not on enough replicas yet; Telegram will re-send");
+            reject("not_replicated", StatusCode::SERVICE_UNAVAILABLE)
+        }
+        Err(err) => {
+            tracing::error!(%err, update_id = head.update_id, "could not confirm replication of a payment update");
+            reject("not_replicated", StatusCode::SERVICE_UNAVAILABLE)
         }
     }
 }
@@ -191,6 +241,16 @@ mod tests {
         for (json, chat) in cases {
             assert_eq!(UpdateHead::parse(json.as_bytes()).unwrap().chat, chat, "{json}");
         }
+    }
+
+    #[test]
+    fn tells_payment_updates_apart() {
+        let payment = r#"{"update_id":6,"message":{"message_id":1,"chat":{"id":42},"successful_payment":{"currency":"XTR","total_amount":5}}}"#;
+        let refund = r#"{"update_id":7,"message":{"message_id":2,"chat":{"id":42},"refunded_payment":{"currency":"XTR","total_amount":5}}}"#;
+        let text = r#"{"update_id":8,"message":{"message_id":3,"chat":{"id":42},"text":"successful_payment"}}"#;
+        assert!(UpdateHead::parse(payment.as_bytes()).unwrap().carries_payment);
+        assert!(UpdateHead::parse(refund.as_bytes()).unwrap().carries_payment);
+        assert!(!UpdateHead::parse(text.as_bytes()).unwrap().carries_payment);
     }
 
     #[test]

@@ -3,20 +3,22 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mongodb::options::ClientOptions;
 use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::outbound::OUTBOUND_QUEUE;
-use obentchi_core::queue::{Queue, QueueConfig};
+use obentchi_core::queue::{Queue, QueueConfig, UPDATES_QUEUE};
 use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
 use support::{deliver, spawn_bot, wait_healthy};
 
 const SECRET: &str = "order-test-secret";
-const CHATS: i64 = 4;
+const PARTITIONS: u16 = 8;
 const UPDATES_PER_PHASE: i64 = 30;
+/// How long a condition may take on a cold, busy machine before the test gives up.
+const DEADLINE: Duration = Duration::from_secs(120);
 
 /// A counter's value from a process's /metrics (0 when absent).
 async fn metric(client: &reqwest::Client, port: u16, name: &str) -> f64 {
@@ -27,10 +29,28 @@ async fn metric(client: &reqwest::Client, port: u16, name: &str) -> f64 {
         .sum()
 }
 
+/// The first chat ids that together fall on every partition of the updates queue, so whichever
+/// partitions a consumer holds, it has chats to handle.
+fn chats_on_every_partition(updates: &Queue) -> Vec<i64> {
+    let mut covered = std::collections::BTreeSet::new();
+    let mut chats = Vec::new();
+    for chat in 1.. {
+        if covered.insert(updates.partition_of(&format!("chat:{chat}"))) {
+            chats.push(chat);
+        }
+        if covered.len() == usize::from(PARTITIONS) {
+            return chats;
+        }
+    }
+    unreachable!()
+}
+
 /// Sends `UPDATES_PER_PHASE` updates per chat: each chat's one after another (Telegram waits for
 /// each answer), the chats at once, alternating between the two receivers.
-async fn send_phase(client: &reqwest::Client, receivers: [u16; 2], phase: i64) {
-    let chats: Vec<_> = (1..=CHATS)
+async fn send_phase(client: &reqwest::Client, receivers: [u16; 2], chats: &[i64], phase: i64) {
+    let chats: Vec<_> = chats
+        .iter()
+        .copied()
         .map(|chat| {
             let client = client.clone();
             tokio::spawn(async move {
@@ -77,7 +97,7 @@ api_url = "{}"
 [webhook]
 secret = "{SECRET}"
 [queues.updates]
-partitions = 8
+partitions = {PARTITIONS}
 "#,
             mongo.uri(),
             redis.url(),
@@ -96,12 +116,15 @@ partitions = 8
         wait_healthy(&client, *port).await;
     }
     let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).expect("a redis URL");
-    let replies = Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), RedisConn::connect(&redis_config).await.unwrap());
+    let redis_conn = RedisConn::connect(&redis_config).await.unwrap();
+    let replies = Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), redis_conn.clone());
+    let updates = Queue::new(UPDATES_QUEUE, QueueConfig { partitions: PARTITIONS, ..QueueConfig::default() }, redis_conn);
     let wait_for_replies = |expected: u64| {
         let replies = replies.clone();
         let dir = dir.path().to_owned();
         async move {
-            for _ in 0..300 {
+            let deadline = Instant::now() + DEADLINE;
+            while Instant::now() < deadline {
                 if replies.stats().await.unwrap().depth == expected {
                     return;
                 }
@@ -112,15 +135,30 @@ partitions = 8
         }
     };
 
-    // Phase 1: both consumers share the partitions.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    send_phase(&client, receivers, 0).await;
-    wait_for_replies((CHATS * UPDATES_PER_PHASE) as u64).await;
+    // Phase 1: both consumers share the partitions. Wait until they do (a consumer takes its
+    // share on its first ticks, which a cold machine can delay by seconds), then send to chats
+    // on every partition, so each consumer has chats to handle.
+    let chats = chats_on_every_partition(&updates);
+    let total = chats.len() as i64 * UPDATES_PER_PHASE;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let held = [
+            metric(&client, ports[2], "update_partitions_held").await,
+            metric(&client, ports[3], "update_partitions_held").await,
+        ];
+        if held.iter().all(|h| *h > 0.0) && held.iter().sum::<f64>() == f64::from(PARTITIONS) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the consumers never shared the partitions: {held:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    send_phase(&client, receivers, &chats, 0).await;
+    wait_for_replies(total as u64).await;
     let handled = [
         metric(&client, ports[2], "updates_total{outcome=\"handled\"}").await,
         metric(&client, ports[3], "updates_total{outcome=\"handled\"}").await,
     ];
-    assert_eq!(handled.iter().sum::<f64>(), (CHATS * UPDATES_PER_PHASE) as f64, "{handled:?}");
+    assert_eq!(handled.iter().sum::<f64>(), total as f64, "{handled:?}");
     assert!(handled.iter().all(|h| *h > 0.0), "both consumers took partitions: {handled:?}");
     for port in &ports[2..] {
         assert_eq!(metric(&client, *port, "updates_out_of_order_total").await, 0.0);
@@ -130,9 +168,9 @@ partitions = 8
     // and lease expire) to handle those chats at all, and keep them in order.
     c1.0.kill().unwrap();
     c1.0.wait().unwrap();
-    send_phase(&client, receivers, 1).await;
-    wait_for_replies((2 * CHATS * UPDATES_PER_PHASE) as u64).await;
+    send_phase(&client, receivers, &chats, 1).await;
+    wait_for_replies(2 * total as u64).await;
     let survivor = metric(&client, ports[3], "updates_total{outcome=\"handled\"}").await;
-    assert_eq!(survivor, handled[1] + (CHATS * UPDATES_PER_PHASE) as f64, "the survivor handled all of phase 2");
+    assert_eq!(survivor, handled[1] + total as f64, "the survivor handled all of phase 2");
     assert_eq!(metric(&client, ports[3], "updates_out_of_order_total").await, 0.0, "the survivor saw no chat out of order");
 }

@@ -77,6 +77,7 @@ pub enum Text {
     KindWithdrawalReturned,
     KindPayout,
     KindAdjustment,
+    KindRefund,
     Confirm,
     Cancel,
     Cancelled,
@@ -107,12 +108,12 @@ pub enum Text {
 }
 
 impl Text {
-    pub const ALL: [Text; 52] = [
+    pub const ALL: [Text; 53] = [
         Text::Welcome, Text::Help, Text::Banned, Text::BalanceZero, Text::BalanceHeader, Text::DepositUsage,
         Text::DepositLimits, Text::InvoiceTitle, Text::InvoiceDescription, Text::PaymentReceived, Text::NotUnderstood,
         Text::InvoiceNotYours, Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen,
         Text::HistoryEmpty, Text::HistoryPage, Text::KindDeposit, Text::KindSubscription, Text::KindReferralCommission,
-        Text::KindWithdrawal, Text::KindWithdrawalReturned, Text::KindPayout, Text::KindAdjustment, Text::Confirm,
+        Text::KindWithdrawal, Text::KindWithdrawalReturned, Text::KindPayout, Text::KindAdjustment, Text::KindRefund, Text::Confirm,
         Text::Cancel, Text::Cancelled, Text::Expired, Text::Plans, Text::PlanButton, Text::SubscribedUntil,
         Text::ConfirmPurchase, Text::Subscribed, Text::NotEnoughBalance, Text::UnknownPlan, Text::ReferralInfo,
         Text::ReferralEarned, Text::WithdrawNotEnough, Text::WithdrawAskAmount, Text::WithdrawBadAmount,
@@ -201,6 +202,9 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::KindAdjustment, "adjustment"),
     (Lang::Ar, Text::KindAdjustment, "تسوية"),
     (Lang::Ru, Text::KindAdjustment, "корректировка"),
+    (Lang::En, Text::KindRefund, "payment refunded"),
+    (Lang::Ar, Text::KindRefund, "استرداد الدفعة"),
+    (Lang::Ru, Text::KindRefund, "возврат платежа"),
     (Lang::En, Text::Confirm, "Confirm"),
     (Lang::Ar, Text::Confirm, "تأكيد"),
     (Lang::Ru, Text::Confirm, "Подтвердить"),

@@ -4,6 +4,11 @@
 //! The record comes first and the job second, so a job lost by Redis is found again from the
 //! record (status `received`). Crediting is a ledger deposit keyed by provider and the
 //! provider's own id, so any number of deliveries credit once.
+//!
+//! A provider's payment id belongs to one user. The ledger's keys are per user (they live on the
+//! user's shard), so the first report of an id claims it in `payment_ids` under a key without
+//! the user; a report of the same id for another user, or with another amount, is refused, and
+//! only a claimed payment is credited.
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::doc;
@@ -41,6 +46,11 @@ impl PaymentJob {
         format!("{}:{}:{}", self.user_id, self.provider, self.external_id)
     }
 
+    /// `_id` of the payment's claim: the same for every user.
+    fn claim_id(&self) -> String {
+        format!("{}:{}", self.provider, self.external_id)
+    }
+
     fn deposit_key(&self) -> Result<IdempotencyKey, IdError> {
         IdempotencyKey::new(format!("deposit:{}:{}", self.provider, self.external_id))
     }
@@ -66,6 +76,15 @@ struct PaymentDoc {
     created_at: DateTime<Utc>,
 }
 
+/// Which user a provider's payment id belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PaymentClaim {
+    #[serde(rename = "_id")]
+    id: String,
+    user_id: UserId,
+    amount: Money,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
     #[error("payment id: {0}")]
@@ -80,15 +99,34 @@ pub enum PaymentError {
     Storage(#[from] mongodb::error::Error),
 }
 
+/// What recording a provider's refund did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RefundOutcome {
+    /// The deposit was reversed now, or had been before.
+    Reversed(PostOutcome),
+    /// The user had already spent the money: nothing reversed, the payment is marked
+    /// `refund_uncovered` for an admin (the platform carries the loss).
+    Uncovered,
+    /// No payment with this id was ever recorded: nothing to reverse.
+    UnknownPayment,
+}
+
 #[derive(Clone)]
 pub struct Payments {
     payments: Collection<PaymentDoc>,
+    claims: Collection<PaymentClaim>,
+    cursors: Collection<mongodb::bson::Document>,
     ledger: Ledger,
 }
 
 impl Payments {
     pub fn new(store: &Store, ledger: Ledger) -> Payments {
-        Payments { payments: store.collection(collections::PAYMENTS), ledger }
+        Payments {
+            payments: store.collection(collections::PAYMENTS),
+            claims: store.collection(collections::PAYMENT_IDS),
+            cursors: store.collection(collections::CURSORS),
+            ledger,
+        }
     }
 
     /// Records a payment a provider reported. Reporting it again is harmless; reporting the same
@@ -96,6 +134,12 @@ impl Payments {
     pub async fn record(&self, payment: &PaymentJob) -> Result<(), PaymentError> {
         // Validates the key's shape before anything is stored.
         payment.deposit_key()?;
+        let claim = PaymentClaim { id: payment.claim_id(), user_id: payment.user_id, amount: payment.amount };
+        match self.claims.insert_one(&claim).await {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => self.check_claim(payment).await?,
+            Err(e) => return Err(e.into()),
+        }
         let doc = PaymentDoc {
             id: payment.record_id(),
             user_id: payment.user_id,
@@ -121,6 +165,7 @@ impl Payments {
     /// Credits a recorded payment: a ledger deposit keyed by provider and provider id, then the
     /// record is marked credited. Safe to run any number of times.
     pub async fn credit(&self, payment: &PaymentJob) -> Result<PostOutcome, PaymentError> {
+        self.check_claim(payment).await?;
         let posting = Posting::deposit(
             payment.user_id,
             payment.deposit_key()?,
@@ -136,6 +181,53 @@ impl Payments {
             )
             .await?;
         Ok(outcome)
+    }
+
+    /// The payment's claim names this user and amount (it was recorded as this payment).
+    async fn check_claim(&self, payment: &PaymentJob) -> Result<(), PaymentError> {
+        let claim = self.claims.find_one(doc! { "_id": payment.claim_id() }).await?;
+        match claim {
+            Some(claim) if claim.user_id == payment.user_id && claim.amount == payment.amount => Ok(()),
+            _ => Err(PaymentError::Conflict(payment.claim_id())),
+        }
+    }
+
+    /// The provider gave payment `external_id` back to its payer: reverses its deposit, once
+    /// (keyed by the payment). A refund of money the user already spent cannot be taken from
+    /// them (balances never go negative): it is marked on the payment instead.
+    pub async fn refund(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
+        let claim_id = format!("{provider}:{external_id}");
+        let Some(claim) = self.claims.find_one(doc! { "_id": &claim_id }).await? else {
+            return Ok(RefundOutcome::UnknownPayment);
+        };
+        let key = IdempotencyKey::new(format!("refund:{claim_id}"))?;
+        let reversal = Posting::payment_refund(claim.user_id, key, provider.clone(), claim.amount, format!("refunded by {provider}"))?;
+        let record = doc! { "_id": format!("{}:{claim_id}", claim.user_id), "user_id": claim.user_id.get() };
+        match self.ledger.post(&reversal).await {
+            Ok(outcome) => {
+                self.payments.update_one(record, doc! { "$set": { "refunded": true }, "$unset": { "refund_uncovered": "" } }).await?;
+                Ok(RefundOutcome::Reversed(outcome))
+            }
+            Err(LedgerError::InsufficientFunds { .. }) => {
+                metrics::counter!("payment_refunds_uncovered_total").increment(1);
+                self.payments.update_one(record, doc! { "$set": { "refund_uncovered": true } }).await?;
+                Ok(RefundOutcome::Uncovered)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// How many of a provider's transactions a reconciler has read (0 at first).
+    pub async fn transactions_read(&self, provider: &ProviderId) -> Result<u64, PaymentError> {
+        let cursor = self.cursors.find_one(doc! { "_id": format!("transactions:{provider}") }).await?;
+        Ok(cursor.and_then(|c| c.get_i64("read").ok()).map_or(0, |n| n.max(0) as u64))
+    }
+
+    /// Records that `read` of the provider's transactions have been handled.
+    pub async fn set_transactions_read(&self, provider: &ProviderId, read: u64) -> Result<(), PaymentError> {
+        let filter = doc! { "_id": format!("transactions:{provider}") };
+        self.cursors.update_one(filter, doc! { "$set": { "read": read as i64 } }).upsert(true).await?;
+        Ok(())
     }
 
     pub async fn status(&self, payment: &PaymentJob) -> Result<Option<PaymentStatus>, PaymentError> {

@@ -1,9 +1,19 @@
 //! The payout provider: the one external call that sends money out.
 //!
 //! Every request carries our withdrawal id as the provider's idempotency key. Outcomes are
-//! three-valued: `Sent` and `Rejected` are definitive; `Ambiguous` (a timeout, a dropped
-//! connection, a 5xx) means the payout may or may not have happened, and is settled only by
-//! looking the payout up, never by sending again blindly.
+//! three-valued: `Sent` and `Rejected` are definitive; `Ambiguous` means the payout may or may
+//! not have happened, and is settled only by looking the payout up, never by sending again
+//! blindly and never by giving the money back.
+//!
+//! What counts as definitive is narrow on purpose. The provider's contract documents two final
+//! refusals of a send: a `200` whose status is `failed`, and `400`/`422` (the request was invalid
+//! and not executed). Everything else is ambiguous: timeouts, dropped connections, unreadable
+//! answers, unknown statuses, `5xx`, `408`, `425`, `429`, and `409` — which is what a provider
+//! answers when the key is in flight or already used, i.e. possibly *after* it paid. Even a
+//! final refusal is only final for the first send of an id: a refusal of a re-send says nothing
+//! about the first (the caller, `withdrawals`, knows which send it is). A lookup is definitive
+//! when it says `sent` or `failed`; `404` means "not seen (yet)", which a provider whose
+//! lookups lag behind its writes also says for a while after executing.
 
 use std::future::Future;
 use std::time::Duration;
@@ -111,12 +121,12 @@ impl PayoutProvider for HttpPayoutProvider {
             Err(err) => return SendOutcome::Ambiguous { reason: err.to_string() },
         };
         let status = response.status();
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return SendOutcome::Ambiguous { reason: format!("provider answered {status}") };
-        }
-        if status.is_client_error() {
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY {
             let reason = response.text().await.unwrap_or_default();
             return SendOutcome::Rejected { reason: format!("provider answered {status}: {reason}") };
+        }
+        if !status.is_success() {
+            return SendOutcome::Ambiguous { reason: format!("provider answered {status}") };
         }
         match response.json::<ProviderPayout>().await {
             Ok(payout) => match payout.status.as_str() {
@@ -146,6 +156,8 @@ impl PayoutProvider for HttpPayoutProvider {
         Ok(match payout.status.as_str() {
             "sent" => LookupOutcome::Sent { reference: payout.reference.unwrap_or_default() },
             "failed" => LookupOutcome::Failed { reason: payout.reason.unwrap_or_default() },
+            // "pending", "processing", or a status we do not know: not finished as far as we
+            // can tell. A withdrawal that stays so is reported as stuck, not guessed at.
             _ => LookupOutcome::Pending,
         })
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::config::{RedisConfig, RedisMode};
@@ -45,6 +46,70 @@ impl RedisConn {
 
     pub async fn ping(&mut self) -> RedisResult<()> {
         redis::cmd("PING").query_async::<String>(self).await.map(drop)
+    }
+
+    /// `WAIT replicas timeout` on the master that holds `key`: blocks until the writes made so
+    /// far on our connection to that master reached `replicas` replicas, or `timeout` passed,
+    /// and returns how many did. (Our connection per node is multiplexed, so this covers the
+    /// write the caller just made there.)
+    pub async fn wait_for_replicas(&self, key: &str, replicas: u32, timeout: Duration) -> RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis() as u64);
+        match self {
+            RedisConn::Single(c) => wait.query_async(&mut c.clone()).await,
+            RedisConn::Cluster(c) => {
+                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
+                let value = c.clone().route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))).await?;
+                Ok(redis::from_redis_value(value)?)
+            }
+        }
+    }
+
+    /// The masters that have no replica attached right now (their writes live on one node).
+    pub async fn masters_without_replicas(&self) -> RedisResult<Vec<String>> {
+        match self {
+            RedisConn::Single(c) => {
+                let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c.clone()).await?;
+                let replicas = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("connected_slaves:"))
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+                    .unwrap_or(0);
+                Ok(if replicas == 0 { vec!["the Redis server".to_owned()] } else { Vec::new() })
+            }
+            RedisConn::Cluster(c) => {
+                let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c.clone()).await?;
+                Ok(masters_without_replicas(&nodes))
+            }
+        }
+    }
+}
+
+/// From `CLUSTER NODES`: the addresses of masters holding slots that no live replica follows.
+fn masters_without_replicas(nodes: &str) -> Vec<String> {
+    let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split_whitespace().collect()).collect();
+    let live = |fields: &[&str]| fields.len() > 2 && !fields[2].contains("fail");
+    lines
+        .iter()
+        .filter(|f| live(f) && f[2].contains("master") && f.len() > 8)
+        .filter(|master| !lines.iter().any(|f| live(f) && f[2].contains("slave") && f.get(3) == Some(&master[0])))
+        .map(|master| master[1].split('@').next().unwrap_or(master[1]).to_owned())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masters_without_a_live_replica_are_found() {
+        let nodes = "\
+a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
+a2 127.0.0.1:7002@17002 master - 0 0 2 connected 5461-10922
+a3 127.0.0.1:7003@17003 master - 0 0 3 connected 10923-16383
+b1 127.0.0.1:7004@17004 slave a1 0 0 1 connected
+b2 127.0.0.1:7005@17005 slave,fail a2 0 0 2 disconnected
+b3 127.0.0.1:7006@17006 slave a3 0 0 3 connected
+";
+        assert_eq!(super::masters_without_replicas(nodes), ["127.0.0.1:7002"]);
     }
 }
 

@@ -19,6 +19,8 @@ pub enum ScheduledJob {
     ReconcileWithdrawals,
     /// Re-enqueue payments stuck in `received`.
     ReconcilePayments,
+    /// Read Telegram's Star transactions: credit charges never recorded, reverse refunds.
+    ReconcileStars,
     /// Tell subscribers their subscription ends soon, or has ended.
     SubscriptionNotices,
     /// Queue upkeep: export every queue's stats, drop old dead letters and departed consumers.
@@ -28,10 +30,11 @@ pub enum ScheduledJob {
 }
 
 impl ScheduledJob {
-    pub const ALL: [ScheduledJob; 6] = [
+    pub const ALL: [ScheduledJob; 7] = [
         ScheduledJob::LedgerAudit,
         ScheduledJob::ReconcileWithdrawals,
         ScheduledJob::ReconcilePayments,
+        ScheduledJob::ReconcileStars,
         ScheduledJob::SubscriptionNotices,
         ScheduledJob::QueueMaintenance,
         ScheduledJob::DailyReport,
@@ -42,6 +45,7 @@ impl ScheduledJob {
             ScheduledJob::LedgerAudit => "ledger_audit",
             ScheduledJob::ReconcileWithdrawals => "reconcile_withdrawals",
             ScheduledJob::ReconcilePayments => "reconcile_payments",
+            ScheduledJob::ReconcileStars => "reconcile_stars",
             ScheduledJob::SubscriptionNotices => "subscription_notices",
             ScheduledJob::QueueMaintenance => "queue_maintenance",
             ScheduledJob::DailyReport => "daily_report",

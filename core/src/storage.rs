@@ -26,11 +26,18 @@ pub mod collections {
 
     pub const USER_SCOPED: [&str; 6] = [USERS, BALANCES, POSTINGS, PAYMENTS, WITHDRAWALS, SUBSCRIPTIONS];
 
+    /// One document per incoming payment, `_id = "<provider>:<provider's id>"`: which user a
+    /// payment belongs to, unique across all users. Sharded by hashed `_id` (every query on it
+    /// is by `_id`).
+    pub const PAYMENT_IDS: &str = "payment_ids";
+
     /// Platform-wide, small, not sharded.
     pub const BROADCASTS: &str = "broadcasts";
     pub const API_TOKENS: &str = "api_tokens";
     pub const ADMIN_AUDIT: &str = "admin_audit";
-    pub const PLATFORM: [&str; 3] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT];
+    /// How far reconcilers have read a provider's transaction list.
+    pub const CURSORS: &str = "cursors";
+    pub const PLATFORM: [&str; 4] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS];
 }
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -135,7 +142,7 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
 pub async fn migrate(store: &Store) -> Result<MigrationReport, Error> {
     let mut report = MigrationReport::default();
     let existing = store.db.list_collection_names().await?;
-    for name in collections::USER_SCOPED.into_iter().chain(collections::PLATFORM) {
+    for name in collections::USER_SCOPED.into_iter().chain([collections::PAYMENT_IDS]).chain(collections::PLATFORM) {
         if existing.iter().any(|e| e == name) {
             continue;
         }
@@ -173,6 +180,9 @@ async fn shard_user_collections(store: &Store) -> Result<Vec<String>, Error> {
         tolerate_already_done(admin.run_command(command).await)?;
         sharded.push(namespace);
     }
+    let namespace = format!("{db}.{}", collections::PAYMENT_IDS);
+    tolerate_already_done(admin.run_command(doc! { "shardCollection": &namespace, "key": { "_id": "hashed" } }).await)?;
+    sharded.push(namespace);
     Ok(sharded)
 }
 

@@ -7,6 +7,11 @@
 //! 1. the purchase posting (debits the buyer; a replay returns the first result);
 //! 2. the period document `_id = "<user_id>:<key>"` (a duplicate means it exists);
 //! 3. the commission posting on the referrer, keyed by the buyer and the purchase key.
+//!
+//! The referrer and the commission are fixed at purchase time and stored with the period; the
+//! commission step pays what the period says, never who the buyer's referrer is now. So a
+//! purchase replayed after the buyer gained a referrer (a late `/start ref_…`, then an old
+//! confirm button pressed again) pays nobody for it.
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -122,6 +127,11 @@ pub struct Period {
     pub starts_at: DateTime<Utc>,
     #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub expires_at: DateTime<Utc>,
+    /// The buyer's referrer when this period was bought, and their commission on it.
+    #[serde(default, rename = "referrer_id")]
+    pub referrer: Option<UserId>,
+    #[serde(default)]
+    pub commission: Option<Money>,
 }
 
 /// What a purchase did.
@@ -174,7 +184,7 @@ impl Subscriptions {
     }
 
     /// Buys `plan` for `user`, once per `key` (see the module docs for the steps). `referrer` is
-    /// the user's referrer as registered (it never changes, so a replay pays the same one).
+    /// the user's referrer now; it counts only for a purchase not made before under `key`.
     pub async fn purchase(
         &self,
         user: UserId,
@@ -185,15 +195,25 @@ impl Subscriptions {
         let purchase_key = IdempotencyKey::new(format!("sub:{key}"))?;
         let posting = Posting::subscription_purchase(user, purchase_key, plan.price, format!("plan {}", plan.id))?;
         self.ledger.post(&posting).await?;
-        let period = self.add_period(user, plan, key).await?;
         let commission = match referrer {
-            Some(referrer) => self.pay_commission(user, referrer, plan, key).await?,
+            Some(_) => Some(plan.price.share_bps(self.referral_commission_bps)?).filter(|c| c.is_positive()),
+            None => None,
+        };
+        let period = self.add_period(user, plan, key, referrer.zip(commission)).await?;
+        let commission = match period.referrer.zip(period.commission) {
+            Some((referrer, commission)) => Some(self.pay_commission(user, referrer, commission, plan, key).await?),
             None => None,
         };
         Ok(Purchase { commission, period })
     }
 
-    async fn add_period(&self, user: UserId, plan: &Plan, key: &IdempotencyKey) -> Result<Period, SubscriptionError> {
+    async fn add_period(
+        &self,
+        user: UserId,
+        plan: &Plan,
+        key: &IdempotencyKey,
+        commission: Option<(UserId, Money)>,
+    ) -> Result<Period, SubscriptionError> {
         let id = format!("{user}:{key}");
         if let Some(existing) = self.periods.find_one(doc! { "_id": &id, "user_id": user.get() }).await? {
             return Ok(existing);
@@ -208,6 +228,8 @@ impl Subscriptions {
             price: plan.price,
             starts_at,
             expires_at: starts_at + chrono::Duration::days(i64::from(plan.days)),
+            referrer: commission.map(|(referrer, _)| referrer),
+            commission: commission.map(|(_, amount)| amount),
         };
         match self.periods.insert_one(&period).await {
             Ok(_) => Ok(period),
@@ -222,17 +244,14 @@ impl Subscriptions {
         &self,
         buyer: UserId,
         referrer: UserId,
+        commission: Money,
         plan: &Plan,
         key: &IdempotencyKey,
-    ) -> Result<Option<(UserId, Money)>, SubscriptionError> {
-        let commission = plan.price.share_bps(self.referral_commission_bps)?;
-        if !commission.is_positive() {
-            return Ok(None);
-        }
+    ) -> Result<(UserId, Money), SubscriptionError> {
         let key = IdempotencyKey::new(format!("refc:{buyer}:{key}"))?;
         let posting = Posting::referral_commission(referrer, key, commission, format!("referral: {buyer} bought {}", plan.id))?;
         self.ledger.post(&posting).await?;
-        Ok(Some((referrer, commission)))
+        Ok((referrer, commission))
     }
 
     /// When the user's subscription (all bought periods) ends, if they ever had one.

@@ -4,16 +4,27 @@
 //! ```text
 //! requested ──approve──▶ approved ──claim──▶ processing ──sent──▶ sent
 //!     │                     │                    │
-//!     │ (no funds)          └──reject──┐         └──failed──▶ releasing ──▶ released
-//!     ▼                                └───────────────────▶ releasing
+//!     │ (no funds)          └──reject──┐         └──failed──▶ released
+//!     ▼                                └───────────────────▶ released
 //!  rejected
 //! ```
 //!
 //! The amount plus fee is held before a withdrawal can be approved. `processing` carries a
-//! lease: only the holder of an unexpired lease talks to the provider about it, so a job that
-//! is re-delivered while the first run is still waiting on the provider does nothing. A run that
-//! finds `processing` with an expired lease does not send again: it looks the payout up, and
-//! sends (with the same idempotency key) only if the provider never received it.
+//! lease and a claim number: only the holder of an unexpired lease talks to the provider about
+//! it, so a job that is re-delivered while the first run is still waiting on the provider does
+//! nothing. A run that finds `processing` with an expired lease does not send again: it claims
+//! anew (the claim number goes up) and looks the payout up, and sends (with the same idempotency
+//! key) only if the provider has no record of it.
+//!
+//! The end of a withdrawal is one transaction: the settlement or the release is posted together
+//! with the status change, guarded by the claim number (`Ledger::post_guarded`). So the status
+//! and the ledger never disagree, and a run that lost its claim to another cannot settle or
+//! release anything. Money goes back only on a definitive refusal (see `payout`): a lookup that
+//! says `failed`, or a documented final refusal of the *first* send. Everything ambiguous waits
+//! for a later lookup; a withdrawal that stays in `processing` past an age is reported as stuck
+//! (`stuck_processing`, the `withdrawals_stuck` gauge) for a person to resolve.
+//!
+//! (`releasing` is kept for withdrawals written before releases became one transaction.)
 
 use std::time::Duration;
 
@@ -24,7 +35,7 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdError, IdempotencyKey, UserId};
-use crate::ledger::{Ledger, LedgerError, Posting, PostingError};
+use crate::ledger::{Guard, Ledger, LedgerError, PostOutcome, Posting, PostingError};
 use crate::money::{Currency, Money};
 use crate::payout::{LookupOutcome, PayoutProvider, PayoutRequest, SendOutcome};
 use crate::storage::{collections, is_duplicate_key, Store};
@@ -80,6 +91,13 @@ pub struct Withdrawal {
     pub provider_reference: Option<String>,
     #[serde(default, with = "bson::serde_helpers::chrono_datetime_as_bson_datetime_optional")]
     pub lease_until: Option<DateTime<Utc>>,
+    /// How many times a run claimed it for payout: the fencing token of the latest claim. Only
+    /// the run holding the latest claim may settle or release.
+    #[serde(default)]
+    pub claim: i64,
+    /// When it was first claimed for payout (how long it has been in `processing`).
+    #[serde(default, with = "bson::serde_helpers::chrono_datetime_as_bson_datetime_optional")]
+    pub claimed_at: Option<DateTime<Utc>>,
     #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
@@ -302,6 +320,17 @@ pub enum WithdrawalError {
     /// Another run holds the lease, or the provider has not finished; try later.
     #[error("payout in progress: {0}")]
     InProgress(String),
+    /// Another run claimed the withdrawal meanwhile (this run's lease expired); this run's
+    /// outcome was not applied and the holder of the latest claim finishes it.
+    #[error("withdrawal {0} was claimed by another run; this run changed nothing")]
+    ClaimLost(String),
+}
+
+/// Which send of a payout id this is: a refusal is final only for the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendAttempt {
+    First,
+    Again,
 }
 
 #[derive(Clone)]
@@ -310,6 +339,14 @@ pub struct Withdrawals {
     ledger: Ledger,
     /// How long a claim on `processing` lasts; longer than the provider's request timeout.
     lease: Duration,
+}
+
+/// A deliberately broken build, for the chaos checker's own test (a checker that cannot fail
+/// proves nothing): `OBENTCHI_BREAK=refund_on_409` makes a 409 to a re-sent payout release the
+/// hold, the bug this module's rules exist to prevent. Debug builds only: release builds never
+/// read the variable.
+fn deliberately_broken(switch: &str) -> bool {
+    cfg!(debug_assertions) && std::env::var("OBENTCHI_BREAK").is_ok_and(|set| set == switch)
 }
 
 fn withdrawal_id(user_id: UserId, request_id: &str) -> String {
@@ -443,6 +480,8 @@ impl Withdrawals {
             reason: None,
             provider_reference: None,
             lease_until: None,
+            claim: 0,
+            claimed_at: None,
             created_at: at,
             updated_at: at,
         };
@@ -502,7 +541,11 @@ impl Withdrawals {
         let w = self.get(user_id, request_id).await?;
         let cancellable = [WithdrawalStatus::Requested, WithdrawalStatus::Approved];
         if cancellable.contains(&w.status) && self.ensure_hold(&w).await? {
-            self.transition(&w, &cancellable, WithdrawalStatus::Releasing, doc! { "reason": reason }).await?;
+            // A claim that wins meanwhile makes the guard miss: the payout goes ahead instead.
+            match self.release(&w, &cancellable, None, reason).await {
+                Ok(_) | Err(WithdrawalError::ClaimLost(_)) => {}
+                Err(e) => return Err(e),
+            }
         }
         let w = self.get(user_id, request_id).await?;
         match w.status {
@@ -518,7 +561,7 @@ impl Withdrawals {
         let w = self.get(job.user_id, &job.request_id).await?;
         match w.status {
             WithdrawalStatus::Approved => match self.claim(&w, &[WithdrawalStatus::Approved]).await? {
-                Some(claimed) => self.pay(claimed, provider).await,
+                Some(claimed) => self.pay(claimed, provider, SendAttempt::First).await,
                 None => Err(WithdrawalError::InProgress("claimed by another run".into())),
             },
             WithdrawalStatus::Processing => {
@@ -545,24 +588,36 @@ impl Withdrawals {
         let lease_until = now() + chrono::Duration::from_std(self.lease).expect("lease fits");
         let seen_lease = w.lease_until.map_or(Bson::Null, bson_time);
         let filter = doc! { "_id": &w.id, "user_id": w.user_id.get(), "status": { "$in": from }, "lease_until": seen_lease };
-        let update = doc! { "$set": {
-            "status": WithdrawalStatus::Processing.as_str(),
-            "lease_until": bson_time(lease_until),
-            "updated_at": bson_time(now()),
-        } };
+        let at = now();
+        let claimed_at = w.claimed_at.unwrap_or(at);
+        let update = doc! {
+            "$set": {
+                "status": WithdrawalStatus::Processing.as_str(),
+                "lease_until": bson_time(lease_until),
+                "claimed_at": bson_time(claimed_at),
+                "updated_at": bson_time(at),
+            },
+            "$inc": { "claim": 1_i64 },
+        };
         let won = self.withdrawals.update_one(filter, update).await?.modified_count == 1;
-        Ok(won.then(|| Withdrawal { status: WithdrawalStatus::Processing, lease_until: Some(lease_until), ..w.clone() }))
+        Ok(won.then(|| Withdrawal {
+            status: WithdrawalStatus::Processing,
+            lease_until: Some(lease_until),
+            claim: w.claim + 1,
+            claimed_at: Some(claimed_at),
+            ..w.clone()
+        }))
     }
 
-    async fn pay<P: PayoutProvider>(&self, w: Withdrawal, provider: &P) -> Result<Withdrawal, WithdrawalError> {
+    async fn pay<P: PayoutProvider>(&self, w: Withdrawal, provider: &P, attempt: SendAttempt) -> Result<Withdrawal, WithdrawalError> {
         let request = PayoutRequest::new(w.id.clone(), w.address.clone(), w.amount);
         match provider.send(&request).await {
             SendOutcome::Sent { reference } => self.settle(w, reference).await,
-            SendOutcome::Rejected { reason } => self.fail(w, reason).await,
-            SendOutcome::Ambiguous { reason } => {
-                metrics::counter!("payouts_total", "outcome" => "ambiguous").increment(1);
-                Err(WithdrawalError::Ambiguous(reason))
-            }
+            SendOutcome::Rejected { reason } if attempt == SendAttempt::First => self.fail(w, reason).await,
+            // A refusal of a re-send says nothing about the first send, which may have paid.
+            SendOutcome::Rejected { reason } => self.ambiguous(&w, format!("re-send refused: {reason}")).await,
+            SendOutcome::Ambiguous { reason } if deliberately_broken("refund_on_409") && reason.contains("409") => self.fail(w, reason).await,
+            SendOutcome::Ambiguous { reason } => self.ambiguous(&w, reason).await,
         }
     }
 
@@ -571,37 +626,98 @@ impl Withdrawals {
             Ok(LookupOutcome::Sent { reference }) => self.settle(w, reference).await,
             Ok(LookupOutcome::Failed { reason }) => self.fail(w, reason).await,
             Ok(LookupOutcome::Pending) => Err(WithdrawalError::InProgress("provider has not finished".into())),
-            // The provider never saw the request: sending it (same idempotency key) is safe.
-            Ok(LookupOutcome::NotFound) => self.pay(w, provider).await,
-            Err(reason) => Err(WithdrawalError::Ambiguous(format!("lookup failed: {reason}"))),
+            // Not seen by the provider, or not yet visible to its lookups: sending again under
+            // the same idempotency key is safe either way, and its refusal is not final.
+            Ok(LookupOutcome::NotFound) => self.pay(w, provider, SendAttempt::Again).await,
+            Err(reason) => self.ambiguous(&w, format!("lookup failed: {reason}")).await,
+        }
+    }
+
+    /// Leaves the withdrawal in `processing` for a later lookup, noting why (admins see it).
+    async fn ambiguous(&self, w: &Withdrawal, reason: String) -> Result<Withdrawal, WithdrawalError> {
+        metrics::counter!("payouts_total", "outcome" => "ambiguous").increment(1);
+        let filter = doc! { "_id": &w.id, "user_id": w.user_id.get(), "claim": w.claim };
+        self.withdrawals.update_one(filter, doc! { "$set": { "reason": &reason } }).await?;
+        Err(WithdrawalError::Ambiguous(reason))
+    }
+
+    /// The guard of a final transition: `w` still in one of `from` (and, for a payout run, still
+    /// under this run's claim), moved to `to` with `set`.
+    fn guard(w: &Withdrawal, from: &[WithdrawalStatus], claim: Option<i64>, to: WithdrawalStatus, mut set: Document) -> Guard {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let mut filter = doc! { "_id": &w.id, "user_id": w.user_id.get(), "status": { "$in": from } };
+        if let Some(claim) = claim {
+            filter.insert("claim", claim);
+        }
+        set.insert("status", to.as_str());
+        set.insert("updated_at", bson_time(now()));
+        set.insert("lease_until", Bson::Null);
+        Guard { collection: collections::WITHDRAWALS, filter, update: doc! { "$set": set } }
+    }
+
+    /// Posts `posting` together with `guard`; a guard that misses means another run owns `w`.
+    async fn post_final(&self, w: &Withdrawal, posting: &Posting, guard: &Guard) -> Result<PostOutcome, WithdrawalError> {
+        match self.ledger.post_guarded(posting, guard).await {
+            Err(LedgerError::GuardMismatch { .. }) => Err(WithdrawalError::ClaimLost(w.id.clone())),
+            other => Ok(other?),
         }
     }
 
     async fn settle(&self, w: Withdrawal, reference: String) -> Result<Withdrawal, WithdrawalError> {
         let settle = Posting::payout_settle(w.user_id, key("settle", &w)?, w.amount, w.fee, format!("payout {reference}"))?;
-        self.ledger.post(&settle).await?;
-        let set = doc! { "provider_reference": &reference };
-        self.transition(&w, &[WithdrawalStatus::Processing], WithdrawalStatus::Sent, set).await?;
+        let guard = Self::guard(&w, &[WithdrawalStatus::Processing], Some(w.claim), WithdrawalStatus::Sent, doc! { "provider_reference": &reference });
+        self.post_final(&w, &settle, &guard).await?;
         metrics::counter!("payouts_total", "outcome" => "sent").increment(1);
         self.get(w.user_id, &w.request_id).await
     }
 
     async fn fail(&self, w: Withdrawal, reason: String) -> Result<Withdrawal, WithdrawalError> {
         metrics::counter!("payouts_total", "outcome" => "failed").increment(1);
-        let set = doc! { "reason": &reason };
-        self.transition(&w, &[WithdrawalStatus::Processing], WithdrawalStatus::Releasing, set).await?;
-        let w = self.get(w.user_id, &w.request_id).await?;
-        self.finish_release(w).await
+        self.release(&w, &[WithdrawalStatus::Processing], Some(w.claim), &reason).await
     }
 
+    /// Returns the hold to the user and ends the withdrawal as `released`, in one transaction.
+    async fn release(&self, w: &Withdrawal, from: &[WithdrawalStatus], claim: Option<i64>, reason: &str) -> Result<Withdrawal, WithdrawalError> {
+        let held = w.amount.checked_add(w.fee).map_err(PostingError::from)?;
+        let release = Posting::hold_release(w.user_id, key("release", w)?, held, format!("withdrawal {} released", w.request_id))?;
+        let guard = Self::guard(w, from, claim, WithdrawalStatus::Released, doc! { "reason": reason });
+        self.post_final(w, &release, &guard).await?;
+        self.get(w.user_id, &w.request_id).await
+    }
+
+    /// Finishes a release begun before releases became one transaction.
     async fn finish_release(&self, w: Withdrawal) -> Result<Withdrawal, WithdrawalError> {
         if w.status == WithdrawalStatus::Releasing {
-            let held = w.amount.checked_add(w.fee).map_err(PostingError::from)?;
-            let release = Posting::hold_release(w.user_id, key("release", &w)?, held, format!("withdrawal {} released", w.request_id))?;
-            self.ledger.post(&release).await?;
-            self.transition(&w, &[WithdrawalStatus::Releasing], WithdrawalStatus::Released, doc! {}).await?;
+            let reason = w.reason.clone().unwrap_or_default();
+            return self.release(&w, &[WithdrawalStatus::Releasing], None, &reason).await;
         }
-        self.get(w.user_id, &w.request_id).await
+        Ok(w)
+    }
+
+    /// Withdrawals in `processing` since before `cutoff`: the provider never gave a definitive
+    /// answer (or keeps answering a status that never finishes). A person has to look.
+    pub async fn stuck_processing(&self, cutoff: DateTime<Utc>, limit: u32) -> Result<Vec<Withdrawal>, WithdrawalError> {
+        let cursor = self
+            .withdrawals
+            .find(Self::stuck_processing_filter(cutoff))
+            .sort(doc! { "claimed_at": 1 })
+            .limit(i64::from(limit.clamp(1, 200)))
+            .comment(Bson::String("fan-out: stuck withdrawals".into()))
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    /// How many withdrawals `stuck_processing` would list (the alert's gauge).
+    pub async fn count_stuck_processing(&self, cutoff: DateTime<Utc>) -> Result<u64, WithdrawalError> {
+        Ok(self
+            .withdrawals
+            .count_documents(Self::stuck_processing_filter(cutoff))
+            .comment(Bson::String("fan-out: stuck withdrawals".into()))
+            .await?)
+    }
+
+    fn stuck_processing_filter(cutoff: DateTime<Utc>) -> Document {
+        doc! { "status": WithdrawalStatus::Processing.as_str(), "claimed_at": { "$lt": bson_time(cutoff) } }
     }
 }
 

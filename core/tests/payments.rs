@@ -33,6 +33,11 @@ async fn a_payment_is_recorded_once_and_credited_once() {
     // The same provider id reported with another amount is refused, not credited.
     let tampered = PaymentJob { amount: Money::from_minor(Currency::Xtr, 9_999), ..stars.clone() };
     assert!(matches!(payments.record(&tampered).await, Err(PaymentError::Conflict(_))));
+    // So is the same provider id reported for another user: one payment, one user, one credit.
+    let stolen = PaymentJob { user_id: user(6), ..stars.clone() };
+    assert!(matches!(payments.record(&stolen).await, Err(PaymentError::Conflict(_))));
+    assert!(matches!(payments.credit(&stolen).await, Err(PaymentError::Conflict(_))), "a job never recorded is not credited");
+    assert_eq!(ledger.balance(user(6), UserAccount::Available, Currency::Xtr).await.unwrap().minor(), 0);
 
     let gateway = PaymentJob {
         user_id: user(5),

@@ -2,14 +2,15 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use obentchi_core::config::Secret;
 use obentchi_core::ledger::{Ledger, Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::payout::{HttpPayoutProvider, PayoutProviderConfig};
+use obentchi_core::payout::{HttpPayoutProvider, LookupOutcome, PayoutProvider, PayoutProviderConfig, PayoutRequest, SendOutcome};
 use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalError, WithdrawalJob, WithdrawalStatus, Withdrawals};
-use obentchi_testkit::{FakePayoutProvider, PayoutMode};
+use obentchi_testkit::{FakePayoutProvider, PayoutFaults, PayoutMode};
 use support::{key, spawn_store, stars_provider, user, usdt, TestStore};
 
 const LEASE: Duration = Duration::from_millis(800);
@@ -138,4 +139,110 @@ async fn a_refused_payout_releases_the_hold_and_admin_rules_apply() {
     assert_eq!(w.fake.total_executions(), 0);
     assert!(w.ledger.audit_user(user(1)).await.unwrap().is_empty());
     w.t.recorder.assert_all_targeted();
+}
+
+/// Waits until the withdrawal's lease has expired (another run may then claim it).
+async fn lease_expired(w: &World, request_id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = w.withdrawals.get(user(1), request_id).await.unwrap();
+        if current.lease_until.is_none_or(|until| until <= chrono::Utc::now()) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lease never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_payout_answered_409_while_lookups_lag_is_never_refunded() {
+    // The provider executes, then times out; its lookups do not see the payout for a while; a
+    // re-sent key is answered 409. Refunding on that 409 would give the money back after it
+    // left: the platform would lose amount + fee.
+    let w = world(PayoutMode::Succeed).await;
+    w.fake.set_faults(PayoutFaults {
+        conflict_on_resend: true,
+        lookup_lag: Duration::from_secs(4),
+        execute_then_stall_permille: 1000,
+        stall: Duration::from_secs(1),
+        ..PayoutFaults::default()
+    });
+    assert_eq!(w.request("wd-6", 10_000_000, 50_000_000).await, WithdrawalStatus::Approved);
+    let first = w.withdrawals.process(&w.job("wd-6"), &w.provider).await;
+    assert!(matches!(first, Err(WithdrawalError::Ambiguous(_))), "{first:?}");
+
+    lease_expired(&w, "wd-6").await;
+    // Lookup: 404 (lagging) → re-send with the same key → 409: still ambiguous, nothing returned.
+    let second = w.withdrawals.process(&w.job("wd-6"), &w.provider).await;
+    assert!(matches!(second, Err(WithdrawalError::Ambiguous(_))), "{second:?}");
+    let pending = w.withdrawals.get(user(1), "wd-6").await.unwrap();
+    assert_eq!(pending.status, WithdrawalStatus::Processing);
+    assert!(pending.reason.as_deref().unwrap_or_default().contains("409"), "{pending:?}");
+    assert_eq!(w.balance(UserAccount::WithdrawalHold).await, usdt(11_000_000), "the hold stays");
+    assert_eq!(w.balance(UserAccount::Available).await, usdt(89_000_000), "nothing came back");
+    // Listed as stuck for an admin once it is older than the threshold asked for.
+    let stuck = w.withdrawals.stuck_processing(chrono::Utc::now() + chrono::Duration::seconds(1), 10).await.unwrap();
+    assert_eq!(stuck.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["1:wd-6"]);
+    assert_eq!(w.withdrawals.count_stuck_processing(chrono::Utc::now() - chrono::Duration::hours(1)).await.unwrap(), 0);
+
+    // Once the provider's lookups catch up, a later run settles it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let settled = loop {
+        lease_expired(&w, "wd-6").await;
+        match w.withdrawals.process(&w.job("wd-6"), &w.provider).await {
+            Ok(done) => break done,
+            Err(WithdrawalError::Ambiguous(_) | WithdrawalError::InProgress(_)) => {
+                assert!(std::time::Instant::now() < deadline, "never settled");
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert_eq!(settled.status, WithdrawalStatus::Sent);
+    assert_eq!(w.fake.executions("1:wd-6"), 1, "paid exactly once");
+    assert_eq!(w.balance(UserAccount::WithdrawalHold).await, usdt(0));
+    assert_eq!(w.balance(UserAccount::Available).await, usdt(89_000_000));
+    assert!(w.ledger.audit_user(user(1)).await.unwrap().is_empty());
+}
+
+/// A provider whose send answers only when the test says, then refuses; its lookups say the
+/// payout is still pending.
+#[derive(Clone)]
+struct HeldProvider {
+    sent: Arc<tokio::sync::Notify>,
+    answer: Arc<tokio::sync::Notify>,
+}
+
+impl PayoutProvider for HeldProvider {
+    async fn send(&self, _: &PayoutRequest) -> SendOutcome {
+        self.sent.notify_one();
+        self.answer.notified().await;
+        SendOutcome::Rejected { reason: "refused, late".into() }
+    }
+    async fn lookup(&self, _: &str) -> Result<LookupOutcome, String> {
+        Ok(LookupOutcome::Pending)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_lost_its_claim_cannot_release() {
+    let w = world(PayoutMode::Succeed).await;
+    assert_eq!(w.request("wd-7", 10_000_000, 50_000_000).await, WithdrawalStatus::Approved);
+    let provider = HeldProvider { sent: Arc::default(), answer: Arc::default() };
+    let first = {
+        let (withdrawals, provider, job) = (w.withdrawals.clone(), provider.clone(), w.job("wd-7"));
+        tokio::spawn(async move { withdrawals.process(&job, &provider).await })
+    };
+    provider.sent.notified().await;
+    // The first run's lease expires while it waits; a second run claims and looks up.
+    lease_expired(&w, "wd-7").await;
+    let second = w.withdrawals.process(&w.job("wd-7"), &provider).await;
+    assert!(matches!(second, Err(WithdrawalError::InProgress(_))), "{second:?}");
+    // Now the first run's refusal arrives: it must not release under a claim it lost.
+    provider.answer.notify_one();
+    let first = first.await.unwrap();
+    assert!(matches!(first, Err(WithdrawalError::ClaimLost(_))), "{first:?}");
+    let current = w.withdrawals.get(user(1), "wd-7").await.unwrap();
+    assert_eq!((current.status, current.claim), (WithdrawalStatus::Processing, 2));
+    assert_eq!(w.balance(UserAccount::WithdrawalHold).await, usdt(11_000_000));
+    assert!(w.ledger.audit_user(user(1)).await.unwrap().is_empty());
 }

@@ -112,7 +112,9 @@ impl From<obentchi_core::withdrawals::WithdrawalError> for ApiError {
         use obentchi_core::withdrawals::WithdrawalError as E;
         match err {
             E::NotFound(id) => ApiError::NotFound(format!("withdrawal {id}")),
-            err @ (E::InvalidState { .. } | E::Conflict(_) | E::InProgress(_) | E::Ambiguous(_)) => ApiError::Conflict(err.to_string()),
+            err @ (E::InvalidState { .. } | E::Conflict(_) | E::InProgress(_) | E::Ambiguous(_) | E::ClaimLost(_)) => {
+                ApiError::Conflict(err.to_string())
+            }
             err @ (E::Id(_) | E::Posting(_)) => ApiError::BadRequest(err.to_string()),
             err @ (E::Ledger(_) | E::Storage(_)) => ApiError::Unavailable(err.into()),
         }

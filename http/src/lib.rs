@@ -54,9 +54,10 @@ pub struct Config {
     /// Origins a browser may call the API from. Empty (the default): no cross-origin access.
     #[serde(default)]
     pub cors_allowed_origins: Vec<String>,
-    /// Payment gateways by provider name (the `{provider}` of the callback path).
+    /// Payment gateways by provider name (the `{provider}` of the callback path); each with a
+    /// secret of its own.
     #[serde(default)]
-    pub payment_gateways: BTreeMap<String, GatewayConfig>,
+    pub payment_gateways: PaymentGateways,
     /// Only for the referral rate the subscription stats share with the bot.
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
@@ -79,6 +80,43 @@ pub struct Config {
 pub struct GatewayConfig {
     /// The HMAC-SHA256 key the gateway signs callbacks with.
     pub secret: Secret<String>,
+}
+
+/// The configured gateways. The provider name comes from the callback's path, which the
+/// signature does not cover: two gateways sharing a secret would let a callback signed for one
+/// be credited as the other's. So every gateway must have a secret of its own (and a non-empty
+/// one); a configuration that breaks this does not load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(try_from = "BTreeMap<String, GatewayConfig>", into = "BTreeMap<String, GatewayConfig>")]
+pub struct PaymentGateways(BTreeMap<String, GatewayConfig>);
+
+impl TryFrom<BTreeMap<String, GatewayConfig>> for PaymentGateways {
+    type Error = String;
+    fn try_from(gateways: BTreeMap<String, GatewayConfig>) -> Result<Self, String> {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, gateway) in &gateways {
+            let secret = gateway.secret.expose().as_str();
+            if secret.is_empty() {
+                return Err(format!("payment gateway {name}: the secret must not be empty"));
+            }
+            if let Some(other) = seen.insert(secret, name) {
+                return Err(format!("payment gateways {other} and {name} share a secret; give each its own"));
+            }
+        }
+        Ok(PaymentGateways(gateways))
+    }
+}
+
+impl From<PaymentGateways> for BTreeMap<String, GatewayConfig> {
+    fn from(gateways: PaymentGateways) -> Self {
+        gateways.0
+    }
+}
+
+impl PaymentGateways {
+    pub fn get(&self, provider: &str) -> Option<&GatewayConfig> {
+        self.0.get(provider)
+    }
 }
 
 fn default_broadcast_batch() -> usize {
@@ -125,7 +163,7 @@ pub struct AppState {
     pub history: history::QueueHistory,
     pub tokens: auth::TokenVerifier,
     pub audit: AdminAudit,
-    pub gateways: Arc<BTreeMap<String, GatewayConfig>>,
+    pub gateways: Arc<PaymentGateways>,
 }
 
 impl AppState {

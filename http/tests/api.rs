@@ -20,10 +20,11 @@ use obentchi_testkit::{FakePayoutProvider, PayoutMode};
 use serde_json::{json, Value};
 use support::{error_code, spawn_app, TestApp, GATEWAY_SECRET, GENEROUS};
 
-const READS: [&str; 8] = [
+const READS: [&str; 9] = [
     "/admin/users",
     "/admin/users/1",
     "/admin/withdrawals",
+    "/admin/withdrawals/stuck",
     "/admin/broadcasts/b1",
     "/admin/queues",
     "/admin/queues/payments/dead-letters",
@@ -368,6 +369,14 @@ async fn gateway_callbacks_are_signed_recorded_enqueued_and_credited_once() {
         .await
         .unwrap();
     assert_eq!(balance.minor(), 12_500_000);
+
+    // The same gateway payment reported for another user is refused, not credited twice.
+    let other = body.replace("\"user_id\":41", "\"user_id\":42");
+    assert_ne!(other, body);
+    let response = send("cryptopay", Some(sign(GATEWAY_SECRET.as_bytes(), other.as_bytes())), other).await.unwrap();
+    assert_eq!(error_code(response).await.0, 409);
+    let jobs: Vec<PaymentJob> = queued(&queue(&app, "payments").await).await;
+    assert!(jobs.is_empty(), "nothing enqueued for the second user: {jobs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,7 +426,7 @@ async fn ops_endpoints_headers_cors_and_openapi() {
     let paths = document["paths"].as_object().unwrap();
     let expected = [
         "/admin/users", "/admin/users/{id}", "/admin/users/{id}/ban", "/admin/users/{id}/unban",
-        "/admin/withdrawals", "/admin/withdrawals/{id}/approve", "/admin/withdrawals/{id}/reject", "/admin/withdrawals/{id}/retry",
+        "/admin/withdrawals", "/admin/withdrawals/stuck", "/admin/withdrawals/{id}/approve", "/admin/withdrawals/{id}/reject", "/admin/withdrawals/{id}/retry",
         "/admin/broadcasts", "/admin/broadcasts/{id}", "/admin/broadcasts/{id}/cancel",
         "/admin/queues", "/admin/queues/{queue}/dead-letters", "/admin/queues/{queue}/dead-letters/{id}/retry",
         "/admin/queues/{queue}/dead-letters/{id}/discard", "/admin/stats", "/payments/callback/{provider}", "/admin/dashboard/panel",

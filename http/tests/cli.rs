@@ -42,6 +42,20 @@ fn missing_configuration_exits_2_naming_the_key() {
 }
 
 #[test]
+fn two_gateways_sharing_a_secret_are_refused() {
+    // The provider name is in the path, not under the signature: with one secret for two
+    // gateways, a callback signed for one could be credited as the other's.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    let gateways = "[payment_gateways.alpha]\nsecret = \"same\"\n[payment_gateways.beta]\nsecret = \"same\"\n";
+    std::fs::write(&config, format!("[mongodb]\nuri = \"mongodb://h\"\n[redis]\nurls = [\"redis://h\"]\n{gateways}")).unwrap();
+    let out = run(&["--config", config.to_str().unwrap(), "--print-config"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("payment_gateways") && err.contains("share a secret"), "{err}");
+}
+
+#[test]
 fn print_config_shows_the_effective_values_without_secrets() {
     let out = run(
         &["--print-config"],

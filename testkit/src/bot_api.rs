@@ -1,6 +1,8 @@
 //! A fake Telegram Bot API on a free loopback port: teloxide's `Bot::set_api_url` points at it,
 //! and requests arrive as `POST /bot<token>/<Method>`. It records every call, and can answer
-//! 429 with `retry_after` or 403 "bot was blocked by the user", as Telegram does.
+//! 429 with `retry_after` or 403 "bot was blocked by the user", as Telegram does. It also keeps
+//! the bot's Star transactions (what Telegram's `getStarTransactions` reports): a test that
+//! plays a Stars payment records it here first, as Telegram's books are the truth.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -28,6 +30,8 @@ struct Behaviour {
     /// The next this-many calls get 429 with `retry_after`.
     rate_limited_calls: usize,
     retry_after: u64,
+    /// `StarTransaction` objects, oldest first.
+    star_transactions: Vec<Value>,
 }
 
 #[derive(Clone, Default)]
@@ -67,6 +71,38 @@ impl FakeBotApi {
         behaviour.retry_after = retry_after_secs;
     }
 
+    /// Telegram took `stars` from `user_id` for the invoice with `payload`; `charge_id` is the
+    /// `telegram_payment_charge_id` of the `successful_payment` that reports it.
+    pub fn record_star_payment(&self, charge_id: &str, user_id: i64, stars: u32, payload: &str) {
+        let partner = json!({
+            "type": "user", "transaction_type": "invoice_payment", "invoice_payload": payload,
+            "user": { "id": user_id, "is_bot": false, "first_name": "User" },
+        });
+        let transaction = json!({ "id": charge_id, "amount": stars, "date": unix_now(), "source": partner });
+        self.shared.0.lock().unwrap().star_transactions.push(transaction);
+    }
+
+    /// Telegram gave the payment `charge_id` back to `user_id` (`refundStarPayment`, or its own
+    /// decision): an outgoing transaction with the original's id.
+    pub fn record_star_refund(&self, charge_id: &str, user_id: i64, stars: u32) {
+        let partner = json!({
+            "type": "user", "transaction_type": "invoice_payment",
+            "user": { "id": user_id, "is_bot": false, "first_name": "User" },
+        });
+        let transaction = json!({ "id": charge_id, "amount": stars, "date": unix_now(), "receiver": partner });
+        self.shared.0.lock().unwrap().star_transactions.push(transaction);
+    }
+
+    /// The bot's Star transactions, oldest first (as `getStarTransactions` returns them).
+    pub fn star_transactions(&self) -> Vec<Value> {
+        self.shared.0.lock().unwrap().star_transactions.clone()
+    }
+
+    /// Whether `chat_id` blocked the bot.
+    pub fn is_blocked(&self, chat_id: i64) -> bool {
+        self.shared.0.lock().unwrap().blocked_chats.contains(&chat_id)
+    }
+
     /// Every call received, answered or not.
     pub fn calls(&self) -> Vec<BotCall> {
         self.shared.0.lock().unwrap().calls.clone()
@@ -91,6 +127,10 @@ impl Drop for FakeBotApi {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Response {
@@ -151,6 +191,11 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
             "can_connect_to_business": false, "has_main_web_app": false,
         });
         Json(json!({ "ok": true, "result": me })).into_response()
+    } else if method.eq_ignore_ascii_case("getstartransactions") {
+        let offset = body["offset"].as_u64().unwrap_or(0) as usize;
+        let limit = body["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
+        let page: Vec<Value> = behaviour.star_transactions.iter().skip(offset).take(limit).cloned().collect();
+        Json(json!({ "ok": true, "result": { "transactions": page } })).into_response()
     } else if method.eq_ignore_ascii_case("getwebhookinfo") {
         let url = behaviour.calls.iter().rev().find(|c| c.method.eq_ignore_ascii_case("setwebhook")).map(|c| c.body["url"].clone());
         let info = json!({ "url": url.unwrap_or(json!("")), "has_custom_certificate": false, "pending_update_count": 0 });

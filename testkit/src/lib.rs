@@ -24,7 +24,7 @@ use tempfile::TempDir;
 
 pub use bot_api::{BotCall, FakeBotApi};
 pub use command_recorder::{CommandRecorder, Violation};
-pub use payout_provider::{FakePayoutProvider, PayoutMode};
+pub use payout_provider::{Executed, FakePayoutProvider, PayoutFaults, PayoutMode};
 pub use simulator::TelegramSimulator;
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -109,6 +109,8 @@ pub struct RedisServer {
     port: u16,
     cluster: bool,
     dir: TempDir,
+    /// The master's port, for a replica.
+    replica_of: Option<u16>,
 }
 
 impl RedisServer {
@@ -118,7 +120,7 @@ impl RedisServer {
 
     fn start_node(cluster: bool) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server = RedisServer { child: None, port: free_port(cluster), cluster, dir };
+        let mut server = RedisServer { child: None, port: free_port(cluster), cluster, dir, replica_of: None };
         server.launch();
         server
     }
@@ -131,6 +133,9 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
         if self.cluster {
             command.args(["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]);
+        }
+        if let Some(master) = self.replica_of {
+            command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
         }
         let log = self.dir.path().join("redis.log");
         self.child = Some(spawn(&mut command, &log));
@@ -172,6 +177,36 @@ impl RedisServer {
     /// Runs `redis-cli` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         redis_cli(self.port, args)
+    }
+
+    /// Suspends the server (SIGSTOP): it keeps its connections but answers nothing, as an
+    /// unreachable node does, until `thaw`.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) on our own child's PID.
+            unsafe { libc::kill(pid as i32, signal) };
+        }
+    }
+
+    /// A second server replicating this one (`replicaof`), started once it is in sync.
+    pub fn start_replica(&self) -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut replica = RedisServer { child: None, port: free_port(false), cluster: false, dir, replica_of: Some(self.port) };
+        replica.launch();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !replica.cli(&["info", "replication"]).contains("master_link_status:up") {
+            assert!(Instant::now() < deadline, "the replica never synced with its master");
+            sleep(Duration::from_millis(20));
+        }
+        replica
     }
 }
 
@@ -257,6 +292,22 @@ impl RedisCluster {
         self.nodes.iter().position(|n| n.port == port).expect("the master is one of ours")
     }
 
+    /// Starts a killed node again over its directory: it rejoins the cluster (as a replica of
+    /// whoever took its slots) from its `nodes.conf`. Returns once it is in sync.
+    pub fn restart_node(&mut self, index: usize) {
+        self.nodes[index].kill();
+        self.nodes[index].launch();
+        self.wait_until(|c| c.all_nodes_report_ok() && c.replicas_in_sync(), "the restarted node in sync");
+    }
+
+    /// Suspends node `index` (SIGSTOP) for `pause`, then lets it go on: a node unreachable for a
+    /// while, shorter than the failover timeout.
+    pub fn freeze_node(&self, index: usize, pause: Duration) {
+        self.nodes[index].freeze();
+        sleep(pause);
+        self.nodes[index].thaw();
+    }
+
     /// Kills node `index` with SIGKILL and waits until the cluster is healthy again, i.e. a
     /// replica was promoted in its place.
     pub fn kill_node_and_wait_for_failover(&mut self, index: usize) {
@@ -285,14 +336,22 @@ impl MongoServer {
     pub fn start() -> MongoServer {
         let bin = secantusd_bin();
         assert!(bin.is_file(), "{} is missing: run scripts/install-deps.sh (or set SECANTUSD_BIN)", bin.display());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let data = dir.path().join("data");
-        let log = dir.path().join("secantusd.log");
-        let mut command = Command::new(&bin);
+        let mut server = MongoServer { child: None, port: 0, _dir: tempfile::tempdir().expect("temp dir") };
+        server.launch();
+        server
+    }
+
+    /// Starts `secantusd-rs` on `self.port` (0: a free one, read from its log) over the data
+    /// directory this server keeps for its whole life.
+    fn launch(&mut self) {
+        let dir = self._dir.path();
+        // Truncated by `spawn`: a restart's readiness is read from its own lines.
+        let log = dir.join("secantusd.log");
+        let mut command = Command::new(secantusd_bin());
         command
-            .current_dir(dir.path())
-            .args(["--host", "127.0.0.1", "--port", "0", "--storage-path"])
-            .arg(&data)
+            .current_dir(dir)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--storage-path"])
+            .arg(dir.join("data"))
             .args(["--cache-size", "128M", "--log-file-max", "8MB"]);
         let mut child = spawn(&mut command, &log);
         let deadline = Instant::now() + START_TIMEOUT;
@@ -311,7 +370,8 @@ impl MongoServer {
             assert!(Instant::now() < deadline, "secantusd-rs did not report its port: {text}");
             sleep(Duration::from_millis(10));
         };
-        MongoServer { child: Some(child), port, _dir: dir }
+        self.port = port;
+        self.child = Some(child);
     }
 
     pub fn uri(&self) -> String {
@@ -330,6 +390,26 @@ impl MongoServer {
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             stop(&mut child, libc::SIGKILL);
+        }
+    }
+
+    /// Stops the server as an operator would (SIGTERM), keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child, libc::SIGTERM);
+        }
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same port over the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// Starts a stopped server again on its port over its data.
+    pub fn resume(&mut self) {
+        if self.child.is_none() {
+            self.launch();
         }
     }
 }

@@ -161,6 +161,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let outbound_queue = queue(OUTBOUND_QUEUE);
     let broadcasts_queue = queue(BROADCASTS_QUEUE);
     let scheduled_queue = queue(SCHEDULED_QUEUE);
+    let token = config.telegram.bot_token.expose();
+    let bot = teloxide::Bot::new(token.as_str()).set_api_url(config.telegram.api_url.parse()?);
     let scheduled_jobs = ScheduledJobs {
         config: config.scheduled_jobs.clone(),
         users: Users::new(&connections.store),
@@ -172,12 +174,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         withdrawal_jobs: withdrawals_queue.clone(),
         outbound: outbound_queue.clone(),
         all_queues: config.queues.open_all(&connections.redis),
+        bot: bot.clone(),
     };
     let broadcasts = Broadcasts::new(&connections.store, outbound_queue.clone(), broadcasts_queue.clone(), config.broadcast_batch);
-    let token = config.telegram.bot_token.expose();
     let sender = outbound::Sender {
         broadcasts: broadcasts.clone(),
-        bot: teloxide::Bot::new(token.as_str()).set_api_url(config.telegram.api_url.parse()?),
+        bot,
         flood: FloodControl::new(connections.redis.clone(), token.bot_id(), &config.flood),
         users: Users::new(&connections.store),
     };

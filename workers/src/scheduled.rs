@@ -12,7 +12,9 @@ use chrono::Utc;
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OutboundMessage;
-use obentchi_core::payments::{PaymentJob, Payments};
+use obentchi_core::ids::{ProviderId, UserId};
+use obentchi_core::money::{Currency, Money};
+use obentchi_core::payments::{PaymentError, PaymentJob, Payments, RefundOutcome, TELEGRAM_STARS};
 use obentchi_core::queue::Queue;
 use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::stats;
@@ -28,6 +30,9 @@ pub struct ScheduledJobsConfig {
     pub stuck_after_ms: u64,
     /// The most withdrawals or payments one reconciler run re-drives.
     pub reconcile_batch: u32,
+    /// A withdrawal in `processing` this long without a definitive answer from the provider is
+    /// counted in `withdrawals_stuck` (alerted on, listed by `/admin/withdrawals/stuck`).
+    pub withdrawal_alert_after_ms: u64,
     /// Users audited at once by the ledger audit.
     pub audit_concurrency: usize,
     /// How long before a subscription ends its subscriber is reminded.
@@ -48,6 +53,7 @@ impl Default for ScheduledJobsConfig {
         ScheduledJobsConfig {
             stuck_after_ms: 5 * 60_000,
             reconcile_batch: 500,
+            withdrawal_alert_after_ms: 3_600_000,
             audit_concurrency: 8,
             remind_before_hours: 24,
             ended_notice_within_hours: 24,
@@ -72,7 +78,15 @@ pub struct ScheduledJobs {
     pub outbound: Queue,
     /// Every queue of the platform, for upkeep.
     pub all_queues: Vec<Queue>,
+    /// The Bot API, for the Stars reconciler's `getStarTransactions`.
+    pub bot: teloxide::Bot,
 }
+
+/// Star transactions the Stars reconciler reads again before where the last run stopped: cheap
+/// insurance against a cursor saved ahead of a crash.
+const STARS_OVERLAP: u64 = 100;
+/// Pages (of 100) one run reads at most; the next run goes on from there.
+const STARS_PAGES_PER_RUN: u32 = 100;
 
 impl ScheduledJobs {
     pub async fn run(&self, run: &ScheduledRun) -> anyhow::Result<()> {
@@ -81,6 +95,7 @@ impl ScheduledJobs {
             ScheduledJob::LedgerAudit => self.ledger_audit().await,
             ScheduledJob::ReconcileWithdrawals => self.reconcile_withdrawals(&run_id).await,
             ScheduledJob::ReconcilePayments => self.reconcile_payments(&run_id).await,
+            ScheduledJob::ReconcileStars => self.reconcile_stars().await,
             ScheduledJob::SubscriptionNotices => self.subscription_notices().await,
             ScheduledJob::QueueMaintenance => self.queue_maintenance().await,
             ScheduledJob::DailyReport => self.daily_report(&run_id).await,
@@ -110,6 +125,12 @@ impl ScheduledJobs {
     /// that vanished may still hold its own key in Redis, and this run must not be deduplicated
     /// against it. Processing is a compare-and-set, so a second job for one withdrawal is harmless.
     async fn reconcile_withdrawals(&self, run_id: &str) -> anyhow::Result<()> {
+        let alert_cutoff = Utc::now() - chrono::Duration::milliseconds(self.config.withdrawal_alert_after_ms as i64);
+        let unresolved = self.withdrawals.count_stuck_processing(alert_cutoff).await?;
+        metrics::gauge!("withdrawals_stuck").set(unresolved as f64);
+        if unresolved > 0 {
+            tracing::error!(unresolved, "withdrawals in processing without a definitive provider answer: see /admin/withdrawals/stuck");
+        }
         let stuck = self.withdrawals.stuck(self.stuck_cutoff(), self.config.reconcile_batch).await?;
         requeue(&self.withdrawal_jobs, &stuck, WithdrawalJob::job_key, run_id, "withdrawal").await
     }
@@ -118,6 +139,72 @@ impl ScheduledJobs {
     async fn reconcile_payments(&self, run_id: &str) -> anyhow::Result<()> {
         let stuck = self.payments.stuck(self.stuck_cutoff(), self.config.reconcile_batch).await?;
         requeue(&self.payment_jobs, &stuck, PaymentJob::job_key, run_id, "payment").await
+    }
+
+    /// Telegram's own list of Star transactions, read from where the last run stopped: every
+    /// charge we never recorded (its `successful_payment` update was lost to a Redis failover, or
+    /// dead-lettered) is recorded and credited, and every refund reverses its deposit. Keyed by
+    /// `telegram_payment_charge_id`, as the webhook path is, so the two never credit twice.
+    async fn reconcile_stars(&self) -> anyhow::Result<()> {
+        use teloxide::payloads::GetStarTransactionsSetters;
+        use teloxide::prelude::Requester;
+        let provider = ProviderId::new(TELEGRAM_STARS)?;
+        let read = self.payments.transactions_read(&provider).await?;
+        let mut offset = read.saturating_sub(STARS_OVERLAP);
+        for _ in 0..STARS_PAGES_PER_RUN {
+            let page = self.bot.get_star_transactions().offset(offset as u32).limit(100).await.context("getStarTransactions")?;
+            for transaction in &page.transactions {
+                self.reconcile_star_transaction(&provider, transaction).await?;
+            }
+            offset += page.transactions.len() as u64;
+            self.payments.set_transactions_read(&provider, offset.max(read)).await?;
+            if page.transactions.len() < 100 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_star_transaction(&self, provider: &ProviderId, transaction: &teloxide::types::StarTransaction) -> anyhow::Result<()> {
+        use teloxide::types::{TransactionPartner, TransactionPartnerUserKind};
+        let charge = &transaction.id.0;
+        let user_of = |partner: &Option<TransactionPartner>| match partner {
+            Some(TransactionPartner::User(partner)) if matches!(partner.kind, TransactionPartnerUserKind::InvoicePayment(_)) => {
+                UserId::new(partner.user.id.0 as i64).ok()
+            }
+            _ => None,
+        };
+        if let Some(user_id) = user_of(&transaction.source) {
+            let payment = PaymentJob {
+                user_id,
+                provider: provider.clone(),
+                external_id: charge.clone(),
+                amount: Money::from_minor(Currency::Xtr, i64::from(transaction.amount)),
+            };
+            match self.payments.record(&payment).await {
+                Ok(()) => {}
+                Err(PaymentError::Conflict(id)) => {
+                    metrics::counter!("stars_reconciler_total", "outcome" => "conflict").increment(1);
+                    tracing::error!(payment = id, "Telegram reports a Stars charge that conflicts with the one recorded");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+            if let obentchi_core::ledger::PostOutcome::Applied(_) = self.payments.credit(&payment).await? {
+                metrics::counter!("stars_reconciler_total", "outcome" => "credited").increment(1);
+                tracing::warn!(charge, user = %user_id, "credited a Stars payment the webhook path had not");
+            }
+        } else if user_of(&transaction.receiver).is_some() {
+            match self.payments.refund(provider, charge).await? {
+                RefundOutcome::Reversed(obentchi_core::ledger::PostOutcome::Applied(_)) => {
+                    metrics::counter!("stars_reconciler_total", "outcome" => "refunded").increment(1);
+                }
+                RefundOutcome::Reversed(_) => {}
+                RefundOutcome::Uncovered => tracing::error!(charge, "Telegram refunded a Stars payment whose money the user had spent"),
+                RefundOutcome::UnknownPayment => tracing::error!(charge, "Telegram refunded a Stars payment we never recorded"),
+            }
+        }
+        Ok(())
     }
 
     /// "Ends soon" and "ended" messages, once per period and only for the period that ends the

@@ -17,7 +17,7 @@ use obentchi_core::subscriptions::{Plan, Subscriptions};
 use obentchi_core::users::Users;
 use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals};
 use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_testkit::{FakePayoutProvider, MongoServer, PayoutMode, RedisServer};
+use obentchi_testkit::{FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisServer};
 use obentchi_workers::scheduled::{ScheduledJobs, ScheduledJobsConfig};
 
 struct Setup {
@@ -25,6 +25,7 @@ struct Setup {
     _mongo: MongoServer,
     store: Store,
     jobs: ScheduledJobs,
+    bot_api: FakeBotApi,
 }
 
 async fn setup(config: ScheduledJobsConfig) -> Setup {
@@ -36,6 +37,7 @@ async fn setup(config: ScheduledJobsConfig) -> Setup {
     let queues = QueuesConfig::default();
     let queue = |name| queues.open(name, &conn).unwrap();
     let ledger = Ledger::new(store.clone());
+    let bot_api = FakeBotApi::start().await;
     let jobs = ScheduledJobs {
         config,
         users: Users::new(&store),
@@ -47,11 +49,12 @@ async fn setup(config: ScheduledJobsConfig) -> Setup {
         withdrawal_jobs: queue("withdrawals"),
         outbound: queue("outbound"),
         all_queues: queues.open_all(&conn),
+        bot: teloxide::Bot::new("7000000001:test-token").set_api_url(bot_api.url().parse().unwrap()),
     };
     for queue in &jobs.all_queues {
         queue.ensure_groups().await.unwrap();
     }
-    Setup { _redis: redis, _mongo: mongo, store, jobs }
+    Setup { _redis: redis, _mongo: mongo, store, jobs, bot_api }
 }
 
 fn run(job: ScheduledJob, at: i64) -> ScheduledRun {
@@ -227,5 +230,37 @@ async fn the_daily_report_reaches_every_admin_once() {
     for message in &messages {
         assert!(message.text.contains("Users: 1"), "{}", message.text);
         assert!(message.text.contains("70 XTR"), "{}", message.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stars_reconciler_credits_what_telegram_took_once_and_reverses_refunds() {
+    let s = setup(no_wait()).await;
+    let (alice, bob) = (UserId::new(21).unwrap(), UserId::new(22).unwrap());
+    let stars = ProviderId::new(TELEGRAM_STARS).unwrap();
+    let charge = |user: UserId, id: &str, amount: i64| PaymentJob { user_id: user, provider: stars.clone(), external_id: id.into(), amount: xtr(amount) };
+    // Alice's payment came through the webhook and was credited; Bob's update was lost (a Redis
+    // failover before it was handled); Telegram has both. Then Telegram refunds Alice.
+    s.jobs.payments.record(&charge(alice, "ch-a", 300)).await.unwrap();
+    s.jobs.payments.credit(&charge(alice, "ch-a", 300)).await.unwrap();
+    s.bot_api.record_star_payment("ch-a", 21, 300, "dep:a");
+    s.bot_api.record_star_payment("ch-b", 22, 500, "dep:b");
+    let balance = async |user| s.jobs.ledger.balance(user, UserAccount::Available, Currency::Xtr).await.unwrap();
+
+    for at in [1_000, 2_000, 2_000] {
+        s.jobs.run(&run(ScheduledJob::ReconcileStars, at)).await.unwrap();
+    }
+    assert_eq!((balance(alice).await, balance(bob).await), (xtr(300), xtr(500)), "each charge credited once");
+    assert_eq!(s.jobs.payments.status(&charge(bob, "ch-b", 500)).await.unwrap(), Some(PaymentStatus::Credited));
+
+    s.bot_api.record_star_refund("ch-a", 21, 300);
+    for at in [3_000, 4_000] {
+        s.jobs.run(&run(ScheduledJob::ReconcileStars, at)).await.unwrap();
+    }
+    assert_eq!((balance(alice).await, balance(bob).await), (xtr(0), xtr(500)), "the refund reversed once");
+    // The same payment id cannot be reported for someone else.
+    assert!(s.jobs.payments.record(&charge(bob, "ch-a", 300)).await.is_err());
+    for user in [alice, bob] {
+        assert!(s.jobs.ledger.audit_user(user).await.unwrap().is_empty());
     }
 }

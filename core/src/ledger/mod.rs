@@ -82,8 +82,23 @@ pub enum LedgerError {
     InsufficientFunds { account: UserAccount, needed: Money },
     #[error("idempotency key {key} was already used for a different posting")]
     KeyReused { key: String },
+    /// The guarded document was not in the expected state: nothing was posted.
+    #[error("posting {key} not applied: {what} changed meanwhile")]
+    GuardMismatch { key: String, what: String },
     #[error("ledger storage: {0}")]
     Storage(#[from] MongoError),
+}
+
+/// A change to one document of the user's that must commit together with a posting, or not at
+/// all: a compare-and-set (`filter` must match, `update` is applied) inside the posting's
+/// transaction. A state machine uses it so that its status and its ledger cannot disagree (a
+/// withdrawal is `sent` exactly when its settlement is posted).
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub collection: &'static str,
+    /// Must include `user_id`, so the transaction stays on the user's shard.
+    pub filter: Document,
+    pub update: Document,
 }
 
 /// A user balance that differs from the sum of its entries.
@@ -123,6 +138,18 @@ impl Ledger {
     /// Applies `posting` once. Replaying the same key returns the first result and changes
     /// nothing; replaying it with different entries is refused with `KeyReused`.
     pub async fn post(&self, posting: &Posting) -> Result<PostOutcome, LedgerError> {
+        self.post_inner(posting, None).await
+    }
+
+    /// Applies `posting` once, together with `guard`: both commit or neither does. If the
+    /// posting's key was applied before, nothing changes and the guard is not evaluated (the
+    /// first application committed it). If the guard's filter matches nothing, nothing is
+    /// posted: `GuardMismatch`.
+    pub async fn post_guarded(&self, posting: &Posting, guard: &Guard) -> Result<PostOutcome, LedgerError> {
+        self.post_inner(posting, Some(guard)).await
+    }
+
+    async fn post_inner(&self, posting: &Posting, guard: Option<&Guard>) -> Result<PostOutcome, LedgerError> {
         let record = PostingRecord {
             id: posting_id(posting.user_id(), posting.key().as_str()),
             user_id: posting.user_id(),
@@ -137,7 +164,7 @@ impl Ledger {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.post_once(posting, &record).await {
+            match self.post_once(posting, &record, guard).await {
                 Err(LedgerError::Storage(e))
                     if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < MAX_TRANSACTION_ATTEMPTS =>
                 {
@@ -150,6 +177,7 @@ impl Ledger {
                         Ok(PostOutcome::AlreadyApplied(_)) => "already_applied",
                         Err(LedgerError::InsufficientFunds { .. }) => "insufficient_funds",
                         Err(LedgerError::KeyReused { .. }) => "key_reused",
+                        Err(LedgerError::GuardMismatch { .. }) => "guard_mismatch",
                         Err(LedgerError::Storage(_)) => "storage_error",
                     };
                     metrics::counter!("ledger_postings_total", "outcome" => label).increment(1);
@@ -159,14 +187,14 @@ impl Ledger {
         }
     }
 
-    async fn post_once(&self, posting: &Posting, record: &PostingRecord) -> Result<PostOutcome, LedgerError> {
+    async fn post_once(&self, posting: &Posting, record: &PostingRecord, guard: Option<&Guard>) -> Result<PostOutcome, LedgerError> {
         let mut session = self.store.client().start_session().await?;
         session
             .start_transaction()
             .read_concern(ReadConcern::snapshot())
             .write_concern(WriteConcern::majority())
             .await?;
-        match self.write_posting(&mut session, posting, record).await {
+        match self.write_posting(&mut session, posting, record, guard).await {
             Ok(()) => {}
             Err(err) => {
                 // Best effort: the server also aborts on its own when the session ends.
@@ -186,8 +214,16 @@ impl Ledger {
         session: &mut ClientSession,
         posting: &Posting,
         record: &PostingRecord,
+        guard: Option<&Guard>,
     ) -> Result<(), LedgerError> {
         self.postings.insert_one(record).session(&mut *session).await?;
+        if let Some(guard) = guard {
+            let guarded = self.store.collection::<Document>(guard.collection);
+            let result = guarded.update_one(guard.filter.clone(), guard.update.clone()).session(&mut *session).await?;
+            if result.matched_count == 0 {
+                return Err(LedgerError::GuardMismatch { key: record.key.clone(), what: guard.collection.to_owned() });
+            }
+        }
         let user_id = posting.user_id();
         let now = Bson::DateTime(mongodb::bson::DateTime::from_chrono(record.created_at));
         for ((account, currency), change) in posting.user_changes() {
@@ -264,6 +300,13 @@ impl Ledger {
             .await?
             .try_collect()
             .await?)
+    }
+
+    /// Whether the user has any posting of `kind` (e.g. has ever bought a subscription).
+    pub async fn has_posting_of_kind(&self, user_id: UserId, kind: PostingKind) -> Result<bool, LedgerError> {
+        let kind = bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?;
+        let found = self.postings.clone_with_type::<Document>().find_one(doc! { "user_id": user_id.get(), "kind": kind }).projection(doc! { "_id": 1 }).await?;
+        Ok(found.is_some())
     }
 
     /// What postings of `kind` added to the user's available balance, per currency (e.g. a

@@ -116,6 +116,8 @@ pub enum PostingKind {
     HoldRelease,
     PayoutSettle,
     AdminAdjustment,
+    /// A payment the provider gave back to the payer (a Stars refund): the deposit reversed.
+    PaymentRefund,
 }
 
 /// One line of a posting: a signed amount on one account.
@@ -222,6 +224,18 @@ impl Posting {
     ) -> Result<Posting, PostingError> {
         let clearing = Account::Platform(PlatformAccount::DepositClearing(provider));
         Posting::transfer(user_id, key, PostingKind::Deposit, reason, clearing, available(), amount)
+    }
+
+    /// A deposit given back by `provider` to the payer: the reverse of `deposit`.
+    pub fn payment_refund(
+        user_id: UserId,
+        key: IdempotencyKey,
+        provider: ProviderId,
+        amount: Money,
+        reason: impl Into<String>,
+    ) -> Result<Posting, PostingError> {
+        let clearing = Account::Platform(PlatformAccount::DepositClearing(provider));
+        Posting::transfer(user_id, key, PostingKind::PaymentRefund, reason, available(), clearing, amount)
     }
 
     /// A subscription paid from the user's available balance.

@@ -418,6 +418,14 @@ impl Queue {
         Ok(if added == 1 { Enqueued::Added { job_id } } else { Enqueued::Duplicate { job_id } })
     }
 
+    /// Waits until what was written to the partition of `partition_key` reached `replicas`
+    /// replicas of its master, or `timeout` passed; returns how many replicas have it. A job
+    /// that must survive the master's failover is acknowledged to its sender only after this.
+    pub async fn wait_replicated(&self, partition_key: &str, replicas: u32, timeout: Duration) -> Result<u32, QueueError> {
+        let stream = self.stream_key(self.partition_of(partition_key));
+        Ok(self.redis.wait_for_replicas(&stream, replicas, timeout).await?)
+    }
+
     /// Enqueues many jobs without idempotency keys: one pipelined round trip per partition.
     pub async fn enqueue_batch<T: Serialize>(&self, jobs: &[T]) -> Result<(), QueueError> {
         let partitions = usize::from(self.config.partitions);

@@ -21,6 +21,7 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
         .route("/admin/users", get(users::list))
         .route("/admin/users/{id}", get(users::detail))
         .route("/admin/withdrawals", get(withdrawals::list))
+        .route("/admin/withdrawals/stuck", get(withdrawals::stuck))
         .route("/admin/broadcasts/{id}", get(broadcasts::progress))
         .route("/admin/queues", get(queues::overview))
         .route("/admin/queues/{queue}/dead-letters", get(queues::dead_letters))

@@ -29,6 +29,8 @@ pub struct WithdrawalView {
     pub status: WithdrawalStatus,
     pub reason: Option<String>,
     pub provider_reference: Option<String>,
+    /// When it was first claimed for payout (absent until then).
+    pub claimed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -45,6 +47,7 @@ impl From<Withdrawal> for WithdrawalView {
             status: w.status,
             reason: w.reason,
             provider_reference: w.provider_reference,
+            claimed_at: w.claimed_at,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }
@@ -75,6 +78,31 @@ pub async fn list(_: Reader, State(state): State<AppState>, Query(query): Query<
         state.withdrawals.list(query.status, query.before, limit).await?.into_iter().map(WithdrawalView::from).collect();
     let next_before = (withdrawals.len() == limit as usize).then(|| withdrawals.last().map(|w| w.updated_at)).flatten();
     Ok(Json(WithdrawalPage { withdrawals, next_before }))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct StuckQuery {
+    /// In `processing` for at least this many seconds (default 3600, as the alert).
+    pub older_than_s: Option<u32>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StuckWithdrawals {
+    /// Oldest claim first. `reason` holds the last ambiguous answer from the provider.
+    pub withdrawals: Vec<WithdrawalView>,
+}
+
+/// Withdrawals in `processing` for longer than `older_than_s`: the provider never answered
+/// definitively (a timeout, a 409, a lookup that never finds it, a status that never finishes).
+/// Their money stays held; nothing is refunded on a guess. Resolve with the provider, then
+/// `retry` (a lookup runs first).
+#[utoipa::path(get, path = "/admin/withdrawals/stuck", params(StuckQuery), security(("bearer" = ["read"])),
+    responses((status = 200, body = StuckWithdrawals), (status = 400, body = ErrorBody)))]
+pub async fn stuck(_: Reader, State(state): State<AppState>, Query(query): Query<StuckQuery>) -> Result<Json<StuckWithdrawals>, ApiError> {
+    let older_than = chrono::Duration::seconds(i64::from(query.older_than_s.unwrap_or(3_600)));
+    let withdrawals = state.withdrawals.stuck_processing(Utc::now() - older_than, page_size(query.limit)).await?;
+    Ok(Json(StuckWithdrawals { withdrawals: withdrawals.into_iter().map(WithdrawalView::from).collect() }))
 }
 
 fn parse_id(id: &str) -> Result<(UserId, &str), ApiError> {

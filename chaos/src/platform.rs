@@ -1,0 +1,277 @@
+//! The platform under test, as it runs in production: every service a separate process of its
+//! release (or test) binary, a 6-node Redis Cluster, the MongoDB-wire server, and the fakes of
+//! what we cannot reach (the Bot API, the payout provider). Each service can be killed with
+//! SIGKILL and started again on its port.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mongodb::options::ClientOptions;
+use obentchi_core::storage::{migrate, Store};
+use obentchi_testkit::{free_port, FakeBotApi, FakePayoutProvider, MongoServer, PayoutFaults, PayoutMode, RedisCluster};
+
+pub const WEBHOOK_SECRET: &str = "chaos-webhook-secret";
+pub const GATEWAY: &str = "chaosgw";
+pub const GATEWAY_SECRET: &str = "chaos-gateway-secret";
+pub const BOT_TOKEN: &str = "7000000001:chaos-token";
+/// Withdrawal policy (XTR): what the traffic and the checker both assume.
+pub const WITHDRAWAL_FEE: i64 = 1;
+pub const AUTO_APPROVE_UP_TO: i64 = 100;
+pub const PLAN_PRICE: i64 = 100;
+pub const PLAN_DAYS: i64 = 30;
+pub const COMMISSION_BPS: i64 = 1_000;
+
+/// The kinds of service process, as deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Receiver,
+    Consumer,
+    Workers,
+    Scheduler,
+    Api,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Receiver, Kind::Consumer, Kind::Workers, Kind::Scheduler, Kind::Api];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Receiver => "receiver",
+            Kind::Consumer => "consumer",
+            Kind::Workers => "workers",
+            Kind::Scheduler => "scheduler",
+            Kind::Api => "api",
+        }
+    }
+
+    fn command(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            Kind::Receiver => ("obentchi-bot", &["serve"]),
+            Kind::Consumer => ("obentchi-bot", &["consume"]),
+            Kind::Workers => ("obentchi-workers", &[]),
+            Kind::Scheduler => ("obentchi-scheduler", &[]),
+            Kind::Api => ("obentchi-http", &[]),
+        }
+    }
+}
+
+pub struct Service {
+    pub kind: Kind,
+    pub index: usize,
+    pub port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+pub struct Platform {
+    pub cluster: RedisCluster,
+    pub mongo: MongoServer,
+    pub bot_api: Arc<FakeBotApi>,
+    pub provider: Arc<FakePayoutProvider>,
+    pub store: Store,
+    pub services: Vec<Service>,
+    bin_dir: PathBuf,
+    config: PathBuf,
+    dir: PathBuf,
+    /// `OBENTCHI_BREAK` for the deliberately broken build (the checker's own test).
+    broken: Option<String>,
+}
+
+/// The replicas of each kind: two of everything, one API.
+fn replicas(kind: Kind) -> usize {
+    if kind == Kind::Api {
+        1
+    } else {
+        2
+    }
+}
+
+impl Platform {
+    /// Starts everything, waits until every service answers `/healthz`.
+    pub async fn start(bin_dir: &Path, dir: &Path, faults: PayoutFaults, broken: Option<String>) -> anyhow::Result<Platform> {
+        let cluster = tokio::task::spawn_blocking(RedisCluster::start).await?;
+        let mongo = MongoServer::start();
+        let bot_api = Arc::new(FakeBotApi::start().await);
+        let provider = Arc::new(FakePayoutProvider::start(PayoutMode::Succeed).await);
+        provider.set_faults(faults);
+        let store = Store::with_options(ClientOptions::parse(mongo.uri()).await?, "obentchi")?;
+        migrate(&store).await?;
+        let config = dir.join("platform.toml");
+        let mut platform = Platform {
+            cluster,
+            mongo,
+            bot_api,
+            provider,
+            store,
+            services: Vec::new(),
+            bin_dir: bin_dir.to_owned(),
+            config,
+            dir: dir.to_owned(),
+            broken,
+        };
+        platform.write_config()?;
+        for kind in Kind::ALL {
+            for index in 0..replicas(kind) {
+                platform.services.push(Service { kind, index, port: free_port(false), child: None, starts: 0 });
+            }
+        }
+        for i in 0..platform.services.len() {
+            platform.launch(i)?;
+        }
+        let client = reqwest::Client::new();
+        for i in 0..platform.services.len() {
+            platform.wait_healthy(&client, i).await?;
+        }
+        Ok(platform)
+    }
+
+    /// One configuration for every service, as a Kubernetes ConfigMap would give them. Short
+    /// timeouts and frequent reconcilers, so a run converges in minutes.
+    fn write_config(&self) -> anyhow::Result<()> {
+        let urls: Vec<String> = self.cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        let every_5s = "\"*/5 * * * * *\"";
+        let settings = format!(
+            r#"
+partition_lease_ms = 3000
+withdrawal_lease_ms = 2500
+[telemetry]
+log_format = "json"
+[mongodb]
+uri = "{mongo}"
+server_selection_timeout_ms = 2000
+[redis]
+mode = "cluster"
+urls = [{urls}]
+response_timeout_ms = 2000
+[telegram]
+bot_token = "{BOT_TOKEN}"
+api_url = "{bot_api}"
+[webhook]
+secret = "{WEBHOOK_SECRET}"
+replicate_all_updates = true
+payment_replicas_timeout_ms = 500
+[payout]
+base_url = "{provider}"
+api_token = "chaos"
+timeout_ms = 800
+[payment_gateways.{GATEWAY}]
+secret = "{GATEWAY_SECRET}"
+[subscriptions]
+referral_commission_bps = {COMMISSION_BPS}
+plans = [{{ id = "month", price = "{PLAN_PRICE} XTR", days = {PLAN_DAYS} }}]
+[withdrawals]
+min = "5 XTR"
+max = "1000 XTR"
+daily_limit = "1000000 XTR"
+fee = "{WITHDRAWAL_FEE} XTR"
+auto_approve_up_to = "{AUTO_APPROVE_UP_TO} XTR"
+address_format = "ton"
+[scheduled_jobs]
+stuck_after_ms = 2000
+[schedules]
+reconcile_withdrawals = {every_5s}
+reconcile_payments = {every_5s}
+reconcile_stars = {every_5s}
+[rate_limits]
+read = {{ per_ip = {{ per_minute = 600000, burst = 100000 }}, per_token = {{ per_minute = 600000, burst = 100000 }} }}
+write = {{ per_ip = {{ per_minute = 600000, burst = 100000 }}, per_token = {{ per_minute = 600000, burst = 100000 }} }}
+money = {{ per_ip = {{ per_minute = 600000, burst = 100000 }}, per_token = {{ per_minute = 600000, burst = 100000 }} }}
+callback = {{ per_ip = {{ per_minute = 600000, burst = 100000 }}, per_token = {{ per_minute = 600000, burst = 100000 }} }}
+"#,
+            mongo = self.mongo.uri(),
+            urls = urls.join(", "),
+            bot_api = self.bot_api.url(),
+            provider = self.provider.base_url(),
+        );
+        fs::write(&self.config, settings)?;
+        Ok(())
+    }
+
+    fn launch(&mut self, i: usize) -> anyhow::Result<()> {
+        let service = &mut self.services[i];
+        let (binary, args) = service.kind.command();
+        service.starts += 1;
+        let log = self.dir.join(format!("{}-{}.{}.log", service.kind.name(), service.index, service.starts));
+        let out = fs::File::create(&log)?;
+        let mut command = Command::new(self.bin_dir.join(binary));
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env("OBENTCHI_LISTEN__ADDR", format!("127.0.0.1:{}", service.port))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone()?))
+            .stderr(Stdio::from(out));
+        if let Some(broken) = &self.broken {
+            command.env("OBENTCHI_BREAK", broken);
+        }
+        // SAFETY: prctl is async-signal-safe; the services die with the harness.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        service.child = Some(command.spawn().map_err(|e| anyhow::anyhow!("cannot start {binary}: {e}"))?);
+        Ok(())
+    }
+
+    async fn wait_healthy(&self, client: &reqwest::Client, i: usize) -> anyhow::Result<()> {
+        let service = &self.services[i];
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while client.get(format!("http://127.0.0.1:{}/healthz", service.port)).send().await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "{}-{} never answered /healthz", service.kind.name(), service.index);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL, as a crashed pod or an OOM kill.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.services[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed service again on its port.
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        self.kill(i);
+        self.launch(i)
+    }
+
+    /// Starts whatever is not running (after the faults stop).
+    pub fn ensure_running(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.services.len() {
+            let running = self.services[i].child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)));
+            if !running {
+                self.launch(i)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn ports(&self, kind: Kind) -> Vec<u16> {
+        self.services.iter().filter(|s| s.kind == kind).map(|s| s.port).collect()
+    }
+
+    pub fn indices(&self, kind: Kind) -> Vec<usize> {
+        self.services.iter().enumerate().filter(|(_, s)| s.kind == kind).map(|(i, _)| i).collect()
+    }
+
+    pub fn logs_dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        for i in 0..self.services.len() {
+            self.kill(i);
+        }
+    }
+}
