@@ -9,11 +9,11 @@
 //! oldest first. The last update id handled per chat is recorded: a redelivered update is
 //! skipped, and one older than the last is counted as out of order (the metric should stay 0).
 //!
-//! An update that fails is tried a few times and then dead-lettered, so one bad update cannot
-//! stop its chat — except an update that carries a payment: Telegram will not send it again, so
-//! it is retried with backoff for as long as the error is transient (MongoDB or Redis down),
-//! holding its chat's later updates back, and dead-lettered only for an error that retrying
-//! cannot fix (a payment that conflicts with a recorded one, an unreadable update).
+//! An update that fails for good (unreadable, refused by the Bot API, a payment that conflicts
+//! with a recorded one) is tried a few times and then dead-lettered, so one bad update cannot
+//! stop its chat. A passing failure (MongoDB or Redis unreachable, a restart) is retried with
+//! backoff, holding the chat's later updates back: for up to `TRANSIENT_WINDOW`, and for an
+//! update that carries a payment for as long as it takes — Telegram will not send it again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,9 +30,12 @@ use tracing::Instrument;
 use crate::handlers::{self, Deps};
 use crate::receiver::UpdateHead;
 
-/// Handling attempts before an update is dead-lettered (it cannot be put back without
-/// reordering the chat). Payment updates with transient errors are retried without limit.
+/// Handling attempts before an update that fails for good is dead-lettered (it cannot be put
+/// back without reordering the chat).
 const HANDLE_ATTEMPTS: u32 = 3;
+/// How long an update that fails for a passing reason is retried before it is dead-lettered
+/// (payment updates: without limit).
+const TRANSIENT_WINDOW: Duration = Duration::from_secs(120);
 /// The longest pause between two attempts at a payment update.
 const MAX_PAYMENT_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the last handled id of a chat is remembered.
@@ -178,6 +181,9 @@ impl Consumer {
                     continue;
                 }
             };
+            if !batch.is_empty() {
+                tracing::debug!(partition, taking_over, entries = ?batch.iter().map(|d| d.entry_id.as_str()).collect::<Vec<_>>(), "batch");
+            }
             if batch.is_empty() {
                 if taking_over {
                     taking_over = false;
@@ -219,6 +225,7 @@ impl Consumer {
                 .await
                 .unwrap_or(1);
             if order == 0 {
+                tracing::info!(update_id = head.update_id, "update already handled; skipped");
                 metrics::counter!("updates_total", "outcome" => "duplicate").increment(1);
                 self.ack(delivery).await;
                 return Handled::Done;
@@ -231,12 +238,14 @@ impl Consumer {
         let carries_payment = head.as_ref().is_some_and(|h| h.carries_payment);
         let mut outcome = Err("not attempted".into());
         let mut renewed_at = tokio::time::Instant::now();
+        let give_up_at = renewed_at + TRANSIENT_WINDOW;
         for attempt in 1.. {
             outcome = handlers::handle(raw, &self.me, &self.deps).await;
             let Err(err) = &outcome else { break };
             let permanent = handlers::is_permanent(err.as_ref());
             tracing::warn!(%err, attempt, carries_payment, permanent, "update handling failed");
-            if (!carries_payment || permanent) && attempt >= HANDLE_ATTEMPTS {
+            let gave_up = if permanent { attempt >= HANDLE_ATTEMPTS } else { !carries_payment && tokio::time::Instant::now() >= give_up_at };
+            if gave_up {
                 break;
             }
             if carries_payment && !permanent {
@@ -257,6 +266,7 @@ impl Consumer {
                 }
             }
         }
+        tracing::debug!(update_id = head.as_ref().map(|h| h.update_id), entry = delivery.entry_id, ok = outcome.is_ok(), "update handled");
         match outcome {
             Ok(()) => {
                 if let (Some(head), Some(key)) = (&head, &last_key) {

@@ -59,8 +59,13 @@ pub struct Refused(pub String);
 /// (MongoDB, Redis or Telegram unreachable).
 pub fn is_permanent(err: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
     use obentchi_core::payments::PaymentError;
+    use obentchi_core::subscriptions::SubscriptionError as S;
+    use obentchi_core::withdrawals::WithdrawalError as W;
     err.is::<Refused>()
+        || matches!(err.downcast_ref::<W>(), Some(W::Id(_) | W::Posting(_) | W::Conflict(_) | W::InvalidState { .. }))
+        || matches!(err.downcast_ref::<S>(), Some(S::Id(_) | S::Posting(_) | S::Money(_)))
         || err.is::<serde_json::Error>()
+        || matches!(err.downcast_ref::<teloxide::RequestError>(), Some(teloxide::RequestError::Api(_) | teloxide::RequestError::InvalidJson { .. }))
         || err.is::<obentchi_core::ids::IdError>()
         || matches!(err.downcast_ref::<PaymentError>(), Some(PaymentError::Conflict(_) | PaymentError::Id(_) | PaymentError::Posting(_)))
 }

@@ -191,6 +191,7 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
     metrics::histogram!("webhook_enqueue_seconds").record(started.elapsed().as_secs_f64());
     match enqueued {
         Ok(outcome) => {
+            tracing::debug!(update_id = head.update_id, ?outcome, "update enqueued");
             if matches!(outcome, Enqueued::Duplicate { .. }) {
                 metrics::counter!("webhook_duplicates_total").increment(1);
             }

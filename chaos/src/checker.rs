@@ -289,15 +289,16 @@ pub async fn check_all(store: &Store, bot_api: &FakeBotApi, provider: &FakePayou
     let language: HashMap<i64, &str> = users.iter().map(|u| (int(u, "_id"), text(u, "language"))).collect();
     let mut violations = Vec::new();
     let (mut asked, mut duplicates) = (0, 0);
-    for (user, acked) in &journal.help_acked {
+    for (user, updates) in &journal.help_acked {
         if bot_api.is_blocked(*user) {
             continue;
         }
+        let acked = updates.len() as u64;
         asked += acked;
         let got = replies.get(user).copied().unwrap_or(0);
-        duplicates += got.saturating_sub(*acked);
-        if got < *acked {
-            violations.push(format!("user {user}: {acked} /help acknowledged, {got} answered"));
+        duplicates += got.saturating_sub(acked);
+        if got < acked {
+            violations.push(format!("user {user}: /help acknowledged in updates {updates:?}, {got} answered"));
         }
     }
     for (user, last) in &journal.last_language {

@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
 
-use crate::platform::{Kind, Platform};
+use crate::platform::{Kind, Platform, ServerThread};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
@@ -64,8 +64,17 @@ pub fn provider_faults(seed: u64) -> PayoutFaults {
     }
 }
 
-/// Injects faults every `every` until `stop`; returns how many of each it injected.
-pub async fn inject(platform: Arc<Mutex<Platform>>, seed: u64, every: Duration, users: Vec<i64>, stop: Arc<AtomicBool>) -> BTreeMap<String, u64> {
+/// Injects faults every `every` until `stop`; returns how many of each it injected. Sets
+/// `every_kind_done` once each kind was injected at least once.
+pub async fn inject(
+    platform: Arc<Mutex<Platform>>,
+    servers: ServerThread,
+    seed: u64,
+    every: Duration,
+    users: Vec<i64>,
+    stop: Arc<AtomicBool>,
+    every_kind_done: Arc<AtomicBool>,
+) -> BTreeMap<String, u64> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xFA17);
     let mut plan = Fault::all();
     plan.shuffle(&mut rng);
@@ -79,15 +88,18 @@ pub async fn inject(platform: Arc<Mutex<Platform>>, seed: u64, every: Duration, 
         let all = Fault::all();
         let fault = if next < plan.len() { plan[next] } else { all[rng.random_range(0..all.len())] };
         next += 1;
-        match inject_one(&platform, fault, &mut rng, &users).await {
+        match inject_one(&platform, &servers, fault, &mut rng, &users).await {
             Ok(()) => *injected.entry(fault.name()).or_default() += 1,
             Err(err) => eprintln!("chaos: fault {} failed: {err:#}", fault.name()),
+        }
+        if all.iter().all(|f| injected.contains_key(&f.name())) {
+            every_kind_done.store(true, Ordering::Relaxed);
         }
     }
     injected
 }
 
-async fn inject_one(platform: &Arc<Mutex<Platform>>, fault: Fault, rng: &mut StdRng, users: &[i64]) -> anyhow::Result<()> {
+async fn inject_one(platform: &Arc<Mutex<Platform>>, servers: &ServerThread, fault: Fault, rng: &mut StdRng, users: &[i64]) -> anyhow::Result<()> {
     eprintln!("chaos: {}", fault.name());
     match fault {
         Fault::Kill(kind) => {
@@ -105,23 +117,24 @@ async fn inject_one(platform: &Arc<Mutex<Platform>>, fault: Fault, rng: &mut Std
         Fault::RedisFailover => {
             let slot: u16 = rng.random_range(0..16_384);
             let platform = platform.clone();
-            tokio::task::spawn_blocking(move || {
-                let mut platform = platform.blocking_lock();
-                let master = platform.cluster.master_of_slot(slot);
-                platform.cluster.kill_node_and_wait_for_failover(master);
-                platform.cluster.restart_node(master);
-            })
-            .await?;
+            servers
+                .run(move || {
+                    let mut platform = platform.blocking_lock();
+                    let master = platform.cluster.master_of_slot(slot);
+                    platform.cluster.kill_node_and_wait_for_failover(master);
+                    platform.cluster.restart_node(master);
+                })
+                .await?;
         }
         Fault::RedisUnreachable => {
             let node = rng.random_range(0..6);
             let pause = Duration::from_millis(rng.random_range(1_000..3_000));
             let platform = platform.clone();
-            tokio::task::spawn_blocking(move || platform.blocking_lock().cluster.freeze_node(node, pause)).await?;
+            servers.run(move || platform.blocking_lock().cluster.freeze_node(node, pause)).await?;
         }
         Fault::MongoRestart => {
             let platform = platform.clone();
-            tokio::task::spawn_blocking(move || platform.blocking_lock().mongo.restart()).await?;
+            servers.run(move || platform.blocking_lock().mongo.restart()).await?;
         }
         Fault::BotApiRateLimit => {
             platform.lock().await.bot_api.rate_limit_next(rng.random_range(5..40), 1);

@@ -24,7 +24,7 @@ use obentchi_core::storage::collections;
 use tokio::sync::Mutex;
 
 use crate::checker::Check;
-use crate::platform::{Kind, Platform};
+use crate::platform::{Kind, Platform, ServerThread};
 use crate::traffic::Traffic;
 
 /// How big a run is.
@@ -53,7 +53,7 @@ impl Profile {
             referrers: 10,
             operations_per_user: 10,
             concurrency: 48,
-            fault_every: Duration::from_secs(4),
+            fault_every: Duration::from_secs(3),
             settle_within: Duration::from_secs(240),
         }
     }
@@ -140,7 +140,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let keep = dir.path().to_owned();
     let seed = options.seed;
     let profile = options.profile.clone();
-    let platform = Platform::start(&options.bin_dir, dir.path(), faults::provider_faults(seed), options.broken.clone()).await?;
+    let servers = ServerThread::start();
+    let platform = Platform::start(&servers, &options.bin_dir, dir.path(), faults::provider_faults(seed), options.broken.clone()).await?;
     eprintln!("chaos: platform up in {:.1} s; logs in {}", started.elapsed().as_secs_f64(), keep.display());
     let (_, admin_token) = ApiTokens::new(&platform.store).create("chaos-admin", &[Scope::Write]).await?;
     let traffic = Traffic::new(platform.ports(Kind::Receiver), platform.ports(Kind::Api)[0], admin_token, platform.bot_api.clone());
@@ -169,8 +170,22 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     .await;
 
     let traffic_started = Instant::now();
-    let faults = tokio::spawn(faults::inject(platform.clone(), seed, profile.fault_every, users.clone(), stop_faults.clone()));
-    let sessions = futures::stream::iter(users[profile.referrers..].iter().copied())
+    let every_kind_done = Arc::new(AtomicBool::new(false));
+    let faults = tokio::spawn(faults::inject(
+        platform.clone(),
+        servers.clone(),
+        seed,
+        profile.fault_every,
+        users.clone(),
+        stop_faults.clone(),
+        every_kind_done.clone(),
+    ));
+    // The profile's users, then more while some fault kind has not been injected yet: every
+    // kind must strike while traffic runs.
+    let planned = profile.users as i64;
+    let sessions = futures::stream::iter(profile.referrers as i64..)
+        .take_while(|i| std::future::ready(*i < planned || !every_kind_done.load(Ordering::Relaxed)))
+        .map(|i| 5_000_000_001 + i)
         .map(|user| {
             let (traffic, referrers) = (traffic.clone(), referrers.clone());
             let operations = profile.operations_per_user;
@@ -190,7 +205,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     stop_faults.store(true, Ordering::Relaxed);
     let injected = faults.await?;
     platform.lock().await.ensure_running()?;
-    platform.lock().await.mongo.resume();
+    let resumed = platform.clone();
+    servers.run(move || resumed.blocking_lock().mongo.resume()).await?;
     eprintln!("chaos: traffic done in {:.0} s; settling", traffic_time.as_secs_f64());
 
     // Settle: every withdrawal ends and every charge is credited (the reconcilers run every 5 s).
@@ -198,18 +214,19 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         let journal = traffic.journal.lock().unwrap();
         bot_api.star_transactions().len() + journal.gateway_accepted.len()
     } as u64;
+    let outbound = platform.lock().await.outbound_queue().await?;
     let settled = wait_for(profile.settle_within, || async {
         let withdrawals = store.collection::<mongodb::bson::Document>(collections::WITHDRAWALS);
         let open = withdrawals.count_documents(doc! { "status": { "$nin": ["sent", "released", "rejected"] } }).await.unwrap_or(1);
         let postings = store.collection::<mongodb::bson::Document>(collections::POSTINGS);
         let deposits = postings.count_documents(doc! { "kind": "deposit" }).await.unwrap_or(0);
-        open == 0 && deposits >= expected_deposits
+        // Replies and notices delivered (or given up on) too, before they are counted.
+        let replies_pending = outbound.stats().await.map_or(1, |s| s.depth + s.in_flight);
+        open == 0 && deposits >= expected_deposits && replies_pending == 0
     })
     .await;
     stop_admin.store(true, Ordering::Relaxed);
     admin.await?;
-    // Let the outbound queue drain before replies are counted.
-    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut operations = traffic.journal.lock().unwrap().operations.clone();
     let journal = std::mem::take(&mut *traffic.journal.lock().unwrap());
     let checks = checker::check_all(&store, &bot_api, &provider, &journal).await?;
@@ -219,10 +236,17 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     }
     operations.retain(|_, n| *n > 0);
     if checks.iter().any(|c| !c.passed()) || !settled {
-        // Keep the logs of a failing run.
+        // Keep the logs of a failing run, with every call the Bot API received.
+        let calls: Vec<String> = bot_api.calls().iter().map(|c| format!("{} {} {}", c.status, c.method, c.body)).collect();
+        std::fs::write(dir.path().join("bot-api-calls.txt"), calls.join("\n"))?;
+        let acked: Vec<String> = journal.acked_by_user.iter().map(|(user, ids)| format!("{user} {ids:?}")).collect();
+        std::fs::write(dir.path().join("acked-updates.txt"), acked.join("\n"))?;
+        let dump = platform.lock().await.dump_updates_queue().await;
+        std::fs::write(dir.path().join("updates-queue.txt"), dump)?;
         eprintln!("chaos: logs kept in {}", dir.keep().display());
     }
-    drop(platform);
+    // The servers stop on the thread that started them.
+    servers.run(move || drop(platform)).await?;
     Ok(Report { profile: profile.name, seed, operations, faults, checks, traffic_time, wall_time: started.elapsed(), settled })
 }
 

@@ -92,9 +92,8 @@ fn replicas(kind: Kind) -> usize {
 
 impl Platform {
     /// Starts everything, waits until every service answers `/healthz`.
-    pub async fn start(bin_dir: &Path, dir: &Path, faults: PayoutFaults, broken: Option<String>) -> anyhow::Result<Platform> {
-        let cluster = tokio::task::spawn_blocking(RedisCluster::start).await?;
-        let mongo = MongoServer::start();
+    pub async fn start(servers: &ServerThread, bin_dir: &Path, dir: &Path, faults: PayoutFaults, broken: Option<String>) -> anyhow::Result<Platform> {
+        let (cluster, mongo) = servers.run(|| (RedisCluster::start(), MongoServer::start())).await?;
         let bot_api = Arc::new(FakeBotApi::start().await);
         let provider = Arc::new(FakePayoutProvider::start(PayoutMode::Succeed).await);
         provider.set_faults(faults);
@@ -140,6 +139,7 @@ partition_lease_ms = 3000
 withdrawal_lease_ms = 2500
 [telemetry]
 log_format = "json"
+log_filter = "info"
 [mongodb]
 uri = "{mongo}"
 server_selection_timeout_ms = 2000
@@ -172,6 +172,13 @@ auto_approve_up_to = "{AUTO_APPROVE_UP_TO} XTR"
 address_format = "ton"
 [scheduled_jobs]
 stuck_after_ms = 2000
+stars_grace_ms = 10000
+# The fake Bot API has no rate limit of its own (its 429s are a fault we inject), and a run
+# sends hundreds of replies a second.
+[flood]
+per_bot_per_second = 100000
+per_chat_per_second = 1000
+bot_burst = 100000
 [schedules]
 reconcile_withdrawals = {every_5s}
 reconcile_payments = {every_5s}
@@ -266,6 +273,33 @@ callback = {{ per_ip = {{ per_minute = 600000, burst = 100000 }}, per_token = {{
     pub fn logs_dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Every partition of the updates queue as Redis holds it (for a failing run's logs).
+    pub async fn dump_updates_queue(&self) -> String {
+        let config = obentchi_core::config::RedisConfig::from_urls(obentchi_core::config::RedisMode::Cluster, self.cluster.urls()).expect("urls");
+        let Ok(mut redis) = obentchi_core::redis_conn::RedisConn::connect(&config).await else { return "no redis".into() };
+        let mut out = String::new();
+        for partition in 0..32u16 {
+            let stream = format!("{{q:updates:{partition}}}:stream");
+            let length: redis::RedisResult<redis::Value> = redis::cmd("XLEN").arg(&stream).query_async(&mut redis).await;
+            let groups: redis::RedisResult<redis::Value> = redis::cmd("XINFO").arg("GROUPS").arg(&stream).query_async(&mut redis).await;
+            let pending: redis::RedisResult<redis::Value> =
+                redis::cmd("XPENDING").arg(&stream).arg("workers").query_async(&mut redis).await;
+            let first: redis::RedisResult<redis::Value> =
+                redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").arg("COUNT").arg(3).query_async(&mut redis).await;
+            out.push_str(&format!("partition {partition}: len {length:?}\n  groups {groups:?}\n  pending {pending:?}\n  first {first:?}\n"));
+        }
+        out
+    }
+
+    /// The outbound queue (replies to users), as the services see it.
+    pub async fn outbound_queue(&self) -> anyhow::Result<obentchi_core::queue::Queue> {
+        let config = obentchi_core::config::RedisConfig::from_urls(obentchi_core::config::RedisMode::Cluster, self.cluster.urls())
+            .map_err(anyhow::Error::msg)?;
+        let redis = obentchi_core::redis_conn::RedisConn::connect(&config).await?;
+        let queues = obentchi_core::queue::QueuesConfig::default();
+        queues.open(obentchi_core::outbound::OUTBOUND_QUEUE, &redis).ok_or_else(|| anyhow::anyhow!("no outbound queue"))
+    }
 }
 
 impl Drop for Platform {
@@ -273,5 +307,43 @@ impl Drop for Platform {
         for i in 0..self.services.len() {
             self.kill(i);
         }
+    }
+}
+
+/// One long-lived thread that starts and stops the servers. The test servers die with the
+/// thread that started them (`PR_SET_PDEATHSIG` follows the thread, not the process), so they
+/// must not be started from tokio's blocking pool, whose idle threads exit.
+#[derive(Clone)]
+pub struct ServerThread {
+    jobs: std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>,
+}
+
+impl ServerThread {
+    pub fn start() -> ServerThread {
+        let (jobs, receiver) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        std::thread::Builder::new()
+            .name("chaos-servers".into())
+            .spawn(move || {
+                for job in receiver {
+                    job();
+                }
+            })
+            .expect("spawn the server thread");
+        ServerThread { jobs }
+    }
+
+    /// Runs `work` on the server thread and waits for its result.
+    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+                let _ = done.send(outcome);
+            }))
+            .map_err(|_| anyhow::anyhow!("the server thread is gone"))?;
+        result.await?.map_err(|panic| {
+            let message = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            anyhow::anyhow!("server operation panicked: {}", message.unwrap_or_default())
+        })
     }
 }

@@ -36,10 +36,12 @@ pub struct Journal {
     /// Deliveries: updates acknowledged, and updates the receivers never acknowledged.
     pub updates_acked: u64,
     pub updates_given_up: u64,
+    /// Per user: every update acknowledged, in order.
+    pub acked_by_user: HashMap<i64, Vec<u64>>,
     /// Per user: the last language they chose with an acknowledged press, in order sent.
     pub last_language: HashMap<i64, String>,
-    /// Per user: acknowledged /help messages (each must get a reply).
-    pub help_acked: HashMap<i64, u64>,
+    /// Per user: acknowledged /help messages (each must get a reply), by update id.
+    pub help_acked: HashMap<i64, Vec<u32>>,
 }
 
 impl Journal {
@@ -77,6 +79,12 @@ impl Traffic {
     /// 200; returns whether any copy was acknowledged.
     pub async fn deliver(&self, rng: &mut StdRng, update: Value) -> bool {
         let body = update.to_string();
+        let update_id = update["update_id"].as_u64().unwrap_or_default();
+        let user = update["message"]["from"]["id"]
+            .as_i64()
+            .or(update["callback_query"]["from"]["id"].as_i64())
+            .or(update["pre_checkout_query"]["from"]["id"].as_i64())
+            .unwrap_or_default();
         let copies = rng.random_range(1..=3);
         let acked = if rng.random_bool(0.3) {
             let sends = (0..copies).map(|c| self.deliver_once(body.clone(), c));
@@ -91,6 +99,7 @@ impl Traffic {
         let mut journal = self.journal.lock().unwrap();
         if acked {
             journal.updates_acked += 1;
+            journal.acked_by_user.entry(user).or_default().push(update_id);
         } else {
             journal.updates_given_up += 1;
         }
@@ -271,8 +280,8 @@ impl Traffic {
                     }
                 }
                 _ => {
-                    if self.message(&mut rng, user, "/help").await.1 {
-                        *self.journal.lock().unwrap().help_acked.entry(user).or_default() += 1;
+                    if let (id, true) = self.message(&mut rng, user, "/help").await {
+                        self.journal.lock().unwrap().help_acked.entry(user).or_default().push(id);
                     }
                 }
             }

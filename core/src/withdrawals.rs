@@ -529,6 +529,9 @@ impl Withdrawals {
         }
         let w = self.get(user_id, request_id).await?;
         match w.status {
+            // Approved, then claimed for payout and returned (the provider refused it): this or
+            // a concurrent approval took effect, so approving again is not an error.
+            WithdrawalStatus::Releasing | WithdrawalStatus::Released if w.claimed_at.is_some() => Ok(w),
             WithdrawalStatus::Requested | WithdrawalStatus::Releasing | WithdrawalStatus::Released => {
                 Err(WithdrawalError::InvalidState { id: w.id, status: w.status, action: "approve" })
             }

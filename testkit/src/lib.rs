@@ -281,15 +281,25 @@ impl RedisCluster {
 
     /// Index of the node that currently is the master of `slot`.
     pub fn master_of_slot(&self, slot: u16) -> usize {
-        let nodes = self.live_nodes().next().expect("a live node").cli(&["cluster", "nodes"]);
-        let line = nodes
-            .lines()
-            .find(|l| l.contains("master") && !l.contains("fail") && owns_slot(l, slot))
-            .unwrap_or_else(|| panic!("no master owns slot {slot}: {nodes}"));
+        self.slot_master(slot).unwrap_or_else(|| panic!("no live master owns slot {slot}"))
+    }
+
+    /// The node a live node's `CLUSTER NODES` names as the healthy master of `slot`, if any.
+    fn slot_master(&self, slot: u16) -> Option<usize> {
+        let nodes = self.live_nodes().next()?.cli(&["cluster", "nodes"]);
+        let line = nodes.lines().find(|l| l.contains("master") && !l.contains("fail") && owns_slot(l, slot))?;
         // Second field: `127.0.0.1:PORT@BUSPORT`.
-        let address = line.split_whitespace().nth(1).expect("address field");
-        let port: u16 = address.split(['@', ':']).nth(1).and_then(|p| p.parse().ok()).expect("port");
-        self.nodes.iter().position(|n| n.port == port).expect("the master is one of ours")
+        let address = line.split_whitespace().nth(1)?;
+        let port: u16 = address.split(['@', ':']).nth(1).and_then(|p| p.parse().ok())?;
+        self.nodes.iter().position(|n| n.port == port)
+    }
+
+    /// The first slot node `index` serves as a master.
+    fn first_slot_of(&self, index: usize) -> Option<u16> {
+        let nodes = self.nodes[index].cli(&["cluster", "nodes"]);
+        let line = nodes.lines().find(|l| l.contains("myself"))?;
+        let range = line.split_whitespace().nth(8)?;
+        range.split('-').next()?.parse().ok()
     }
 
     /// Starts a killed node again over its directory: it rejoins the cluster (as a replica of
@@ -308,10 +318,16 @@ impl RedisCluster {
         self.nodes[index].thaw();
     }
 
-    /// Kills node `index` with SIGKILL and waits until the cluster is healthy again, i.e. a
-    /// replica was promoted in its place.
+    /// Kills node `index` with SIGKILL and waits until the cluster is healthy again. For a
+    /// master that means a replica was promoted in its place: the cluster notices the death
+    /// only after the node timeout, so "every node says ok" right after the kill proves
+    /// nothing, and restarting the (empty) master before the promotion would wipe its replica.
     pub fn kill_node_and_wait_for_failover(&mut self, index: usize) {
+        let slot = self.first_slot_of(index);
         self.nodes[index].kill();
+        if let Some(slot) = slot {
+            self.wait_until(|c| c.slot_master(slot).is_some_and(|m| m != index), "a replica promoted in the killed master's place");
+        }
         self.wait_until(RedisCluster::all_nodes_report_ok, "cluster_state:ok after a failover");
     }
 }

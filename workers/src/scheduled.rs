@@ -33,6 +33,9 @@ pub struct ScheduledJobsConfig {
     /// A withdrawal in `processing` this long without a definitive answer from the provider is
     /// counted in `withdrawals_stuck` (alerted on, listed by `/admin/withdrawals/stuck`).
     pub withdrawal_alert_after_ms: u64,
+    /// The Stars reconciler leaves Star transactions younger than this to the webhook path
+    /// (whose update may still be on its way), and reads them on a later run.
+    pub stars_grace_ms: u64,
     /// Users audited at once by the ledger audit.
     pub audit_concurrency: usize,
     /// How long before a subscription ends its subscriber is reminded.
@@ -54,6 +57,7 @@ impl Default for ScheduledJobsConfig {
             stuck_after_ms: 5 * 60_000,
             reconcile_batch: 500,
             withdrawal_alert_after_ms: 3_600_000,
+            stars_grace_ms: 60_000,
             audit_concurrency: 8,
             remind_before_hours: 24,
             ended_notice_within_hours: 24,
@@ -151,14 +155,17 @@ impl ScheduledJobs {
         let provider = ProviderId::new(TELEGRAM_STARS)?;
         let read = self.payments.transactions_read(&provider).await?;
         let mut offset = read.saturating_sub(STARS_OVERLAP);
+        let settled_before = Utc::now() - chrono::Duration::milliseconds(self.config.stars_grace_ms as i64);
         for _ in 0..STARS_PAGES_PER_RUN {
             let page = self.bot.get_star_transactions().offset(offset as u32).limit(100).await.context("getStarTransactions")?;
-            for transaction in &page.transactions {
+            // Chronological: stop at the first one still within the grace period.
+            let ready = page.transactions.iter().take_while(|t| t.date <= settled_before).count();
+            for transaction in &page.transactions[..ready] {
                 self.reconcile_star_transaction(&provider, transaction).await?;
             }
-            offset += page.transactions.len() as u64;
+            offset += ready as u64;
             self.payments.set_transactions_read(&provider, offset.max(read)).await?;
-            if page.transactions.len() < 100 {
+            if ready < 100 {
                 break;
             }
         }

@@ -235,7 +235,7 @@ async fn the_daily_report_reaches_every_admin_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stars_reconciler_credits_what_telegram_took_once_and_reverses_refunds() {
-    let s = setup(no_wait()).await;
+    let s = setup(ScheduledJobsConfig { stars_grace_ms: 0, ..no_wait() }).await;
     let (alice, bob) = (UserId::new(21).unwrap(), UserId::new(22).unwrap());
     let stars = ProviderId::new(TELEGRAM_STARS).unwrap();
     let charge = |user: UserId, id: &str, amount: i64| PaymentJob { user_id: user, provider: stars.clone(), external_id: id.into(), amount: xtr(amount) };
