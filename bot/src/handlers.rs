@@ -304,7 +304,12 @@ async fn on_command(message: Message, command: Command, caller: Caller, me: Me, 
 /// Inline keyboard presses. The press is acknowledged directly (Telegram shows a spinner until
 /// then); the visible answer is a queued message.
 async fn on_callback(query: CallbackQuery, caller: Caller, deps: Deps, update: UpdateId) -> HandlerResult {
-    deps.bot.answer_callback_query(query.id.clone()).await?;
+    // Only stops the client's spinner. A redelivered press is answered again and Telegram
+    // refuses that ("query is too old"): that must not fail the money step below (a purchase
+    // half done would then be dead-lettered instead of completed).
+    if let Err(err) = deps.bot.answer_callback_query(query.id.clone()).await {
+        tracing::info!(%err, "callback query not answered");
+    }
     let chat = query.message.as_ref().map_or(caller.id.get(), |m| m.chat().id.0);
     let data = query.data.as_deref().unwrap_or_default();
     let lang = caller.lang;
@@ -352,11 +357,18 @@ async fn on_text(message: Message, caller: Caller, deps: Deps, update: UpdateId)
 async fn on_pre_checkout(query: PreCheckoutQuery, caller: Caller, deps: Deps) -> HandlerResult {
     let verdict = validate_pre_checkout(&query);
     let answer = deps.bot.answer_pre_checkout_query(query.id.clone(), verdict.is_ok());
-    match verdict {
-        Ok(()) => answer.await?,
-        Err(reason) => answer.error_message(tr(caller.lang, reason, &[])).await?,
+    let answered = match verdict {
+        Ok(()) => answer.await,
+        Err(reason) => answer.error_message(tr(caller.lang, reason, &[])).await,
     };
-    Ok(())
+    match answered {
+        // A redelivered query, already answered (or expired): Telegram refuses a second answer.
+        Err(teloxide::RequestError::Api(err)) => {
+            tracing::info!(%err, "pre-checkout query not answered");
+            Ok(())
+        }
+        other => Ok(other.map(drop)?),
+    }
 }
 
 /// Records the payment first, then enqueues the job that credits it (idempotent on the charge).
@@ -588,7 +600,19 @@ async fn confirm_withdrawal(deps: &Deps, caller: &Caller, chat: i64, started_by:
         Err(WithdrawalError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    let policy = &deps.withdrawal_policy;
     let withdrawal = match existing {
+        // Recorded, but the process died before approving or holding it: finish that.
+        Some(w) if w.status == WithdrawalStatus::Requested => {
+            let again = NewWithdrawal {
+                user_id: w.user_id,
+                request_id,
+                amount: w.amount,
+                fee: w.fee,
+                address: PayoutAddress::parse(policy.address_format(), &w.address)?,
+            };
+            deps.withdrawals.request(again, policy.auto_approve_up_to()).await?
+        }
         Some(w) => w,
         None => {
             let state = deps.conversations.get(chat, caller.id).await?;
@@ -600,7 +624,6 @@ async fn confirm_withdrawal(deps: &Deps, caller: &Caller, chat: i64, started_by:
                 deps.conversations.clear(chat, caller.id).await?;
                 return deps.reply(update, chat, tr(lang, Text::WithdrawBadAmount, &[("error", &error)])).await;
             }
-            let policy = &deps.withdrawal_policy;
             let new = NewWithdrawal {
                 user_id: caller.id,
                 request_id,

@@ -179,23 +179,28 @@ impl Application {
     }
 }
 
-/// The replicas a payment update must reach: as configured, unless Redis has masters without a
-/// replica, which the receiver then reports (payment updates would otherwise never be
-/// acknowledged there).
+/// The replicas a payment update must reach: as configured, unless Redis has no replication at
+/// all (a development server), which the receiver then reports. A master that is only briefly
+/// without its replica (a failover in progress) is reported too, and its payment updates are
+/// answered 503 until a replica has synced.
 async fn payment_replicas(webhook: &WebhookConfig, redis: &RedisConn) -> u32 {
     if webhook.payment_replicas == 0 {
         tracing::warn!("webhook.payment_replicas = 0: payment updates are acknowledged once the Redis master has them");
         return 0;
     }
     match redis.masters_without_replicas().await {
-        Ok(alone) if alone.is_empty() => webhook.payment_replicas,
-        Ok(alone) => {
+        Ok((alone, _)) if alone.is_empty() => webhook.payment_replicas,
+        Ok((alone, masters)) if alone.len() >= masters => {
             tracing::warn!(
                 masters = ?alone,
-                "Redis has no replica for these masters: payment updates are acknowledged on one node only and a failover can lose \
-                 them before they are handled; the Stars reconciler (getStarTransactions) is then the only backstop"
+                "Redis has no replica: payment updates are acknowledged on one node only and a failover can lose them \
+                 before they are handled; the Stars reconciler (getStarTransactions) is then the only backstop"
             );
             0
+        }
+        Ok((alone, _)) => {
+            tracing::warn!(masters = ?alone, "these Redis masters have no replica right now: their payment updates are answered 503 until one syncs");
+            webhook.payment_replicas
         }
         Err(err) => {
             tracing::warn!(%err, "could not read the Redis topology; payment updates wait for {} replica(s)", webhook.payment_replicas);

@@ -65,8 +65,9 @@ impl RedisConn {
         }
     }
 
-    /// The masters that have no replica attached right now (their writes live on one node).
-    pub async fn masters_without_replicas(&self) -> RedisResult<Vec<String>> {
+    /// The masters that have no replica attached right now (their writes live on one node), and
+    /// how many masters there are.
+    pub async fn masters_without_replicas(&self) -> RedisResult<(Vec<String>, usize)> {
         match self {
             RedisConn::Single(c) => {
                 let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c.clone()).await?;
@@ -75,11 +76,12 @@ impl RedisConn {
                     .find_map(|l| l.strip_prefix("connected_slaves:"))
                     .and_then(|n| n.trim().parse::<u32>().ok())
                     .unwrap_or(0);
-                Ok(if replicas == 0 { vec!["the Redis server".to_owned()] } else { Vec::new() })
+                Ok((if replicas == 0 { vec!["the Redis server".to_owned()] } else { Vec::new() }, 1))
             }
             RedisConn::Cluster(c) => {
                 let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c.clone()).await?;
-                Ok(masters_without_replicas(&nodes))
+                let masters = nodes.lines().filter(|l| l.contains("master") && !l.contains("fail") && l.split_whitespace().count() > 8).count();
+                Ok((masters_without_replicas(&nodes), masters))
             }
         }
     }

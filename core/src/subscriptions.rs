@@ -86,8 +86,9 @@ impl Plan {
 pub struct SubscriptionsConfig {
     #[serde(default = "default_plans")]
     pub plans: Vec<Plan>,
-    /// The referrer's share of each purchase, in basis points (1,000 = 10 %).
-    #[serde(default = "default_commission_bps")]
+    /// The referrer's share of each purchase, in basis points (1,000 = 10 %); at most 10,000
+    /// (a larger share would pay out more than the purchase brought in).
+    #[serde(default = "default_commission_bps", deserialize_with = "commission_bps")]
     pub referral_commission_bps: u32,
 }
 
@@ -103,6 +104,14 @@ fn default_plans() -> Vec<Plan> {
         Plan::new("month", Money::from_minor(Xtr, 100), 30).expect("valid"),
         Plan::new("year", Money::from_minor(Xtr, 1_000), 365).expect("valid"),
     ]
+}
+
+fn commission_bps<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let bps = u32::deserialize(deserializer)?;
+    if bps > 10_000 {
+        return Err(serde::de::Error::custom(format!("{bps} basis points is more than the whole price (at most 10000)")));
+    }
+    Ok(bps)
 }
 
 fn default_commission_bps() -> u32 {

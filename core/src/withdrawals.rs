@@ -507,15 +507,34 @@ impl Withdrawals {
 
     /// Places the hold (once). Without funds the withdrawal becomes `rejected`; returns whether
     /// the hold is in place.
+    ///
+    /// The hold and the rejection exclude each other: the hold is posted only while the
+    /// withdrawal is `requested`, marking it `held` in the same transaction, and the rejection
+    /// only happens while it is not `held`. (Otherwise a deposit landing between a failed hold
+    /// and the rejection could let a concurrent approval hold money that nothing releases.)
     async fn ensure_hold(&self, w: &Withdrawal) -> Result<bool, WithdrawalError> {
         let held = w.amount.checked_add(w.fee).map_err(PostingError::from)?;
         let hold = Posting::withdrawal_hold(w.user_id, key("hold", w)?, held, format!("withdrawal {}", w.request_id))?;
-        match self.ledger.post(&hold).await {
+        let guard = Guard {
+            collection: collections::WITHDRAWALS,
+            filter: doc! { "_id": &w.id, "user_id": w.user_id.get(), "status": WithdrawalStatus::Requested.as_str() },
+            update: doc! { "$set": { "held": true } },
+        };
+        match self.ledger.post_guarded(&hold, &guard).await {
             Ok(_) => Ok(true),
+            // No longer `requested` and never held (rejected meanwhile).
+            Err(LedgerError::GuardMismatch { .. }) => Ok(false),
             Err(LedgerError::InsufficientFunds { .. }) => {
-                let reason = doc! { "reason": "insufficient funds" };
-                self.transition(w, &[WithdrawalStatus::Requested], WithdrawalStatus::Rejected, reason).await?;
-                Ok(false)
+                let filter = doc! {
+                    "_id": &w.id, "user_id": w.user_id.get(),
+                    "status": WithdrawalStatus::Requested.as_str(), "held": { "$ne": true },
+                };
+                let reject = doc! { "$set": {
+                    "status": WithdrawalStatus::Rejected.as_str(), "reason": "insufficient funds", "updated_at": bson_time(now()),
+                } };
+                let rejected = self.withdrawals.update_one(filter, reject).await?.modified_count == 1;
+                // Not rejected: a concurrent call held it after all.
+                Ok(!rejected && self.get(w.user_id, &w.request_id).await?.status != WithdrawalStatus::Rejected)
             }
             Err(e) => Err(e.into()),
         }
@@ -662,6 +681,13 @@ impl Withdrawals {
     async fn post_final(&self, w: &Withdrawal, posting: &Posting, guard: &Guard) -> Result<PostOutcome, WithdrawalError> {
         match self.ledger.post_guarded(posting, guard).await {
             Err(LedgerError::GuardMismatch { .. }) => Err(WithdrawalError::ClaimLost(w.id.clone())),
+            // Posted before: by the same transaction as the status change, except for
+            // withdrawals left half-way by the older two-step code; move those on (the guard's
+            // filter keeps this a compare-and-set).
+            Ok(outcome @ PostOutcome::AlreadyApplied(_)) => {
+                self.withdrawals.update_one(guard.filter.clone(), guard.update.clone()).await?;
+                Ok(outcome)
+            }
             other => Ok(other?),
         }
     }
