@@ -73,6 +73,36 @@ enum Handled {
     LeaseLost,
 }
 
+/// A partition's lease as its reader keeps it: renewed whenever a third of its time has passed,
+/// between batches, between the updates of a batch and between retries (a slow batch must not
+/// let the lease lapse while it still reads, or two consumers would handle one chat at once).
+struct Holding {
+    lease: Lease,
+    every: Duration,
+    renewed_at: tokio::time::Instant,
+}
+
+impl Holding {
+    /// Renews the lease if it is due; `false` once it belongs to another consumer.
+    async fn keep(&mut self) -> bool {
+        if self.renewed_at.elapsed() < self.every {
+            return true;
+        }
+        match self.lease.renew().await {
+            Ok(true) => {
+                self.renewed_at = tokio::time::Instant::now();
+                true
+            }
+            Ok(false) => false,
+            Err(err) => {
+                // Redis is unreachable: keep reading until the lease is known to be lost.
+                tracing::warn!(%err, "lease renewal failed");
+                true
+            }
+        }
+    }
+}
+
 struct Held {
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -153,20 +183,12 @@ impl Consumer {
 
     /// Reads one partition in order while holding its lease.
     async fn consume(self, partition: u16, stop: CancellationToken) {
-        let lease = self.lease(partition);
-        let renew_every = self.lease_ttl / 3;
-        let mut renewed_at = tokio::time::Instant::now();
+        let mut holding = Holding { lease: self.lease(partition), every: self.lease_ttl / 3, renewed_at: tokio::time::Instant::now() };
         let mut taking_over = true;
         while !stop.is_cancelled() {
-            if renewed_at.elapsed() >= renew_every {
-                match lease.renew().await {
-                    Ok(true) => renewed_at = tokio::time::Instant::now(),
-                    Ok(false) => {
-                        tracing::warn!(partition, "partition lease lost");
-                        return;
-                    }
-                    Err(err) => tracing::warn!(%err, partition, "lease renewal failed"),
-                }
+            if !holding.keep().await {
+                tracing::warn!(partition, "partition lease lost");
+                return;
             }
             let batch = if taking_over {
                 self.queue.reclaim_idle(partition, &self.name, 100, 0).await
@@ -197,23 +219,23 @@ impl Consumer {
                 if stop.is_cancelled() {
                     break;
                 }
-                if self.handle_in_order(&delivery, &lease, &stop).await == Handled::LeaseLost {
-                    tracing::warn!(partition, "partition lease lost while retrying an update");
+                if !holding.keep().await || self.handle_in_order(&delivery, &mut holding, &stop).await == Handled::LeaseLost {
+                    tracing::warn!(partition, "partition lease lost mid-batch; the rest stays for its next holder");
                     return;
                 }
             }
         }
-        if let Err(err) = lease.release().await {
+        if let Err(err) = holding.lease.release().await {
             tracing::warn!(%err, partition, "lease release failed; it expires by itself");
         }
     }
 
-    async fn handle_in_order(&self, delivery: &Delivery, lease: &Lease, stop: &CancellationToken) -> Handled {
+    async fn handle_in_order(&self, delivery: &Delivery, holding: &mut Holding, stop: &CancellationToken) -> Handled {
         let span = obentchi_core::telemetry::job_span(self.queue.name(), &delivery.envelope.id);
-        self.handle_in_span(delivery, lease, stop).instrument(span).await
+        self.handle_in_span(delivery, holding, stop).instrument(span).await
     }
 
-    async fn handle_in_span(&self, delivery: &Delivery, lease: &Lease, stop: &CancellationToken) -> Handled {
+    async fn handle_in_span(&self, delivery: &Delivery, holding: &mut Holding, stop: &CancellationToken) -> Handled {
         let raw = delivery.envelope.payload.get();
         let head = UpdateHead::parse(raw.as_bytes()).ok();
         let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| format!("{}:last:{chat}", self.queue.tag(delivery.partition))));
@@ -237,8 +259,7 @@ impl Consumer {
         }
         let carries_payment = head.as_ref().is_some_and(|h| h.carries_payment);
         let mut outcome = Err("not attempted".into());
-        let mut renewed_at = tokio::time::Instant::now();
-        let give_up_at = renewed_at + TRANSIENT_WINDOW;
+        let give_up_at = tokio::time::Instant::now() + TRANSIENT_WINDOW;
         for attempt in 1.. {
             outcome = handlers::handle(raw, &self.me, &self.deps).await;
             let Err(err) = &outcome else { break };
@@ -258,12 +279,8 @@ impl Consumer {
             }
             // A long run of retries must keep the partition, or another consumer would take
             // the chat over meanwhile.
-            if renewed_at.elapsed() >= self.lease_ttl / 3 {
-                match lease.renew().await {
-                    Ok(true) => renewed_at = tokio::time::Instant::now(),
-                    Ok(false) => return Handled::LeaseLost,
-                    Err(err) => tracing::warn!(%err, "lease renewal failed"),
-                }
+            if !holding.keep().await {
+                return Handled::LeaseLost;
             }
         }
         tracing::debug!(update_id = head.as_ref().map(|h| h.update_id), entry = delivery.entry_id, ok = outcome.is_ok(), "update handled");
