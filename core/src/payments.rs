@@ -41,14 +41,12 @@ impl PaymentJob {
         format!("pay:{}:{}", self.provider, self.external_id)
     }
 
-    /// `_id` of the payment's record: user first, so it lives on the user's shard.
     fn record_id(&self) -> String {
-        format!("{}:{}:{}", self.user_id, self.provider, self.external_id)
+        record_id(self.user_id, &claim_id(&self.provider, &self.external_id))
     }
 
-    /// `_id` of the payment's claim: the same for every user.
     fn claim_id(&self) -> String {
-        format!("{}:{}", self.provider, self.external_id)
+        claim_id(&self.provider, &self.external_id)
     }
 
     fn deposit_key(&self) -> Result<IdempotencyKey, IdError> {
@@ -74,6 +72,21 @@ struct PaymentDoc {
     status: PaymentStatus,
     #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     created_at: DateTime<Utc>,
+}
+
+/// `_id` of a payment's claim: the same for every user.
+fn claim_id(provider: &ProviderId, external_id: &str) -> String {
+    format!("{provider}:{external_id}")
+}
+
+/// `_id` of a payment's record: user first, so it lives on the user's shard.
+fn record_id(user_id: UserId, claim_id: &str) -> String {
+    format!("{user_id}:{claim_id}")
+}
+
+/// `_id` of the cursor over a provider's transaction list.
+fn cursor_id(provider: &ProviderId) -> String {
+    format!("transactions:{provider}")
 }
 
 /// Which user a provider's payment id belongs to.
@@ -196,13 +209,13 @@ impl Payments {
     /// (keyed by the payment). A refund of money the user already spent cannot be taken from
     /// them (balances never go negative): it is marked on the payment instead.
     pub async fn refund(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
-        let claim_id = format!("{provider}:{external_id}");
+        let claim_id = claim_id(provider, external_id);
         let Some(claim) = self.claims.find_one(doc! { "_id": &claim_id }).await? else {
             return Ok(RefundOutcome::UnknownPayment);
         };
         let key = IdempotencyKey::new(format!("refund:{claim_id}"))?;
         let reversal = Posting::payment_refund(claim.user_id, key, provider.clone(), claim.amount, format!("refunded by {provider}"))?;
-        let record = doc! { "_id": format!("{}:{claim_id}", claim.user_id), "user_id": claim.user_id.get() };
+        let record = doc! { "_id": record_id(claim.user_id, &claim_id), "user_id": claim.user_id.get() };
         match self.ledger.post(&reversal).await {
             Ok(outcome) => {
                 self.payments.update_one(record, doc! { "$set": { "refunded": true }, "$unset": { "refund_uncovered": "" } }).await?;
@@ -219,13 +232,13 @@ impl Payments {
 
     /// How many of a provider's transactions a reconciler has read (0 at first).
     pub async fn transactions_read(&self, provider: &ProviderId) -> Result<u64, PaymentError> {
-        let cursor = self.cursors.find_one(doc! { "_id": format!("transactions:{provider}") }).await?;
+        let cursor = self.cursors.find_one(doc! { "_id": cursor_id(provider) }).await?;
         Ok(cursor.and_then(|c| c.get_i64("read").ok()).map_or(0, |n| n.max(0) as u64))
     }
 
     /// Records that `read` of the provider's transactions have been handled.
     pub async fn set_transactions_read(&self, provider: &ProviderId, read: u64) -> Result<(), PaymentError> {
-        let filter = doc! { "_id": format!("transactions:{provider}") };
+        let filter = doc! { "_id": cursor_id(provider) };
         self.cursors.update_one(filter, doc! { "$set": { "read": read as i64 } }).upsert(true).await?;
         Ok(())
     }

@@ -80,23 +80,24 @@ impl RedisConn {
             }
             RedisConn::Cluster(c) => {
                 let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c.clone()).await?;
-                let masters = nodes.lines().filter(|l| l.contains("master") && !l.contains("fail") && l.split_whitespace().count() > 8).count();
-                Ok((masters_without_replicas(&nodes), masters))
+                Ok(masters_without_replicas(&nodes))
             }
         }
     }
 }
 
-/// From `CLUSTER NODES`: the addresses of masters holding slots that no live replica follows.
-fn masters_without_replicas(nodes: &str) -> Vec<String> {
+/// From `CLUSTER NODES`: the addresses of the live masters holding slots that no live replica
+/// follows, and how many live masters hold slots.
+fn masters_without_replicas(nodes: &str) -> (Vec<String>, usize) {
     let lines: Vec<Vec<&str>> = nodes.lines().map(|l| l.split_whitespace().collect()).collect();
     let live = |fields: &[&str]| fields.len() > 2 && !fields[2].contains("fail");
-    lines
+    let masters: Vec<&Vec<&str>> = lines.iter().filter(|f| live(f) && f[2].contains("master") && f.len() > 8).collect();
+    let alone = masters
         .iter()
-        .filter(|f| live(f) && f[2].contains("master") && f.len() > 8)
         .filter(|master| !lines.iter().any(|f| live(f) && f[2].contains("slave") && f.get(3) == Some(&master[0])))
         .map(|master| master[1].split('@').next().unwrap_or(master[1]).to_owned())
-        .collect()
+        .collect();
+    (alone, masters.len())
 }
 
 #[cfg(test)]
@@ -111,7 +112,7 @@ b1 127.0.0.1:7004@17004 slave a1 0 0 1 connected
 b2 127.0.0.1:7005@17005 slave,fail a2 0 0 2 disconnected
 b3 127.0.0.1:7006@17006 slave a3 0 0 3 connected
 ";
-        assert_eq!(super::masters_without_replicas(nodes), ["127.0.0.1:7002"]);
+        assert_eq!(super::masters_without_replicas(nodes), (vec!["127.0.0.1:7002".to_owned()], 3));
     }
 }
 

@@ -384,21 +384,10 @@ impl Withdrawals {
             .ok_or(WithdrawalError::NotFound(id))
     }
 
-    /// Moves `w` from one of `from` to `to` if nobody changed it meanwhile; returns whether
-    /// this call made the move.
-    async fn transition(
-        &self,
-        w: &Withdrawal,
-        from: &[WithdrawalStatus],
-        to: WithdrawalStatus,
-        mut set: Document,
-    ) -> Result<bool, WithdrawalError> {
-        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        set.insert("status", to.as_str());
-        set.insert("updated_at", bson_time(now()));
-        let filter = doc! { "_id": &w.id, "user_id": w.user_id.get(), "status": { "$in": from } };
-        let result = self.withdrawals.update_one(filter, doc! { "$set": set }).await?;
-        Ok(result.modified_count == 1)
+    /// Applies `guard`'s compare-and-set on its own (no posting); returns whether this call
+    /// made the move.
+    async fn transition(&self, guard: Guard) -> Result<bool, WithdrawalError> {
+        Ok(self.withdrawals.update_one(guard.filter, guard.update).await?.modified_count == 1)
     }
 
     /// What the user requested in `currency` since `since`, not counting withdrawals that were
@@ -525,14 +514,9 @@ impl Withdrawals {
             // No longer `requested` and never held (rejected meanwhile).
             Err(LedgerError::GuardMismatch { .. }) => Ok(false),
             Err(LedgerError::InsufficientFunds { .. }) => {
-                let filter = doc! {
-                    "_id": &w.id, "user_id": w.user_id.get(),
-                    "status": WithdrawalStatus::Requested.as_str(), "held": { "$ne": true },
-                };
-                let reject = doc! { "$set": {
-                    "status": WithdrawalStatus::Rejected.as_str(), "reason": "insufficient funds", "updated_at": bson_time(now()),
-                } };
-                let rejected = self.withdrawals.update_one(filter, reject).await?.modified_count == 1;
+                let mut reject = Self::guard(w, &[WithdrawalStatus::Requested], None, WithdrawalStatus::Rejected, doc! { "reason": "insufficient funds" });
+                reject.filter.insert("held", doc! { "$ne": true });
+                let rejected = self.transition(reject).await?;
                 // Not rejected: a concurrent call held it after all.
                 Ok(!rejected && self.get(w.user_id, &w.request_id).await?.status != WithdrawalStatus::Rejected)
             }
@@ -544,7 +528,7 @@ impl Withdrawals {
     pub async fn approve(&self, user_id: UserId, request_id: &str) -> Result<Withdrawal, WithdrawalError> {
         let w = self.get(user_id, request_id).await?;
         if w.status == WithdrawalStatus::Requested && self.ensure_hold(&w).await? {
-            self.transition(&w, &[WithdrawalStatus::Requested], WithdrawalStatus::Approved, doc! {}).await?;
+            self.transition(Self::guard(&w, &[WithdrawalStatus::Requested], None, WithdrawalStatus::Approved, doc! {})).await?;
         }
         let w = self.get(user_id, request_id).await?;
         match w.status {
@@ -663,8 +647,9 @@ impl Withdrawals {
         Err(WithdrawalError::Ambiguous(reason))
     }
 
-    /// The guard of a final transition: `w` still in one of `from` (and, for a payout run, still
-    /// under this run's claim), moved to `to` with `set`.
+    /// The compare-and-set of a transition: `w` still in one of `from` (and, for a payout run,
+    /// still under this run's claim), moved to `to` with `set`. Final transitions commit it with
+    /// their posting (`post_final`); the others apply it alone (`transition`).
     fn guard(w: &Withdrawal, from: &[WithdrawalStatus], claim: Option<i64>, to: WithdrawalStatus, mut set: Document) -> Guard {
         let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
         let mut filter = doc! { "_id": &w.id, "user_id": w.user_id.get(), "status": { "$in": from } };
@@ -685,7 +670,7 @@ impl Withdrawals {
             // withdrawals left half-way by the older two-step code; move those on (the guard's
             // filter keeps this a compare-and-set).
             Ok(outcome @ PostOutcome::AlreadyApplied(_)) => {
-                self.withdrawals.update_one(guard.filter.clone(), guard.update.clone()).await?;
+                self.transition(guard.clone()).await?;
                 Ok(outcome)
             }
             other => Ok(other?),
