@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Runs a benchmark from a release build; prints a Markdown table for docs/BENCHMARKS.md.
-# Usage: scripts/bench.sh ledger|queue|payments|receiver|admin-api [options; see obentchi-bench --help]
+# Usage: scripts/bench.sh ledger|queue|payments|receiver|admin-api [options; see obentchi-bench --help,
+# or for queue: cargo run --release -p apalis-redis-streams --example throughput -- --help]
 source "$(dirname "$0")/lib.sh"
 ensure_apt_packages
 ensure_secantusd
 cd "$REPO_ROOT"
 command -v wrk >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+if [ "${1:-}" = queue ]; then
+    # The queue crate's own benchmark (apalis-redis-streams/README.md).
+    shift
+    exec cargo run --release --locked --quiet -p apalis-redis-streams --example throughput -- "$@"
+fi
 cargo build --release --locked -p obentchi-bench -p obentchi-bot -p obentchi-http --quiet
 if [ "${1:-}" = receiver ]; then
     shift

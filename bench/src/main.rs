@@ -5,7 +5,6 @@ mod admin_api;
 mod ledger;
 mod measure;
 mod payments;
-mod queue;
 mod receiver;
 
 use clap::{Parser, Subcommand};
@@ -21,8 +20,6 @@ struct Cli {
 enum Benchmark {
     /// Ledger postings per second: deposit credits and subscription purchases.
     Ledger(ledger::Args),
-    /// Queue backend: enqueue and drain of no-op jobs on one local Redis.
-    Queue(queue::Args),
     /// Payment jobs end to end through the payment pool, with ledger writes.
     Payments(payments::Args),
     /// The webhook receiver under wrk (needs `--bot <release obentchi-bot>`).
@@ -35,7 +32,6 @@ enum Benchmark {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().benchmark {
         Benchmark::Ledger(args) => ledger::run(args).await,
-        Benchmark::Queue(args) => queue::run(args).await,
         Benchmark::Payments(args) => payments::run(args).await,
         Benchmark::Receiver(args) => receiver::run(args).await,
         Benchmark::AdminApi(args) => admin_api::run(args).await,

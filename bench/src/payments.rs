@@ -5,13 +5,13 @@
 use std::time::{Duration, Instant};
 
 use mongodb::options::ClientOptions;
+use apalis_redis_streams::{Queue, QueueConfig};
+use obentchi_core::queues::PAYMENTS_QUEUE;
 use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::payments::{PaymentJob, Payments, PAYMENTS_QUEUE, TELEGRAM_STARS};
-use obentchi_core::queue::{Queue, QueueConfig};
-use obentchi_core::redis_conn::RedisConn;
+use obentchi_core::payments::{PaymentJob, Payments, TELEGRAM_STARS};
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::{MongoServer, RedisServer};
 use obentchi_workers::pool::{self, PoolConfig};
@@ -38,7 +38,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     migrate(&store).await?;
     let payments = Payments::new(&store, Ledger::new(store.clone()));
     let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis_server.url()]).expect("a redis URL");
-    let queue = Queue::new(PAYMENTS_QUEUE, QueueConfig::default(), RedisConn::connect(&redis_config).await?);
+    let queue = Queue::new(PAYMENTS_QUEUE, QueueConfig::default(), redis_config.connect().await?);
     queue.ensure_groups().await?;
     for n in 0..args.jobs {
         let job = PaymentJob {

@@ -15,12 +15,10 @@
 //! backoff, holding the chat's later updates back: for up to `TRANSIENT_WINDOW`, and for an
 //! update that carries a payment for as long as it takes — Telegram will not send it again.
 
+use apalis_redis_streams::{Acquired, Delivery, Lease, Queue, RedisConn, now_ms};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use obentchi_core::lease::{Acquired, Lease};
-use obentchi_core::queue::{now_ms, Delivery, Queue};
-use obentchi_core::redis_conn::RedisConn;
 use redis::Script;
 use teloxide::types::Me;
 use tokio::task::JoinHandle;
@@ -231,7 +229,7 @@ impl Consumer {
     }
 
     async fn handle_in_order(&self, delivery: &Delivery, holding: &mut Holding, stop: &CancellationToken) -> Handled {
-        let span = obentchi_core::telemetry::job_span(self.queue.name(), &delivery.envelope.id);
+        let span = apalis_redis_streams::job_span(self.queue.name(), &delivery.envelope.id);
         self.handle_in_span(delivery, holding, stop).instrument(span).await
     }
 

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use apalis_redis_streams::RedisConn;
 use obentchi_core::money::Money;
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::ids::UserId;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};

@@ -18,12 +18,12 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
+use apalis_redis_streams::Queue;
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Account, Ledger, PostingKind, UserAccount};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
 use obentchi_core::payments::{PaymentJob, Payments, TELEGRAM_STARS};
-use obentchi_core::queue::Queue;
 use obentchi_core::subscriptions::{SubscriptionError, Subscriptions, SubscriptionsConfig};
 use obentchi_core::users::{Profile, Registration, Users};
 use obentchi_core::withdrawals::{

@@ -11,22 +11,21 @@ pub mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apalis_redis_streams::{Queue, RedisConn, consumer_name};
+use obentchi_core::queues::{OUTBOUND_QUEUE, PAYMENTS_QUEUE, QueuesConfig, WITHDRAWALS_QUEUE};
+pub use obentchi_core::queues::UPDATES_QUEUE;
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
 use obentchi_core::ledger::Ledger;
-use obentchi_core::outbound::OUTBOUND_QUEUE;
-use obentchi_core::payments::{Payments, PAYMENTS_QUEUE};
-use obentchi_core::queue::{consumer_name, Queue, QueuesConfig};
-use obentchi_core::redis_conn::RedisConn;
+use obentchi_core::payments::Payments;
 use obentchi_core::storage::Store;
 use obentchi_core::subscriptions::{SubscriptionsConfig, Subscriptions};
 use obentchi_core::users::Users;
-use obentchi_core::withdrawals::{WithdrawalPolicy, Withdrawals, WITHDRAWALS_QUEUE};
+use obentchi_core::withdrawals::{WithdrawalPolicy, Withdrawals};
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
 use obentchi_core::service::{self, Connections, ServiceConfig};
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use obentchi_core::queue::UPDATES_QUEUE;
 
 /// The secret Telegram sends in `X-Telegram-Bot-Api-Secret-Token`: 1–256 of `A-Za-z0-9_-`.
 /// Shared by all replicas (each having its own would make them reject each other's traffic).

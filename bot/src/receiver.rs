@@ -12,6 +12,7 @@
 //! answer is 503 and Telegram re-sends. (The Stars reconciler reads Telegram's own transaction
 //! list as the last line of defence.)
 
+use apalis_redis_streams::{Enqueued, Queue};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -20,7 +21,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use obentchi_core::queue::{Enqueued, Queue};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use subtle::ConstantTimeEq;

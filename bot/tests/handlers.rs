@@ -2,6 +2,7 @@
 
 use mongodb::options::ClientOptions;
 use obentchi_bot::handlers::{handle, Deps};
+use apalis_redis_streams::Queue;
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_bot::Config;
 use obentchi_core::config;
@@ -10,8 +11,6 @@ use obentchi_core::ledger::{Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::payments::{PaymentJob, PaymentStatus};
-use obentchi_core::queue::Queue;
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::withdrawals::{WithdrawalJob, WithdrawalStatus};
 use obentchi_testkit::updates::{self, TelegramUser};
@@ -82,7 +81,7 @@ async fn world() -> World {
     let config: Config = config::load(&[file]).unwrap();
     let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
     migrate(&store).await.unwrap();
-    let redis_conn = RedisConn::connect(&config.redis).await.unwrap();
+    let redis_conn = config.redis.connect().await.unwrap();
     let bot = teloxide::Bot::new("7000000001:test").set_api_url(bot_api.url().parse().unwrap());
     let deps = Deps::build(&config, &store, &redis_conn, bot);
     World { _servers: (redis, mongo), bot_api, deps }

@@ -6,10 +6,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use mongodb::options::ClientOptions;
+use apalis_redis_streams::{Queue, QueueConfig};
+use obentchi_core::queues::{OUTBOUND_QUEUE, UPDATES_QUEUE};
 use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_core::outbound::OUTBOUND_QUEUE;
-use obentchi_core::queue::{Queue, QueueConfig, UPDATES_QUEUE};
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
 use support::{deliver, spawn_bot, wait_healthy};
@@ -116,7 +115,7 @@ partitions = {PARTITIONS}
         wait_healthy(&client, *port).await;
     }
     let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).expect("a redis URL");
-    let redis_conn = RedisConn::connect(&redis_config).await.unwrap();
+    let redis_conn = redis_config.connect().await.unwrap();
     let replies = Queue::new(OUTBOUND_QUEUE, QueueConfig::default(), redis_conn.clone());
     let updates = Queue::new(UPDATES_QUEUE, QueueConfig { partitions: PARTITIONS, ..QueueConfig::default() }, redis_conn);
     let wait_for_replies = |expected: u64| {

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mongodb::options::ClientOptions;
+use apalis_redis_streams::{Queue, QueueConfig};
+use obentchi_core::queues::{PAYMENTS_QUEUE, UPDATES_QUEUE};
 use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, PAYMENTS_QUEUE, TELEGRAM_STARS};
-use obentchi_core::queue::{Queue, QueueConfig, UPDATES_QUEUE};
-use obentchi_core::redis_conn::RedisConn;
+use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, TELEGRAM_STARS};
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
@@ -112,7 +112,7 @@ async fn a_payment_update_waits_out_a_mongodb_outage_instead_of_being_dead_lette
     mongo.resume();
     // Recorded and enqueued as a payment job once MongoDB is back (no worker runs here).
     let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).unwrap();
-    let conn = RedisConn::connect(&redis_config).await.unwrap();
+    let conn = redis_config.connect().await.unwrap();
     let payment_jobs = Queue::new(PAYMENTS_QUEUE, QueueConfig::default(), conn.clone());
     wait_for("the payment job", async || payment_jobs.stats().await.is_ok_and(|s| s.depth == 1)).await;
     let recorded = PaymentJob {

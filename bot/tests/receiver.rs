@@ -5,9 +5,8 @@ use std::time::Duration;
 
 use obentchi_bot::receiver::SECRET_HEADER;
 use obentchi_bot::{Application, Config, UPDATES_QUEUE};
+use apalis_redis_streams::Queue;
 use obentchi_core::config;
-use obentchi_core::queue::Queue;
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::{MongoServer, RedisServer};
 
 const SECRET: &str = "s3cret-webhook_token";
@@ -65,7 +64,7 @@ max_body_bytes = 4096
     let app = Application::build(config.clone()).await.unwrap();
     let url = format!("http://127.0.0.1:{}/telegram/webhook", app.port());
     tokio::spawn(app.run());
-    let queue = Queue::new(UPDATES_QUEUE, queue_config, RedisConn::connect(&config.redis).await.unwrap());
+    let queue = Queue::new(UPDATES_QUEUE, queue_config, config.redis.connect().await.unwrap());
     TestApp { url, redis, _mongo: mongo, queue, client: reqwest::Client::new() }
 }
 

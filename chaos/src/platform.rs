@@ -277,7 +277,7 @@ callback = {{ per_ip = {{ per_minute = 600000, burst = 100000 }}, per_token = {{
     /// Every partition of the updates queue as Redis holds it (for a failing run's logs).
     pub async fn dump_updates_queue(&self) -> String {
         let config = obentchi_core::config::RedisConfig::from_urls(obentchi_core::config::RedisMode::Cluster, self.cluster.urls()).expect("urls");
-        let Ok(mut redis) = obentchi_core::redis_conn::RedisConn::connect(&config).await else { return "no redis".into() };
+        let Ok(mut redis) = config.connect().await else { return "no redis".into() };
         let mut out = String::new();
         for partition in 0..32u16 {
             let stream = format!("{{q:updates:{partition}}}:stream");
@@ -293,12 +293,12 @@ callback = {{ per_ip = {{ per_minute = 600000, burst = 100000 }}, per_token = {{
     }
 
     /// The outbound queue (replies to users), as the services see it.
-    pub async fn outbound_queue(&self) -> anyhow::Result<obentchi_core::queue::Queue> {
+    pub async fn outbound_queue(&self) -> anyhow::Result<apalis_redis_streams::Queue> {
         let config = obentchi_core::config::RedisConfig::from_urls(obentchi_core::config::RedisMode::Cluster, self.cluster.urls())
             .map_err(anyhow::Error::msg)?;
-        let redis = obentchi_core::redis_conn::RedisConn::connect(&config).await?;
-        let queues = obentchi_core::queue::QueuesConfig::default();
-        queues.open(obentchi_core::outbound::OUTBOUND_QUEUE, &redis).ok_or_else(|| anyhow::anyhow!("no outbound queue"))
+        let redis = config.connect().await?;
+        let queues = obentchi_core::queues::QueuesConfig::default();
+        queues.open(obentchi_core::queues::OUTBOUND_QUEUE, &redis).ok_or_else(|| anyhow::anyhow!("no outbound queue"))
     }
 }
 

@@ -13,10 +13,9 @@ use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
 use crate::outbound::OutboundMessage;
-use crate::queue::{Queue, QueueError};
+use apalis_redis_streams::{Queue, QueueError};
 use crate::storage::{collections, is_duplicate_key, Store};
 
-pub const BROADCASTS_QUEUE: &str = "broadcasts";
 
 /// Marks a query that must visit every shard; the shard-targeting test accepts only these.
 pub const FAN_OUT_COMMENT: &str = "fan-out: broadcast recipients";

@@ -6,7 +6,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+/// Part of `RedisConfig`; defined with the connection it configures.
+pub use apalis_redis_streams::RedisMode;
+use apalis_redis_streams::{ConnectOptions, RedisConn};
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::de::DeserializeOwned;
@@ -155,15 +159,6 @@ fn default_connect_timeout_ms() -> u64 {
     5_000
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RedisMode {
-    /// One server (or a primary behind a failover proxy).
-    Single,
-    /// Redis Cluster; `urls` are seed nodes.
-    Cluster,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RedisConfig {
     #[serde(default = "default_redis_mode")]
@@ -187,6 +182,18 @@ impl RedisConfig {
             response_timeout_ms: default_redis_response_timeout_ms(),
             connect_timeout_ms: default_connect_timeout_ms(),
         })
+    }
+
+    /// Connects as configured (see `RedisConn::connect`).
+    pub async fn connect(&self) -> redis::RedisResult<RedisConn> {
+        let urls = self.urls.expose().as_slice().iter().map(|u| u.as_str());
+        RedisConn::connect(&ConnectOptions {
+            mode: self.mode,
+            urls: urls.map(str::to_owned).collect(),
+            response_timeout: Duration::from_millis(self.response_timeout_ms),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+        })
+        .await
     }
 }
 

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 
-use crate::redis_conn::RedisConn;
+use apalis_redis_streams::RedisConn;
 use crate::storage::Store;
 
 /// How long a readiness probe waits for each dependency. Below Kubernetes' default probe timeout.

@@ -10,9 +10,8 @@
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
-use crate::redis_conn::RedisConn;
+use apalis_redis_streams::RedisConn;
 
-pub const OUTBOUND_QUEUE: &str = "outbound";
 
 /// The outbound queue's job: one message to one chat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

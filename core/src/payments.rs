@@ -20,7 +20,6 @@ use crate::ledger::{Ledger, LedgerError, PostOutcome, Posting, PostingError};
 use crate::money::Money;
 use crate::storage::{collections, is_duplicate_key, Store};
 
-pub const PAYMENTS_QUEUE: &str = "payments";
 
 /// The provider name Telegram Stars payments are recorded under.
 pub const TELEGRAM_STARS: &str = "telegram_stars";

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
-use crate::redis_conn::RedisConn;
+use apalis_redis_streams::RedisConn;
 
 /// One hash tag: a handful of small keys, one slot.
 const STATUS_KEY: &str = "{pools}:status";

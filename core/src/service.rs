@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ListenConfig, MongoConfig, RedisConfig, TelemetryConfig};
 use crate::ops::{self, OpsState};
-use crate::redis_conn::RedisConn;
+use apalis_redis_streams::RedisConn;
 use crate::storage::Store;
 use crate::telemetry;
 
@@ -134,7 +134,7 @@ impl Connections {
     /// not-ready until they answer.
     pub async fn open(mongodb: &MongoConfig, redis: &RedisConfig) -> anyhow::Result<Connections> {
         let store = Store::connect(mongodb).await.context("mongodb")?;
-        let redis = RedisConn::connect(redis).await.context("redis")?;
+        let redis = redis.connect().await.context("redis")?;
         let metrics = telemetry::install_metrics()?;
         Ok(Connections { store, redis, metrics })
     }

@@ -2,7 +2,7 @@
 //!
 //! Every HTTP request runs inside a `request` span carrying `request_id` (the caller's
 //! `x-request-id` if it sent one, a fresh UUID otherwise; echoed in the response) and every job
-//! inside a `job` span carrying `job_id`. The JSON format writes the current span's fields on
+//! inside a `job` span carrying `job_id` (`apalis_redis_streams::job_span`). The JSON format writes the current span's fields on
 //! every line, so each log line a request or job causes names its id.
 
 use std::io;
@@ -63,11 +63,6 @@ fn request_span<B>(request: &Request<B>) -> Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     tracing::info_span!("request", request_id, method = %request.method(), path = request.uri().path())
-}
-
-/// The span a job runs in; every log line inside names the job.
-pub fn job_span(queue: &str, job_id: &str) -> Span {
-    tracing::info_span!("job", queue, job_id)
 }
 
 /// Installs the process-wide Prometheus recorder and starts its upkeep (histogram compaction).

@@ -41,10 +41,9 @@ use crate::payout::{LookupOutcome, PayoutProvider, PayoutRequest, SendOutcome};
 use crate::storage::{collections, is_duplicate_key, Store};
 use crate::i18n::{tr, Lang, Text};
 use crate::outbound::OutboundMessage;
-use crate::queue::{Queue, QueueError};
+use apalis_redis_streams::{Queue, QueueError};
 use crate::users::Users;
 
-pub const WITHDRAWALS_QUEUE: &str = "withdrawals";
 
 /// How long a claim on `processing` lasts unless configured otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);

@@ -5,7 +5,6 @@ mod support;
 
 use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::outbound::{FloodConfig, FloodControl, Permit};
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisCluster;
 
 const T0: u64 = 1_800_000_000_000;
@@ -13,7 +12,7 @@ const T0: u64 = 1_800_000_000_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_chat_and_per_bot_limits_and_pauses_hold_across_replicas() {
     let cluster = RedisCluster::start();
-    let redis = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap()).await.unwrap();
+    let redis = RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap().connect().await.unwrap();
     let config = FloodConfig { per_bot_per_second: 30, per_chat_per_second: 1, bot_burst: 30 };
     // Two replicas sharing the same Redis state.
     let replica_a = FloodControl::new(redis.clone(), "12345", &config);

@@ -56,7 +56,7 @@ async fn request_and_job_ids_appear_in_every_log_line() {
     let generated_id = generated.headers()[REQUEST_ID_HEADER].to_str().unwrap().to_owned();
     assert_eq!(generated_id.len(), 36, "a UUID: {generated_id}");
 
-    telemetry::job_span("payments", "job-42").in_scope(|| tracing::info!("crediting"));
+    apalis_redis_streams::job_span("payments", "job-42").in_scope(|| tracing::info!("crediting"));
 
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -134,7 +134,7 @@ fn every_kubernetes_workload_gives_its_binary_every_setting_it_requires() {
     assert_settings_complete(containers);
     // Each ScaledObject scales a Deployment that exists, on a queue that exists.
     let deployments = workloads["deployments"].as_array().unwrap();
-    let queues: Vec<&str> = obentchi_core::queue::QueuesConfig::default().all().iter().map(|(name, _)| *name).collect();
+    let queues: Vec<&str> = obentchi_core::queues::QueuesConfig::default().all().iter().map(|(name, _)| *name).collect();
     for scaled in workloads["scaled_objects"].as_array().unwrap() {
         assert!(deployments.contains(&scaled["target"]), "{scaled}");
         for query in scaled["queries"].as_array().unwrap() {

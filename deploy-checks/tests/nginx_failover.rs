@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use obentchi_core::queues::QueuesConfig;
 use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_core::queue::QueuesConfig;
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::processes::{spawn, wait_healthy, workspace_binary, Process};
 use obentchi_testkit::{free_port, MongoServer, RedisServer};
 
@@ -190,7 +189,7 @@ async fn killing_a_receiver_and_an_api_process_mid_load_fails_no_request() {
     eprintln!("{accepted} updates and {} API calls through the edge, none failed", api_calls.load(Ordering::SeqCst));
 
     // Acknowledged means queued: every update nginx answered 200 for is in the queue once.
-    let conn = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Single, [redis.url()]).unwrap()).await.unwrap();
+    let conn = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).unwrap().connect().await.unwrap();
     let updates = QueuesConfig::default().open("updates", &conn).unwrap();
     updates.ensure_groups().await.unwrap();
     assert_eq!(updates.stats().await.unwrap().depth, accepted);

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::Command;
 
 use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::free_port;
 
 struct Nodes<'a>(&'a Path, Vec<u16>);
@@ -41,7 +40,7 @@ async fn the_init_script_brings_up_a_cluster_once() {
 
     // Our own cluster client works against it, across slots.
     let urls = ports.iter().map(|p| format!("redis://127.0.0.1:{p}"));
-    let mut redis = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Cluster, urls).unwrap()).await.unwrap();
+    let mut redis = RedisConfig::from_urls(RedisMode::Cluster, urls).unwrap().connect().await.unwrap();
     for key in ["a", "b", "c", "{user}:1", "{user}:2"] {
         let _: () = redis::cmd("SET").arg(key).arg(key).query_async(&mut redis).await.unwrap();
         let value: String = redis::cmd("GET").arg(key).query_async(&mut redis).await.unwrap();

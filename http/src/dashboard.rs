@@ -4,6 +4,7 @@
 //! oldest age over the last hour (SVG drawn on the server with plotters), the worker pools, and
 //! dead letters with retry buttons (which call the admin API, so they need `write`).
 
+use apalis_redis_streams::now_ms;
 use std::fmt::Write as _;
 
 use axum::extract::State;
@@ -12,7 +13,6 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
-use obentchi_core::queue::now_ms;
 use plotters::prelude::*;
 
 use crate::admin::queues::queue_views;

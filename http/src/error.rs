@@ -100,7 +100,7 @@ macro_rules! unavailable_from {
 unavailable_from!(
     mongodb::error::Error,
     redis::RedisError,
-    obentchi_core::queue::QueueError,
+    apalis_redis_streams::QueueError,
     obentchi_core::ledger::LedgerError,
     obentchi_core::stats::StatsError,
     obentchi_core::subscriptions::SubscriptionError,

@@ -3,12 +3,11 @@
 //! per queue (score = bucket time); replicas writing the same bucket write near-identical
 //! samples, and readers keep one per bucket. Losing this to a failover loses only chart history.
 
+use apalis_redis_streams::{Queue, RedisConn, now_ms};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use obentchi_core::queue::{now_ms, Queue};
-use obentchi_core::redis_conn::RedisConn;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
@@ -89,7 +88,7 @@ impl Sampler {
                         dead: stats.dead,
                         oldest_age_ms: stats.oldest_age_ms,
                     };
-                    self.history.record(queue.name(), &sample).await.map_err(obentchi_core::queue::QueueError::from)
+                    self.history.record(queue.name(), &sample).await.map_err(apalis_redis_streams::QueueError::from)
                 };
                 if let Err(err) = sampled.await {
                     tracing::warn!(queue = queue.name(), %err, "queue sample not taken");

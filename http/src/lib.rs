@@ -18,20 +18,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use apalis_redis_streams::Queue;
+use obentchi_core::queues::{BROADCASTS_QUEUE, OUTBOUND_QUEUE, PAYMENTS_QUEUE, QueuesConfig, WITHDRAWALS_QUEUE};
 use obentchi_core::admin_audit::AdminAudit;
 use obentchi_core::api_tokens::ApiTokens;
-use obentchi_core::broadcasts::{Broadcasts, BROADCASTS_QUEUE};
+use obentchi_core::broadcasts::Broadcasts;
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelemetryConfig};
 use obentchi_core::ledger::Ledger;
-use obentchi_core::outbound::OUTBOUND_QUEUE;
-use obentchi_core::payments::{Payments, PAYMENTS_QUEUE};
+use obentchi_core::payments::Payments;
 use obentchi_core::pools::PoolRegistry;
-use obentchi_core::queue::{Queue, QueuesConfig};
 use obentchi_core::service::{self, Connections, ServiceConfig};
 use obentchi_core::storage::{self, MigrationReport, Store};
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
 use obentchi_core::users::Users;
-use obentchi_core::withdrawals::{Withdrawals, WITHDRAWALS_QUEUE};
+use obentchi_core::withdrawals::Withdrawals;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,14 +5,14 @@ mod support;
 
 use std::time::Duration;
 
+use apalis_redis_streams::Queue;
+use obentchi_core::queues::QueuesConfig;
 use obentchi_core::admin_audit::AdminAudit;
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, TELEGRAM_STARS};
 use obentchi_core::payout::HttpPayoutProvider;
-use obentchi_core::queue::{Queue, QueuesConfig};
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::users::{Registration, Users};
 use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals};
 use obentchi_http::callbacks::{sign, SIGNATURE_HEADER};
@@ -48,7 +48,7 @@ fn xtr(minor: i64) -> Money {
 }
 
 async fn queue(app: &TestApp, name: &str) -> Queue {
-    let redis = RedisConn::connect(&app.redis_conn_config()).await.unwrap();
+    let redis = app.redis_conn_config().connect().await.unwrap();
     QueuesConfig::default().open(name, &redis).unwrap()
 }
 

@@ -4,14 +4,13 @@
 
 mod support;
 
+use obentchi_core::queues::QueuesConfig;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
-use obentchi_core::queue::QueuesConfig;
-use obentchi_core::redis_conn::RedisConn;
 use serde_json::{json, Value};
 use support::spawn_app;
 use tokio_tungstenite::tungstenite::Message;
@@ -102,7 +101,7 @@ impl Page {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_queues_and_its_retry_button_revives_a_dead_letter() {
     let app = spawn_app("").await;
-    let redis = RedisConn::connect(&app.config.redis).await.unwrap();
+    let redis = app.config.redis.connect().await.unwrap();
     let payments = QueuesConfig::default().open("payments", &redis).unwrap();
     payments.ensure_groups().await.unwrap();
     payments.enqueue(&json!({ "poison": true }), None).await.unwrap();

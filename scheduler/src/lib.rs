@@ -14,11 +14,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use apalis_redis_streams::{Acquired, Lease, Queue, RedisConn, consumer_name};
+use obentchi_core::queues::{QueuesConfig, SCHEDULED_QUEUE};
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelemetryConfig};
-use obentchi_core::lease::{Acquired, Lease};
-use obentchi_core::queue::{consumer_name, Queue, QueuesConfig};
-use obentchi_core::redis_conn::RedisConn;
-use obentchi_core::scheduled::{ScheduledJob, ScheduledRun, SCHEDULED_QUEUE};
+use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::service::{self, Connections, ServiceConfig};
 use redis::AsyncCommands;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -4,10 +4,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use apalis_redis_streams::{Queue, QueueConfig};
+use obentchi_core::queues::SCHEDULED_QUEUE;
 use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_core::queue::{Queue, QueueConfig};
-use obentchi_core::redis_conn::RedisConn;
-use obentchi_core::scheduled::{ScheduledJob, ScheduledRun, SCHEDULED_QUEUE};
+use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_testkit::{free_port, RedisServer};
 
 struct Scheduler {
@@ -102,7 +102,7 @@ async fn one_leader_a_takeover_after_its_death_and_every_run_fired_once() {
 
     // Every second from the first run to the last was fired exactly once across both leaders.
     let redis_config = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).unwrap();
-    let queue = Queue::new(SCHEDULED_QUEUE, QueueConfig::default(), RedisConn::connect(&redis_config).await.unwrap());
+    let queue = Queue::new(SCHEDULED_QUEUE, QueueConfig::default(), redis_config.connect().await.unwrap());
     queue.ensure_groups().await.unwrap();
     let mut fired = Vec::new();
     for partition in queue.partitions() {

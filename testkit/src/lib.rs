@@ -8,6 +8,7 @@ mod bot_api;
 mod command_recorder;
 mod payout_provider;
 mod simulator;
+pub mod measure;
 pub mod processes;
 pub mod updates;
 

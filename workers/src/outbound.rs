@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use apalis_core::error::BoxDynError;
 use futures::future::BoxFuture;
+use apalis_redis_streams::{Postpone, now_ms};
 use obentchi_core::broadcasts::Broadcasts;
 use obentchi_core::ids::UserId;
 use obentchi_core::outbound::{FloodControl, OutboundMessage, Permit};
-use obentchi_core::queue::{now_ms, Postpone};
 use obentchi_core::users::Users;
 use teloxide::prelude::Requester;
 use teloxide::payloads::SendMessageSetters;

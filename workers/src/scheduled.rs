@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
+use apalis_redis_streams::Queue;
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::payments::{PaymentError, PaymentJob, Payments, RefundOutcome, TELEGRAM_STARS};
-use obentchi_core::queue::Queue;
 use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::stats;
 use obentchi_core::subscriptions::{Notice, Subscriptions};

@@ -7,10 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use apalis_core::error::BoxDynError;
-use obentchi_core::queue::Queue;
+use apalis_redis_streams::{Queue, now_ms};
 use obentchi_core::pools::PoolRegistry;
-use obentchi_core::queue::now_ms;
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_testkit::RedisCluster;
 use obentchi_workers::pool::{self, PoolConfig, PoolHandle};
 use serde::{Deserialize, Serialize};
@@ -25,7 +23,7 @@ struct Slow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_rises_under_backlog_and_falls_back_when_idle() {
     let cluster = RedisCluster::start();
-    let redis = RedisConn::connect(&redis_config(&cluster)).await.unwrap();
+    let redis = redis_config(&cluster).connect().await.unwrap();
     let queue = Queue::new("slow", queue_config(), redis.clone());
     queue.ensure_groups().await.unwrap();
     queue.enqueue_batch(&(0..1_500).map(|n| Slow { n }).collect::<Vec<_>>()).await.unwrap();

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use mongodb::options::ClientOptions;
+use apalis_redis_streams::{Queue, QueueStats};
+use obentchi_core::queues::QueuesConfig;
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, TELEGRAM_STARS};
-use obentchi_core::queue::{Queue, QueueStats, QueuesConfig};
-use obentchi_core::redis_conn::RedisConn;
 use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::subscriptions::{Plan, Subscriptions};
@@ -33,7 +33,7 @@ async fn setup(config: ScheduledJobsConfig) -> Setup {
     let mongo = MongoServer::start();
     let store = Store::with_options(ClientOptions::parse(mongo.uri()).await.unwrap(), "obentchi").unwrap();
     migrate(&store).await.unwrap();
-    let conn = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Single, [redis.url()]).unwrap()).await.unwrap();
+    let conn = RedisConfig::from_urls(RedisMode::Single, [redis.url()]).unwrap().connect().await.unwrap();
     let queues = QueuesConfig::default();
     let queue = |name| queues.open(name, &conn).unwrap();
     let ledger = Ledger::new(store.clone());

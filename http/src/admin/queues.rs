@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
+use apalis_redis_streams::{DeadLetter, Queue, QueueStats, now_ms};
 use obentchi_core::pools::PoolView;
-use obentchi_core::queue::{now_ms, DeadLetter, Queue, QueueStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -7,17 +7,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mongodb::options::ClientOptions;
+use apalis_redis_streams::{Queue, QueueConfig};
+use obentchi_core::queues::{BROADCASTS_QUEUE, OUTBOUND_QUEUE, PAYMENTS_QUEUE, WITHDRAWALS_QUEUE};
 use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::payments::{PaymentJob, Payments, PAYMENTS_QUEUE, TELEGRAM_STARS};
-use obentchi_core::queue::{Queue, QueueConfig};
-use obentchi_core::redis_conn::RedisConn;
+use obentchi_core::payments::{PaymentJob, Payments, TELEGRAM_STARS};
 use obentchi_core::storage::{migrate, Store};
-use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals, WITHDRAWALS_QUEUE};
-use obentchi_core::broadcasts::{Broadcasts, BROADCASTS_QUEUE};
-use obentchi_core::outbound::OUTBOUND_QUEUE;
+use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals};
+use obentchi_core::broadcasts::Broadcasts;
 use obentchi_core::users::Users;
 use obentchi_testkit::{FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisCluster};
 
@@ -73,7 +72,7 @@ impl Platform {
         let ledger = Ledger::new(store.clone());
         let payments = Payments::new(&store, ledger.clone());
         let withdrawals = Withdrawals::new(&store, ledger.clone()).with_lease(Duration::from_millis(3_000));
-        let redis = RedisConn::connect(&redis_config(&cluster)).await.unwrap();
+        let redis = redis_config(&cluster).connect().await.unwrap();
         let payments_queue = Queue::new(PAYMENTS_QUEUE, queue_config(), redis.clone());
         let withdrawals_queue = Queue::new(WITHDRAWALS_QUEUE, queue_config(), redis.clone());
         let outbound_queue = Queue::new(OUTBOUND_QUEUE, QueueConfig { max_attempts: 1, ..queue_config() }, redis.clone());
@@ -188,7 +187,7 @@ evaluate_every_ms = 500
 
     /// The queue's stats once nothing waits or runs (acks are batched, so they land shortly
     /// after the last effect), or as they are after 5 s.
-    pub async fn settled(queue: &Queue) -> obentchi_core::queue::QueueStats {
+    pub async fn settled(queue: &Queue) -> apalis_redis_streams::QueueStats {
         let mut stats = queue.stats().await.unwrap();
         for _ in 0..50 {
             if stats.depth == 0 && stats.in_flight == 0 {

@@ -1,6 +1,9 @@
-//! Enqueue and drain of no-op jobs on one local Redis through the full backend (apalis worker,
-//! fetch script with delayed-set promotion, batched acks): jobs/s, worker CPU µs/job and Redis
-//! CPU µs/job.
+//! What the queue costs: enqueue and drain of no-op jobs on one local `redis-server` (started
+//! here on a free loopback port) through the full backend (apalis worker, fetch script with
+//! delayed-set promotion, batched acks). Prints jobs/s, client CPU µs/job and Redis CPU µs/job
+//! as a Markdown table.
+//!
+//!     cargo run --release -p apalis-redis-streams --example throughput -- --help
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,16 +13,15 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
-use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_core::queue::{Queue, QueueBackend, QueueConfig};
-use obentchi_core::redis_conn::RedisConn;
+use apalis_redis_streams::{ConnectOptions, Queue, QueueBackend, QueueConfig, RedisConn, RedisMode};
+use clap::Parser;
+use obentchi_testkit::measure::{build_profile, measure};
 use obentchi_testkit::RedisServer;
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{build_profile, measure};
-
-#[derive(clap::Args)]
-pub struct Args {
+#[derive(Parser)]
+#[command(about = "Queue throughput and CPU per job on one local Redis")]
+struct Args {
     #[arg(long, default_value_t = 100_000)]
     jobs: u64,
     #[arg(long, default_value_t = 8)]
@@ -39,11 +41,12 @@ async fn noop(_job: Noop, done: Data<Arc<AtomicU64>>) -> Result<(), BoxDynError>
     Ok(())
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
     let server = RedisServer::start();
     let pid = server.pid().expect("redis runs");
-    let config = RedisConfig::from_urls(RedisMode::Single, [server.url()]).expect("a redis URL");
-    let redis = RedisConn::connect(&config).await?;
+    let redis = RedisConn::connect(&ConnectOptions::new(RedisMode::Single, [server.url()])).await?;
     let queue = Queue::new("bench", QueueConfig { partitions: args.partitions, ..QueueConfig::default() }, redis);
     queue.ensure_groups().await?;
 

@@ -1,17 +1,14 @@
 //! `RedisConn` in cluster mode against a real 6-node Redis Cluster started by the testkit,
 //! including a master killed and its replica promoted.
 
-mod support;
-
-use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_core::redis_conn::RedisConn;
+use apalis_redis_streams::{ConnectOptions, RedisConn, RedisMode};
 use obentchi_testkit::RedisCluster;
 use redis::AsyncCommands;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_connection_spans_slots_and_survives_a_failover() {
     let mut cluster = RedisCluster::start();
-    let mut redis = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap()).await.unwrap();
+    let mut redis = RedisConn::connect(&ConnectOptions::new(RedisMode::Cluster, cluster.urls())).await.unwrap();
     redis.ping().await.unwrap();
     for i in 0..100 {
         let () = redis.set(format!("key:{i}"), i).await.unwrap();

@@ -27,8 +27,12 @@ use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::{Delivery, FailOutcome, Postpone, Queue, QueueConfig, QueueError};
-use crate::telemetry;
+use crate::{Delivery, FailOutcome, Postpone, Queue, QueueConfig, QueueError};
+
+/// The span a job runs in (`job` with `queue` and `job_id`): every log line inside names the job.
+pub fn job_span(queue: &str, job_id: &str) -> tracing::Span {
+    tracing::info_span!("job", queue, job_id)
+}
 
 type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -348,7 +352,7 @@ where
         let AckLayer { queue, acks, running } = self.layer.clone();
         let span = delivery
             .as_ref()
-            .map_or_else(tracing::Span::none, |d| telemetry::job_span(&queue.name, &d.envelope.id));
+            .map_or_else(tracing::Span::none, |d| job_span(&queue.name, &d.envelope.id));
         Box::pin(
             async move {
                 let started = Instant::now();

@@ -1,6 +1,5 @@
-//! The Redis Streams queue against a real 6-node Redis Cluster.
-
-mod support;
+//! The queue against a real single Redis server and a real 6-node Redis Cluster, each started
+//! on free loopback ports: every test runs on both.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,18 +9,76 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
-use obentchi_core::config::{RedisConfig, RedisMode};
-use obentchi_core::queue::{Enqueued, FailOutcome, Queue, QueueBackend, QueueConfig};
-use obentchi_core::redis_conn::RedisConn;
-use obentchi_testkit::RedisCluster;
+use apalis_redis_streams::{Acquired, ConnectOptions, Enqueued, FailOutcome, Lease, Queue, QueueBackend, QueueConfig, RedisConn, RedisMode};
+use obentchi_testkit::{RedisCluster, RedisServer};
 use serde::{Deserialize, Serialize};
 
-async fn cluster_queue(cluster: &RedisCluster, name: &str, config: QueueConfig) -> Queue {
-    let redis = RedisConn::connect(&RedisConfig::from_urls(RedisMode::Cluster, cluster.urls()).unwrap()).await.unwrap();
-    let queue = Queue::new(name, config, redis);
-    queue.ensure_groups().await.unwrap();
-    queue
+/// The servers a test runs against, kept alive for the test's length.
+enum Servers {
+    Single(#[allow(dead_code)] RedisServer),
+    Cluster(#[allow(dead_code)] RedisCluster),
 }
+
+struct Redis {
+    _servers: Servers,
+    options: ConnectOptions,
+}
+
+impl Redis {
+    fn single() -> Redis {
+        let server = RedisServer::start();
+        let options = ConnectOptions::new(RedisMode::Single, [server.url()]);
+        Redis { _servers: Servers::Single(server), options }
+    }
+
+    fn cluster() -> Redis {
+        let cluster = RedisCluster::start();
+        let options = ConnectOptions::new(RedisMode::Cluster, cluster.urls());
+        Redis { _servers: Servers::Cluster(cluster), options }
+    }
+
+    async fn connect(&self) -> RedisConn {
+        RedisConn::connect(&self.options).await.unwrap()
+    }
+
+    async fn queue(&self, name: &str, config: QueueConfig) -> Queue {
+        let queue = Queue::new(name, config, self.connect().await);
+        queue.ensure_groups().await.unwrap();
+        queue
+    }
+}
+
+/// Each named test, once on a single server and once on a cluster.
+macro_rules! on_both_topologies {
+    ($($test:ident),* $(,)?) => {
+        mod single_node {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Redis::single()).await
+                }
+            )*
+        }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Redis::cluster()).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_topologies!(
+    queue_operations_are_cluster_safe_and_idempotent,
+    a_job_held_by_a_dead_consumer_is_reclaimed_and_counted_as_a_delivery,
+    failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_discarded,
+    a_20000_job_backlog_drains_through_an_apalis_worker_honouring_max_attempts,
+    a_graceful_stop_finishes_running_jobs_and_gives_back_the_rest,
+    a_job_running_longer_than_the_visibility_timeout_is_not_taken_from_its_own_worker,
+    a_lease_has_one_holder_and_a_growing_fencing_token,
+);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Job {
@@ -39,10 +96,8 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_operations_are_cluster_safe_and_idempotent() {
-    let cluster = RedisCluster::start();
-    let queue = cluster_queue(&cluster, "orders", QueueConfig { partitions: 6, ..QueueConfig::default() }).await;
+async fn queue_operations_are_cluster_safe_and_idempotent(redis: Redis) {
+    let queue = redis.queue("orders", QueueConfig { partitions: 6, ..QueueConfig::default() }).await;
 
     let first = queue.enqueue(&Job { n: 1, fail: false }, Some("order-1")).await.unwrap();
     let Enqueued::Added { job_id } = first else { panic!("{first:?}") };
@@ -70,18 +125,20 @@ async fn queue_operations_are_cluster_safe_and_idempotent() {
     assert_eq!((stats.depth, stats.in_flight, stats.dead, stats.oldest_age_ms), (0, 0, 0, 0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_held_by_a_dead_consumer_is_reclaimed_and_counted_as_a_delivery() {
-    let cluster = RedisCluster::start();
+async fn a_job_held_by_a_dead_consumer_is_reclaimed_and_counted_as_a_delivery(redis: Redis) {
     let config = QueueConfig { partitions: 1, visibility_timeout_ms: 2_000, max_attempts: 3, ..QueueConfig::default() };
-    let queue = cluster_queue(&cluster, "reclaim", config).await;
+    let queue = redis.queue("reclaim", config).await;
     queue.enqueue(&Job { n: 7, fail: false }, None).await.unwrap();
 
     let held = queue.fetch(0, "crashed-consumer", 10).await.unwrap();
     assert_eq!(held.len(), 1);
     assert!(queue.reclaim(0, "rescuer", 10).await.unwrap().is_empty(), "not idle long enough yet");
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let reclaimed = queue.reclaim(0, "rescuer", 10).await.unwrap();
+    let mut reclaimed = Vec::new();
+    wait_for("the held job to pass the visibility timeout", async || {
+        reclaimed = queue.reclaim(0, "rescuer", 10).await.unwrap();
+        !reclaimed.is_empty()
+    })
+    .await;
     assert_eq!(reclaimed.len(), 1);
     assert_eq!(reclaimed[0].entry_id, held[0].entry_id);
     assert_eq!(reclaimed[0].attempt(), 2, "the crash counted as an attempt");
@@ -92,9 +149,7 @@ async fn a_job_held_by_a_dead_consumer_is_reclaimed_and_counted_as_a_delivery() 
     assert_eq!(queue.stats().await.unwrap().in_flight, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_discarded() {
-    let cluster = RedisCluster::start();
+async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_discarded(redis: Redis) {
     let config = QueueConfig {
         partitions: 2,
         max_attempts: 3,
@@ -102,7 +157,7 @@ async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_d
         retry_backoff_max_ms: 50,
         ..QueueConfig::default()
     };
-    let queue = cluster_queue(&cluster, "flaky", config).await;
+    let queue = redis.queue("flaky", config).await;
     queue.enqueue(&Job { n: 1, fail: true }, Some("only")).await.unwrap();
     let partition = queue.partition_of("only");
 
@@ -163,9 +218,7 @@ async fn run_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_20000_job_backlog_drains_through_an_apalis_worker_honouring_max_attempts() {
-    let cluster = RedisCluster::start();
+async fn a_20000_job_backlog_drains_through_an_apalis_worker_honouring_max_attempts(redis: Redis) {
     let config = QueueConfig {
         partitions: 6,
         max_attempts: 3,
@@ -173,7 +226,7 @@ async fn a_20000_job_backlog_drains_through_an_apalis_worker_honouring_max_attem
         retry_backoff_max_ms: 20,
         ..QueueConfig::default()
     };
-    let queue = cluster_queue(&cluster, "backlog", config).await;
+    let queue = redis.queue("backlog", config).await;
     let jobs: Vec<Job> = (0..20_000).map(|n| Job { n, fail: n % 1_000 == 0 }).collect();
     for chunk in jobs.chunks(2_000) {
         queue.enqueue_batch(chunk).await.unwrap();
@@ -216,11 +269,9 @@ async fn slow_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_graceful_stop_finishes_running_jobs_and_gives_back_the_rest() {
-    let cluster = RedisCluster::start();
+async fn a_graceful_stop_finishes_running_jobs_and_gives_back_the_rest(redis: Redis) {
     let config = QueueConfig { partitions: 3, fetch_batch: 20, ..QueueConfig::default() };
-    let queue = cluster_queue(&cluster, "drain", config).await;
+    let queue = redis.queue("drain", config).await;
     queue.enqueue_batch(&(0..300).map(|n| Job { n, fail: false }).collect::<Vec<_>>()).await.unwrap();
     let runs = Runs::default();
 
@@ -271,11 +322,9 @@ async fn long_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_running_longer_than_the_visibility_timeout_is_not_taken_from_its_own_worker() {
-    let cluster = RedisCluster::start();
+async fn a_job_running_longer_than_the_visibility_timeout_is_not_taken_from_its_own_worker(redis: Redis) {
     let config = QueueConfig { partitions: 2, visibility_timeout_ms: 500, max_attempts: 1, ..QueueConfig::default() };
-    let queue = cluster_queue(&cluster, "long", config).await;
+    let queue = redis.queue("long", config).await;
     queue.enqueue_batch(&(0..3).map(|n| Job { n, fail: false }).collect::<Vec<_>>()).await.unwrap();
     let runs = Runs::default();
     let backend = QueueBackend::<Job>::start(queue.clone(), "long-1".into());
@@ -300,4 +349,33 @@ async fn a_job_running_longer_than_the_visibility_timeout_is_not_taken_from_its_
     assert_eq!(queue.stats().await.unwrap().dead, 0, "{:?}", queue.dead_letters(10).await.unwrap());
     assert!(runs.snapshot().values().all(|count| *count == 1), "{:?}", runs.snapshot());
     assert_eq!(runs.snapshot().len(), 3);
+}
+
+async fn a_lease_has_one_holder_and_a_growing_fencing_token(redis: Redis) {
+    let conn = redis.connect().await;
+    let ttl = Duration::from_millis(300);
+    let first = Lease::new(conn.clone(), "{leader}", "replica-a", ttl);
+    let second = Lease::new(conn.clone(), "{leader}", "replica-b", ttl);
+
+    let Acquired::New { token: first_token } = first.acquire().await.unwrap() else { panic!("a free lease is taken") };
+    assert_eq!(first.acquire().await.unwrap(), Acquired::AlreadyHeld);
+    assert_eq!(second.acquire().await.unwrap(), Acquired::HeldByAnother);
+    assert!(first.renew().await.unwrap());
+    assert!(!second.renew().await.unwrap(), "only the holder renews");
+
+    // The holder stops renewing (a dead process): the lease lapses and the next holder's token
+    // is larger, so anything the old holder still writes can be told apart.
+    let mut second_token = 0;
+    wait_for("the unrenewed lease to lapse", async || match second.acquire().await.unwrap() {
+        Acquired::New { token } => {
+            second_token = token;
+            true
+        }
+        _ => false,
+    })
+    .await;
+    assert!(second_token > first_token);
+    assert!(!first.renew().await.unwrap(), "a lapsed holder learns it lost the lease");
+    assert!(second.release().await.unwrap());
+    assert!(matches!(first.acquire().await.unwrap(), Acquired::New { .. }));
 }

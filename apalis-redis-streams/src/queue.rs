@@ -1,273 +1,27 @@
-//! Job queues on Redis Streams, safe on a Redis Cluster.
-//!
-//! A queue is `partitions` streams; partition `p` keeps all its keys under the hash tag
-//! `{q:<name>:<p>}` (stream, delayed set, dead letters, dedupe keys), so every script is
-//! single-slot and partitions spread over the cluster's masters.
-//!
-//! Delivery is at-least-once. A fetched entry stays pending in the consumer group until it is
-//! acknowledged; one held longer than the visibility timeout (a dead or stuck consumer) is
-//! reclaimed by another consumer and counts as a delivery, so `max_attempts` also bounds crash
-//! loops. Failures go to a delayed set with exponential backoff and jitter and come back when
-//! due; exhausted jobs go to the dead-letter stream with their last error.
-//!
-//! Redis may lose acknowledged writes on failover. Jobs that move money are therefore recorded
-//! in MongoDB first and re-enqueued by the reconciler if their job vanished; the jobs themselves
-//! are idempotent, so the extra deliveries this design allows change nothing.
-
-mod backend;
-mod scripts;
+//! The queue itself: partitions and their keys, enqueue, fetch, reclaim, settle.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::Rng;
 use redis::{RedisError, Value};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde::Serialize;
 
-pub use backend::{AckLayer, QueueBackend};
-
-use crate::redis_conn::RedisConn;
-use scripts::Scripts;
+use crate::connection::RedisConn;
+use crate::scripts::Scripts;
+use crate::{now_ms, Delivery, Enqueued, Envelope, FailOutcome, QueueConfig, QueueError};
 
 /// The consumer group every worker of a queue joins.
-const GROUP: &str = "workers";
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct QueueConfig {
-    /// Streams the queue is split into. More than the number of masters spreads load.
-    pub partitions: u16,
-    /// Runs a job gets, counting crash re-deliveries, before it is dead-lettered.
-    pub max_attempts: u32,
-    /// How long a consumer may hold a job before another consumer takes it over.
-    pub visibility_timeout_ms: u64,
-    pub retry_backoff_base_ms: u64,
-    pub retry_backoff_max_ms: u64,
-    /// Most entries one fetch reads from one partition.
-    pub fetch_batch: usize,
-    /// How long an idempotency key of an enqueued job is remembered.
-    pub dedupe_ttl_ms: u64,
-    /// Dead letters kept per partition (approximate cap; older ones are trimmed).
-    pub dead_letter_cap: u32,
-    /// Pause between fetch rounds that found nothing.
-    pub idle_poll_ms: u64,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            partitions: 8,
-            max_attempts: 5,
-            visibility_timeout_ms: 60_000,
-            retry_backoff_base_ms: 1_000,
-            retry_backoff_max_ms: 300_000,
-            fetch_batch: 100,
-            dedupe_ttl_ms: 24 * 3_600_000,
-            dead_letter_cap: 100_000,
-            idle_poll_ms: 50,
-        }
-    }
-}
-
-/// The Telegram updates queue (receivers enqueue, the bot's consumers drain it).
-pub const UPDATES_QUEUE: &str = "updates";
-
-/// Every queue of the platform, one section per queue (`queues.<name>`). Every service reads the
-/// same section, so one ConfigMap keeps producers and consumers agreeing on partitions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QueuesConfig {
-    #[serde(default = "updates_queue")]
-    pub updates: QueueConfig,
-    #[serde(default)]
-    pub payments: QueueConfig,
-    #[serde(default = "withdrawals_queue")]
-    pub withdrawals: QueueConfig,
-    #[serde(default)]
-    pub outbound: QueueConfig,
-    #[serde(default)]
-    pub broadcasts: QueueConfig,
-    #[serde(default)]
-    pub scheduled: QueueConfig,
-}
-
-/// Many partitions: a chat's updates are consumed in order within its partition, so more
-/// partitions means more chats in parallel.
-fn updates_queue() -> QueueConfig {
-    QueueConfig { partitions: 32, ..QueueConfig::default() }
-}
-
-/// Withdrawals are slow (an external call each): fetch few at a time so none waits fetched but
-/// unstarted, and give each run longer before it is presumed dead.
-fn withdrawals_queue() -> QueueConfig {
-    QueueConfig { fetch_batch: 10, visibility_timeout_ms: 120_000, ..QueueConfig::default() }
-}
-
-impl Default for QueuesConfig {
-    fn default() -> Self {
-        QueuesConfig {
-            updates: updates_queue(),
-            payments: QueueConfig::default(),
-            withdrawals: withdrawals_queue(),
-            outbound: QueueConfig::default(),
-            broadcasts: QueueConfig::default(),
-            scheduled: QueueConfig::default(),
-        }
-    }
-}
-
-impl QueuesConfig {
-    /// Every queue by name.
-    pub fn all(&self) -> [(&'static str, &QueueConfig); 6] {
-        [
-            (UPDATES_QUEUE, &self.updates),
-            (crate::payments::PAYMENTS_QUEUE, &self.payments),
-            (crate::withdrawals::WITHDRAWALS_QUEUE, &self.withdrawals),
-            (crate::outbound::OUTBOUND_QUEUE, &self.outbound),
-            (crate::broadcasts::BROADCASTS_QUEUE, &self.broadcasts),
-            (crate::scheduled::SCHEDULED_QUEUE, &self.scheduled),
-        ]
-    }
-
-    /// The queue called `name`, on `redis`; `None` for a name that is not ours.
-    pub fn open(&self, name: &str, redis: &RedisConn) -> Option<Queue> {
-        let (name, config) = self.all().into_iter().find(|(n, _)| *n == name)?;
-        Some(Queue::new(name, config.clone(), redis.clone()))
-    }
-
-    /// Every queue, opened on `redis`.
-    pub fn open_all(&self, redis: &RedisConn) -> Vec<Queue> {
-        self.all().into_iter().map(|(name, config)| Queue::new(name, config.clone(), redis.clone())).collect()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("redis: {0}")]
-    Redis(#[from] RedisError),
-    #[error("job payload: {0}")]
-    Payload(#[from] serde_json::Error),
-    #[error("unexpected reply from redis: {0}")]
-    Reply(String),
-    #[error("unexpected reply from redis: {0}")]
-    Parse(#[from] redis::ParsingError),
-}
-
-/// What travels through the queue: our job id, its idempotency key, the attempts already used
-/// by earlier stream entries of this job (retries), and the payload as raw JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Envelope {
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(rename = "a")]
-    pub attempts: u32,
-    #[serde(rename = "t")]
-    pub enqueued_at_ms: u64,
-    #[serde(rename = "p")]
-    pub payload: Box<RawValue>,
-}
-
-impl Envelope {
-    fn encode(&self) -> String {
-        serde_json::to_string(self).expect("an envelope serializes")
-    }
-
-    pub fn decode_payload<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.payload.get())
-    }
-}
-
-/// One entry handed to a consumer.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub partition: u16,
-    pub entry_id: String,
-    /// The consumer the entry was delivered to; only it may settle a failure.
-    pub consumer: Arc<str>,
-    pub envelope: Envelope,
-    /// Times this stream entry was delivered (1 on first fetch; more after reclaims).
-    pub deliveries: u32,
-}
-
-impl Delivery {
-    /// The run this delivery is, counting earlier retries and crash re-deliveries: 1, 2, ...
-    pub fn attempt(&self) -> u32 {
-        self.envelope.attempts + self.deliveries
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Enqueued {
-    Added { job_id: String },
-    /// The idempotency key was enqueued before; this is the first job's id.
-    Duplicate { job_id: String },
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct QueueStats {
-    /// Jobs waiting to run: ready in the streams plus delayed retries.
-    pub depth: u64,
-    pub ready: u64,
-    pub delayed: u64,
-    pub in_flight: u64,
-    pub dead: u64,
-    /// Age of the oldest job not yet finished, in milliseconds (0 when empty).
-    pub oldest_age_ms: u64,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct DeadLetter {
-    /// `<partition>-<stream entry id>`: what retry and discard take.
-    pub id: String,
-    pub job_id: String,
-    pub key: Option<String>,
-    pub error: String,
-    pub died_at_ms: u64,
-    #[schema(value_type = Object)]
-    pub payload: Box<RawValue>,
-}
-
-/// A handler's answer meaning "not now": the job runs again after `wait` without using up an
-/// attempt (flood control, a rate limit's `retry_after`).
-#[derive(Debug, thiserror::Error)]
-#[error("postponed for {} ms: {reason}", wait.as_millis())]
-pub struct Postpone {
-    pub wait: Duration,
-    pub reason: String,
-}
-
-/// What happened to a job that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailOutcome {
-    RetryAt { due_ms: u64 },
-    DeadLettered,
-    /// The entry was no longer ours (reclaimed by another consumer meanwhile).
-    NotOwned,
-}
+pub(crate) const GROUP: &str = "workers";
 
 #[derive(Clone)]
 pub struct Queue {
-    name: Arc<str>,
-    config: Arc<QueueConfig>,
-    redis: RedisConn,
-    scripts: Arc<Scripts>,
+    pub(crate) name: Arc<str>,
+    pub(crate) config: Arc<QueueConfig>,
+    pub(crate) redis: RedisConn,
+    pub(crate) scripts: Arc<Scripts>,
     next_partition: Arc<AtomicUsize>,
-}
-
-/// A consumer name unique to this process start: `<role>-<host>-<pid>-<random>`. A restarted
-/// process must not reuse its predecessor's name, or it would inherit that one's pending
-/// entries as if it had fetched them itself.
-pub fn consumer_name(role: &str) -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("{role}-{host}-{}-{}", std::process::id(), &random[..8])
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// FNV-1a: stable across processes and releases, so one key always maps to one partition.
@@ -306,25 +60,25 @@ impl Queue {
     }
 
     /// The command that appends `envelope` to a partition's stream.
-    fn add_entry(&self, partition: u16, envelope: &Envelope) -> redis::Cmd {
+    pub(crate) fn add_entry(&self, partition: u16, envelope: &Envelope) -> redis::Cmd {
         let mut add = redis::cmd("XADD");
         add.arg(self.stream_key(partition)).arg("*").arg("j").arg(envelope.encode());
         add
     }
 
-    fn stream_key(&self, partition: u16) -> String {
+    pub(crate) fn stream_key(&self, partition: u16) -> String {
         format!("{}:stream", self.tag(partition))
     }
 
-    fn delayed_key(&self, partition: u16) -> String {
+    pub(crate) fn delayed_key(&self, partition: u16) -> String {
         format!("{}:delayed", self.tag(partition))
     }
 
-    fn dead_key(&self, partition: u16) -> String {
+    pub(crate) fn dead_key(&self, partition: u16) -> String {
         format!("{}:dead", self.tag(partition))
     }
 
-    fn dedupe_key(&self, partition: u16, key: &str) -> String {
+    pub(crate) fn dedupe_key(&self, partition: u16, key: &str) -> String {
         format!("{}:dedupe:{key}", self.tag(partition))
     }
 
@@ -605,113 +359,6 @@ impl Queue {
         Duration::from_millis(rand::rng().random_range(capped / 2..=capped))
     }
 
-    /// Depth, age, in-flight and dead-letter counts, summed over partitions.
-    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
-        let mut stats = QueueStats::default();
-        let mut oldest_ms = u64::MAX;
-        for partition in self.partitions() {
-            let (length, in_flight, delayed, dead, oldest): (u64, u64, u64, u64, String) = self
-                .scripts
-                .stats
-                .key(self.stream_key(partition))
-                .key(self.delayed_key(partition))
-                .key(self.dead_key(partition))
-                .arg(GROUP)
-                .invoke_async(&mut self.redis.clone())
-                .await?;
-            stats.ready += length.saturating_sub(in_flight);
-            stats.in_flight += in_flight;
-            stats.delayed += delayed;
-            stats.dead += dead;
-            if let Some(ms) = oldest.split('-').next().and_then(|ms| ms.parse::<u64>().ok()) {
-                oldest_ms = oldest_ms.min(ms);
-            }
-        }
-        stats.depth = stats.ready + stats.delayed;
-        stats.oldest_age_ms = if oldest_ms == u64::MAX { 0 } else { now_ms().saturating_sub(oldest_ms) };
-        Ok(stats)
-    }
-
-    /// Publishes `stats` as gauges labelled with the queue's name (what KEDA scales on).
-    pub fn export_stats(&self, stats: &QueueStats) {
-        let name = self.name.to_string();
-        metrics::gauge!("queue_depth", "queue" => name.clone()).set(stats.depth as f64);
-        metrics::gauge!("queue_in_flight", "queue" => name.clone()).set(stats.in_flight as f64);
-        metrics::gauge!("queue_dead_letters", "queue" => name.clone()).set(stats.dead as f64);
-        metrics::gauge!("queue_oldest_age_seconds", "queue" => name).set(stats.oldest_age_ms as f64 / 1000.0);
-    }
-
-    /// The oldest dead letters, up to `limit` per partition.
-    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        let mut letters = Vec::new();
-        for partition in self.partitions() {
-            let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-                .arg(self.dead_key(partition))
-                .arg("-")
-                .arg("+")
-                .arg("COUNT")
-                .arg(limit)
-                .query_async(&mut self.redis.clone())
-                .await?;
-            for (entry_id, fields) in entries {
-                letters.push(dead_letter(partition, entry_id, fields)?);
-            }
-        }
-        Ok(letters)
-    }
-
-    fn parse_dead_id(&self, id: &str) -> Option<(u16, String)> {
-        let (partition, entry) = id.split_once('-')?;
-        let partition: u16 = partition.parse().ok()?;
-        (partition < self.config.partitions).then(|| (partition, entry.to_owned()))
-    }
-
-    /// Puts a dead letter back on the queue with fresh attempts. `false` if it no longer exists.
-    pub async fn retry_dead(&self, id: &str) -> Result<bool, QueueError> {
-        let Some((partition, entry_id)) = self.parse_dead_id(id) else { return Ok(false) };
-        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg(self.dead_key(partition))
-            .arg(&entry_id)
-            .arg(&entry_id)
-            .query_async(&mut self.redis.clone())
-            .await?;
-        let Some((_, fields)) = entries.into_iter().next() else { return Ok(false) };
-        let letter = dead_letter(partition, entry_id.clone(), fields)?;
-        let envelope = Envelope {
-            id: letter.job_id,
-            key: letter.key,
-            attempts: 0,
-            enqueued_at_ms: now_ms(),
-            payload: letter.payload,
-        };
-        self.revive(partition, &entry_id, &envelope.encode()).await
-    }
-
-    /// Deletes a dead letter for good. `false` if it no longer exists.
-    pub async fn discard_dead(&self, id: &str) -> Result<bool, QueueError> {
-        let Some((partition, entry_id)) = self.parse_dead_id(id) else { return Ok(false) };
-        self.revive(partition, &entry_id, "").await
-    }
-
-    /// Deletes dead letters older than `age` (they were reported by the dead-letter alert and
-    /// left alone); returns how many went.
-    pub async fn trim_dead_letters(&self, age: Duration) -> Result<u64, QueueError> {
-        let min_id = now_ms().saturating_sub(age.as_millis() as u64);
-        let mut trimmed = 0;
-        for partition in self.partitions() {
-            let n: u64 = redis::cmd("XTRIM")
-                .arg(self.dead_key(partition))
-                .arg("MINID")
-                .arg(min_id)
-                .query_async(&mut self.redis.clone())
-                .await?;
-            trimmed += n;
-        }
-        Ok(trimmed)
-    }
-
-    /// Removes consumers (from processes that exited) that hold no jobs and were idle longer
-    /// than `idle`, so the group's consumer list stays short. One holding jobs is left: the
     /// jobs are reclaimed through it by the visibility timeout. Returns how many went.
     pub async fn prune_consumers(&self, idle: Duration) -> Result<u64, QueueError> {
         let mut pruned = 0;
@@ -747,32 +394,6 @@ impl Queue {
         }
         Ok(pruned)
     }
-
-    async fn revive(&self, partition: u16, entry_id: &str, envelope: &str) -> Result<bool, QueueError> {
-        let revived: i64 = self
-            .scripts
-            .revive
-            .key(self.dead_key(partition))
-            .key(self.stream_key(partition))
-            .arg(entry_id)
-            .arg(envelope)
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        Ok(revived == 1)
-    }
-}
-
-fn dead_letter(partition: u16, entry_id: String, fields: Vec<(String, String)>) -> Result<DeadLetter, QueueError> {
-    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let envelope: Envelope = serde_json::from_str(field("j").ok_or_else(|| QueueError::Reply("dead letter without job".into()))?)?;
-    Ok(DeadLetter {
-        id: format!("{partition}-{entry_id}"),
-        job_id: envelope.id,
-        key: envelope.key,
-        error: field("e").unwrap_or_default().to_owned(),
-        died_at_ms: field("t").and_then(|t| t.parse().ok()).unwrap_or_default(),
-        payload: envelope.payload,
-    })
 }
 
 /// Parses an XREADGROUP reply: `[[stream, [[id, [field, value, ...]], ...]]]` or nil.

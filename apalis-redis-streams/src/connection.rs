@@ -10,7 +10,39 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-use crate::config::{RedisConfig, RedisMode};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One server (or a primary behind a failover proxy).
+    Single,
+    /// Redis Cluster; the URLs are seed nodes.
+    Cluster,
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub mode: RedisMode,
+    /// One URL in single mode; seed nodes in cluster mode. At least one.
+    pub urls: Vec<String>,
+    /// Per-command response timeout. The driver's 500 ms default is short under load.
+    pub response_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// Options with a 3 s response and a 5 s connect timeout.
+    pub fn new(mode: RedisMode, urls: impl IntoIterator<Item = impl Into<String>>) -> ConnectOptions {
+        ConnectOptions {
+            mode,
+            urls: urls.into_iter().map(Into::into).collect(),
+            response_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub enum RedisConn {
@@ -21,23 +53,24 @@ pub enum RedisConn {
 impl RedisConn {
     /// Connects as configured. A single server is connected lazily, so a service starts (and
     /// reports not-ready) while Redis is down; a cluster needs its seed nodes to learn the slots.
-    pub async fn connect(config: &RedisConfig) -> RedisResult<RedisConn> {
-        let response_timeout = Duration::from_millis(config.response_timeout_ms);
-        let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
-        let urls = config.urls.expose().as_slice().iter().map(|u| u.as_str());
-        match config.mode {
+    pub async fn connect(options: &ConnectOptions) -> RedisResult<RedisConn> {
+        let no_url = || redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "no Redis URL given"));
+        match options.mode {
             RedisMode::Single => {
-                let url = urls.into_iter().next().expect("NonEmpty has a first element");
-                let client = redis::Client::open(url)?;
+                let url = options.urls.first().ok_or_else(no_url)?;
+                let client = redis::Client::open(url.as_str())?;
                 let manager_config = ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(response_timeout))
-                    .set_connection_timeout(Some(connect_timeout));
+                    .set_response_timeout(Some(options.response_timeout))
+                    .set_connection_timeout(Some(options.connect_timeout));
                 Ok(RedisConn::Single(client.get_connection_manager_lazy(manager_config)?))
             }
             RedisMode::Cluster => {
-                let client = ClusterClientBuilder::new(urls.collect::<Vec<_>>())
-                    .response_timeout(response_timeout)
-                    .connection_timeout(connect_timeout)
+                if options.urls.is_empty() {
+                    return Err(no_url());
+                }
+                let client = ClusterClientBuilder::new(options.urls.clone())
+                    .response_timeout(options.response_timeout)
+                    .connection_timeout(options.connect_timeout)
                     .build()?;
                 Ok(RedisConn::Cluster(client.get_async_connection().await?))
             }

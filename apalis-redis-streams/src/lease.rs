@@ -1,12 +1,12 @@
 //! Leases in Redis: at most one holder at a time, kept alive by renewal, with a fencing token
-//! that grows with every new holder. Update consumers lease partitions; the scheduler leases
-//! leadership. Keys live under the caller's hash tag, so the scripts are single-slot.
+//! that grows with every new holder: for one consumer per partition (strict order) or one
+//! leader among replicas. Keys live under the caller's hash tag, so the scripts are single-slot.
 
 use std::time::Duration;
 
 use redis::Script;
 
-use crate::redis_conn::RedisConn;
+use crate::RedisConn;
 
 // KEYS: lease, fence. ARGV: owner, ttl ms. Returns the new fencing token when acquired, -1 when
 // the caller already held it (renewed), 0 when someone else holds it.

@@ -1,0 +1,70 @@
+//! Job queues on Redis Streams, safe on a Redis Cluster, with an [apalis] backend.
+//!
+//! A queue is `partitions` streams; partition `p` keeps all its keys under the hash tag
+//! `{q:<name>:<p>}` (stream, delayed set, dead letters, dedupe keys), so every script is
+//! single-slot and partitions spread over the cluster's masters.
+//!
+//! Delivery is at-least-once. A fetched entry stays pending in the consumer group until it is
+//! acknowledged; one held longer than the visibility timeout (a dead or stuck consumer) is
+//! reclaimed by another consumer and counts as a delivery, so `max_attempts` also bounds crash
+//! loops. Failures go to a delayed set with exponential backoff and jitter and come back when
+//! due; exhausted jobs go to the dead-letter stream with their last error.
+//!
+//! Redis may lose acknowledged writes on failover (replication is asynchronous): a job that must
+//! not be lost needs a durable record elsewhere, or [`Queue::wait_replicated`] before its sender
+//! is told it was taken. Jobs must be idempotent: at-least-once delivery runs some twice.
+//!
+//! The crate knows nothing about what its jobs mean; see README.md for the guarantees, how to
+//! use it with apalis, and what it costs.
+//!
+//! [apalis]: https://docs.rs/apalis-core
+
+mod backend;
+mod config;
+mod connection;
+mod dead_letters;
+mod job;
+mod lease;
+mod queue;
+mod scripts;
+mod stats;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use redis::RedisError;
+
+pub use backend::{job_span, AckLayer, AckService, QueueBackend};
+pub use config::QueueConfig;
+pub use connection::{ConnectOptions, RedisConn, RedisMode};
+pub use dead_letters::DeadLetter;
+pub use job::{Delivery, Enqueued, Envelope, FailOutcome, Postpone};
+pub use lease::{Acquired, Lease};
+pub use queue::Queue;
+pub use stats::QueueStats;
+
+/// Everything a queue operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    #[error("job payload: {0}")]
+    Payload(#[from] serde_json::Error),
+    #[error("unexpected reply from redis: {0}")]
+    Reply(String),
+    #[error("unexpected reply from redis: {0}")]
+    Parse(#[from] redis::ParsingError),
+}
+
+/// A consumer name unique to this process start: `<role>-<host>-<pid>-<random>`. A restarted
+/// process must not reuse its predecessor's name, or it would inherit that one's pending
+/// entries as if it had fetched them itself.
+pub fn consumer_name(role: &str) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{role}-{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// Milliseconds since the Unix epoch: the clock of due times, ages and stream ids.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
