@@ -1,0 +1,104 @@
+//! Deposits in Telegram Stars: `/deposit <stars>` sends an invoice; the pre-checkout query is
+//! checked and answered at once (Telegram allows 10 s); `successful_payment` is recorded, then
+//! becomes a payment job that credits it.
+
+use obentchi_core::i18n::{tr, Text};
+use obentchi_core::ids::{ProviderId, UserId};
+use obentchi_core::money::{Currency, Money};
+use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
+use obentchi_core::payments::{PaymentJob, TELEGRAM_STARS};
+use teloxide::payloads::AnswerPreCheckoutQuerySetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{Message, PreCheckoutQuery, SuccessfulPayment};
+
+use super::{Caller, Deps, HandlerResult, Refused, UpdateId};
+
+/// Stars per deposit invoice.
+pub const MIN_DEPOSIT_STARS: u32 = 1;
+pub const MAX_DEPOSIT_STARS: u32 = 10_000;
+
+/// `/deposit <stars>`: an invoice within the limits, or why not.
+pub(super) async fn invoice(deps: &Deps, caller: &Caller, chat: i64, amount: &str, update: UpdateId) -> HandlerResult {
+    let lang = caller.lang;
+    let text = match Money::parse(Currency::Xtr, amount) {
+        Ok(stars) if (i64::from(MIN_DEPOSIT_STARS)..=i64::from(MAX_DEPOSIT_STARS)).contains(&stars.minor()) => {
+            let amount = stars.to_string();
+            let invoice = StarsInvoice {
+                title: tr(lang, Text::InvoiceTitle, &[("amount", &amount)]),
+                payload: deposit_payload(caller.id, update),
+                stars: stars.minor() as u32,
+            };
+            let description = tr(lang, Text::InvoiceDescription, &[("amount", &amount)]);
+            return deps.send(update, OutboundMessage { invoice: Some(invoice), ..OutboundMessage::text(chat, description) }).await;
+        }
+        Ok(_) => tr(
+            lang,
+            Text::DepositLimits,
+            &[("min", &MIN_DEPOSIT_STARS.to_string()), ("max", &MAX_DEPOSIT_STARS.to_string())],
+        ),
+        Err(err) => tr(lang, Text::DepositUsage, &[("error", &err.to_string())]),
+    };
+    deps.reply(update, chat, text).await
+}
+
+/// The invoice payload of a deposit: who asked, and which update asked.
+fn deposit_payload(user: UserId, update: UpdateId) -> String {
+    format!("deposit:{user}:{}", update.0)
+}
+
+/// Checks a pre-checkout query against what we invoiced; `Err` says why it is refused.
+pub fn validate_pre_checkout(query: &PreCheckoutQuery) -> Result<(), Text> {
+    let payer = query.from.id.0.to_string();
+    let invoiced_to = query.invoice_payload.strip_prefix("deposit:").and_then(|rest| rest.split(':').next());
+    if invoiced_to != Some(payer.as_str()) {
+        return Err(Text::InvoiceNotYours);
+    }
+    if query.currency != Currency::Xtr.code() {
+        return Err(Text::OnlyStars);
+    }
+    if !(MIN_DEPOSIT_STARS..=MAX_DEPOSIT_STARS).contains(&query.total_amount) {
+        return Err(Text::OutsideLimits);
+    }
+    Ok(())
+}
+
+/// Answered directly, not queued: Telegram cancels the payment if no answer comes in 10 s.
+pub(super) async fn on_pre_checkout(query: PreCheckoutQuery, caller: Caller, deps: Deps) -> HandlerResult {
+    let verdict = validate_pre_checkout(&query);
+    let answer = deps.bot.answer_pre_checkout_query(query.id.clone(), verdict.is_ok());
+    let answered = match verdict {
+        Ok(()) => answer.await,
+        Err(reason) => answer.error_message(tr(caller.lang, reason, &[])).await,
+    };
+    match answered {
+        // A redelivered query, already answered (or expired): Telegram refuses a second answer.
+        Err(teloxide::RequestError::Api(err)) => {
+            tracing::info!(%err, "pre-checkout query not answered");
+            Ok(())
+        }
+        other => Ok(other.map(drop)?),
+    }
+}
+
+/// Records the payment first, then enqueues the job that credits it (idempotent on the charge).
+pub(super) async fn on_successful_payment(
+    message: Message,
+    payment: SuccessfulPayment,
+    caller: Caller,
+    deps: Deps,
+    update: UpdateId,
+) -> HandlerResult {
+    if payment.currency != Currency::Xtr.code() {
+        return Err(Refused(format!("unexpected payment currency {}", payment.currency)).into());
+    }
+    let job = PaymentJob {
+        user_id: caller.id,
+        provider: ProviderId::new(TELEGRAM_STARS)?,
+        external_id: payment.telegram_payment_charge_id.0.clone(),
+        amount: Money::from_minor(Currency::Xtr, i64::from(payment.total_amount)),
+    };
+    deps.payments.record(&job).await?;
+    deps.payment_jobs.enqueue(&job, Some(&job.job_key())).await?;
+    let text = tr(caller.lang, Text::PaymentReceived, &[("amount", &job.amount.to_string())]);
+    deps.reply(update, message.chat.id.0, text).await
+}

@@ -1,0 +1,279 @@
+//! What the bot does with an update: a dptree tree over teloxide's `Update`, one module per
+//! conversation. Every reply is an outbound job keyed by the update, so handling an update twice
+//! sends one reply; every money effect is keyed by the update that asked for it, so handling it
+//! twice does it once.
+//!
+//! - `start`: `/start` (referral deep link `ref_<user id>`) and `/referral`.
+//! - `balance`: `/balance` and `/history`.
+//! - `deposit`: Stars invoices, pre-checkout, successful payments.
+//! - `subscribe`: plans, confirm, purchase, the referrer's commission.
+//! - `withdraw`: amount → address → confirm.
+//! - `language`, `help`.
+//!
+//! Banned users get a polite refusal and nothing else; a payment they already made is still
+//! recorded (money is never dropped).
+
+mod balance;
+mod deposit;
+mod help;
+mod language;
+mod start;
+mod subscribe;
+mod withdraw;
+
+use std::ops::ControlFlow;
+use std::sync::{Arc, LazyLock};
+
+use apalis_redis_streams::Queue;
+use chrono::{DateTime, Utc};
+use obentchi_core::i18n::{tr, Lang, Text};
+use obentchi_core::ids::UserId;
+use obentchi_core::ledger::{Ledger, UserAccount};
+use obentchi_core::money::{Currency, Money};
+use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::payments::Payments;
+use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
+use obentchi_core::users::{Profile, Users};
+use obentchi_core::withdrawals::{WithdrawalPolicy, Withdrawals};
+use serde_json::json;
+use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
+use teloxide::payloads::{AnswerCallbackQuerySetters, AnswerPreCheckoutQuerySetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{CallbackQuery, Me, Message, Update, UpdateKind, User};
+use teloxide::utils::command::BotCommands;
+use teloxide::Bot;
+
+use crate::conversation::Conversations;
+
+pub use balance::HISTORY_PAGE;
+pub use deposit::{validate_pre_checkout, MAX_DEPOSIT_STARS, MIN_DEPOSIT_STARS};
+
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+pub type HandlerResult = Result<(), HandlerError>;
+
+/// An update the bot refuses for good: handling it again would fail the same way.
+#[derive(Debug, thiserror::Error)]
+#[error("refused: {0}")]
+pub struct Refused(pub String);
+
+/// Whether handling failed for good (retrying cannot help) rather than for a passing reason
+/// (MongoDB, Redis or Telegram unreachable).
+pub fn is_permanent(err: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    use obentchi_core::payments::PaymentError;
+    use obentchi_core::subscriptions::SubscriptionError as S;
+    use obentchi_core::withdrawals::WithdrawalError as W;
+    err.is::<Refused>()
+        || matches!(err.downcast_ref::<W>(), Some(W::Id(_) | W::Posting(_) | W::Conflict(_) | W::InvalidState { .. }))
+        || matches!(err.downcast_ref::<S>(), Some(S::Id(_) | S::Posting(_) | S::Money(_)))
+        || err.is::<serde_json::Error>()
+        || matches!(err.downcast_ref::<teloxide::RequestError>(), Some(teloxide::RequestError::Api(_) | teloxide::RequestError::InvalidJson { .. }))
+        || err.is::<obentchi_core::ids::IdError>()
+        || matches!(err.downcast_ref::<PaymentError>(), Some(PaymentError::Conflict(_) | PaymentError::Id(_) | PaymentError::Posting(_)))
+}
+
+#[derive(BotCommands, Clone, Debug, PartialEq, Eq)]
+#[command(rename_rule = "lowercase")]
+pub enum Command {
+    /// Start, optionally from a referral link.
+    Start(String),
+    /// Show your balances.
+    Balance,
+    /// Deposit Telegram Stars: /deposit 250
+    Deposit(String),
+    /// Buy a subscription.
+    Subscribe,
+    /// Your referral link and earnings.
+    Referral,
+    /// Withdraw to your wallet.
+    Withdraw,
+    /// Stop a conversation (e.g. a withdrawal) you started.
+    Cancel,
+    /// Choose the language.
+    Language,
+    /// Your transactions, newest first.
+    History,
+    /// List the commands.
+    Help,
+}
+
+/// What handlers need, passed to the tree as a dependency.
+#[derive(Clone)]
+pub struct Deps {
+    pub users: Users,
+    pub ledger: Ledger,
+    pub payments: Payments,
+    /// The payments queue, which payment jobs go to.
+    pub payment_jobs: Queue,
+    pub subscriptions: Subscriptions,
+    pub plans: Arc<SubscriptionsConfig>,
+    pub withdrawals: Withdrawals,
+    /// The withdrawals queue: approved withdrawals go there to be paid out.
+    pub withdrawal_jobs: Queue,
+    pub withdrawal_policy: Arc<WithdrawalPolicy>,
+    pub conversations: Conversations,
+    pub outbound: Queue,
+    /// For answers that cannot wait in a queue (pre-checkout and callback queries).
+    pub bot: Bot,
+    pub bot_id: String,
+}
+
+/// The update being handled (its id keys the reply and any money effect it asks for).
+#[derive(Clone, Copy)]
+struct UpdateId(u32);
+
+/// Who sent the update, read once per update.
+#[derive(Clone)]
+struct Caller {
+    id: UserId,
+    lang: Lang,
+    profile: Profile,
+}
+
+impl Deps {
+    async fn send(&self, update: UpdateId, message: OutboundMessage) -> HandlerResult {
+        self.outbound.enqueue(&message, Some(&format!("reply:{}:{}", self.bot_id, update.0))).await?;
+        Ok(())
+    }
+
+    async fn reply(&self, update: UpdateId, chat_id: i64, text: String) -> HandlerResult {
+        self.send(update, OutboundMessage::text(chat_id, text)).await
+    }
+
+    async fn available(&self, user: UserId, currency: Currency) -> Result<Money, HandlerError> {
+        Ok(self.ledger.balance(user, UserAccount::Available, currency).await?)
+    }
+}
+
+/// Our id for a Telegram user (`None` for ids we do not serve, e.g. non-positive ones).
+fn user_id(user: &User) -> Option<UserId> {
+    UserId::new(user.id.0 as i64).ok()
+}
+
+fn keyboard(rows: Vec<Vec<serde_json::Value>>) -> serde_json::Value {
+    json!({ "inline_keyboard": rows })
+}
+
+fn button(text: impl Into<String>, data: impl Into<String>) -> serde_json::Value {
+    json!({ "text": text.into(), "callback_data": data.into() })
+}
+
+fn with_keyboard(chat: i64, text: String, rows: Vec<Vec<serde_json::Value>>) -> OutboundMessage {
+    OutboundMessage { reply_markup: Some(keyboard(rows)), ..OutboundMessage::text(chat, text) }
+}
+
+fn date_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
+    dptree::entry()
+        // First, even for banned users: Telegram has taken the money, so it is recorded.
+        .branch(
+            Update::filter_message()
+                .filter_map(|m: Message| m.successful_payment().cloned())
+                .endpoint(deposit::on_successful_payment),
+        )
+        .branch(dptree::filter(|caller: Caller| caller.profile.banned).endpoint(on_banned))
+        .branch(Update::filter_pre_checkout_query().endpoint(deposit::on_pre_checkout))
+        .branch(Update::filter_callback_query().endpoint(on_callback))
+        .branch(Update::filter_message().filter_command::<Command>().endpoint(on_command))
+        .branch(Update::filter_message().endpoint(on_text))
+}
+
+/// Runs the tree on one update's raw JSON. Updates without a sender, and kinds the tree does
+/// not handle (including kinds newer than our Telegram types), are left alone.
+pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
+    let update: Update = serde_json::from_str(raw)?;
+    let Some(from) = update.from() else { return Ok(()) };
+    let Some(id) = user_id(from) else { return Ok(()) };
+    let profile = deps.users.profile(id).await?.unwrap_or_default();
+    let caller = Caller { id, lang: Lang::for_user(&profile, from.language_code.as_deref()), profile };
+    let update_id = UpdateId(update.id.0);
+    // Built once: the tree is the same for every update.
+    static TREE: LazyLock<dptree::Handler<'static, HandlerResult, DpHandlerDescription>> = LazyLock::new(tree);
+    match TREE.dispatch(dptree::deps![update, me.clone(), deps.clone(), update_id, caller]).await {
+        ControlFlow::Break(result) => result,
+        ControlFlow::Continue(_) => Ok(()),
+    }
+}
+
+async fn on_banned(update: Update, caller: Caller, deps: Deps, id: UpdateId) -> HandlerResult {
+    let refusal = tr(caller.lang, Text::Banned, &[]);
+    match update.kind {
+        UpdateKind::PreCheckoutQuery(query) => {
+            deps.bot.answer_pre_checkout_query(query.id, false).error_message(refusal).await?;
+        }
+        UpdateKind::CallbackQuery(query) => {
+            deps.bot.answer_callback_query(query.id).text(refusal).await?;
+        }
+        UpdateKind::Message(message) => deps.reply(id, message.chat.id.0, refusal).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn on_command(message: Message, command: Command, caller: Caller, me: Me, deps: Deps, update: UpdateId) -> HandlerResult {
+    let (deps, caller, chat) = (&deps, &caller, message.chat.id.0);
+    match command {
+        Command::Start(payload) => start::start(deps, caller, &message, &payload, update).await,
+        Command::Balance => balance::balance(deps, caller, chat, update).await,
+        Command::Deposit(amount) => deposit::invoice(deps, caller, chat, &amount, update).await,
+        Command::Subscribe => subscribe::plans(deps, caller, chat, update).await,
+        Command::Referral => start::referral(deps, caller, &me, chat, update).await,
+        Command::Withdraw => withdraw::start(deps, caller, chat, update).await,
+        Command::Cancel => cancel(deps, caller, chat, update).await,
+        Command::Language => language::choose(deps, caller, chat, update).await,
+        Command::History => balance::history(deps, caller, chat, 1, update).await,
+        Command::Help => help::help(deps, caller, chat, update).await,
+    }
+}
+
+/// Inline keyboard presses. The press is acknowledged directly (Telegram shows a spinner until
+/// then); the visible answer is a queued message.
+async fn on_callback(query: CallbackQuery, caller: Caller, deps: Deps, update: UpdateId) -> HandlerResult {
+    // Only stops the client's spinner. A redelivered press is answered again and Telegram
+    // refuses that ("query is too old"): that must not fail the money step below (a purchase
+    // half done would then be dead-lettered instead of completed).
+    if let Err(err) = deps.bot.answer_callback_query(query.id.clone()).await {
+        tracing::info!(%err, "callback query not answered");
+    }
+    let (deps, caller) = (&deps, &caller);
+    let chat = query.message.as_ref().map_or(caller.id.get(), |m| m.chat().id.0);
+    let data = query.data.as_deref().unwrap_or_default();
+    if let Some(chosen) = data.strip_prefix("lang:").and_then(Lang::from_code) {
+        return language::chosen(deps, caller, chat, chosen, update).await;
+    }
+    if let Some(page) = data.strip_prefix("history:").and_then(|p| p.parse::<u32>().ok()) {
+        return balance::history(deps, caller, chat, page, update).await;
+    }
+    if let Some(plan) = data.strip_prefix("sub:") {
+        return subscribe::confirm(deps, caller.lang, chat, plan, update).await;
+    }
+    if let Some((plan, shown_by)) = data.strip_prefix("subok:").and_then(|rest| rest.split_once(':')) {
+        return subscribe::buy(deps, caller, chat, plan, shown_by, update).await;
+    }
+    if let Some(started_by) = data.strip_prefix("wd:ok:").and_then(|n| n.parse::<u32>().ok()) {
+        return withdraw::confirm(deps, caller, chat, started_by, update).await;
+    }
+    if data == "cancel" {
+        return cancel(deps, caller, chat, update).await;
+    }
+    Ok(())
+}
+
+/// Plain text: the next step of a conversation, if one is going on.
+async fn on_text(message: Message, caller: Caller, deps: Deps, update: UpdateId) -> HandlerResult {
+    let Some(text) = message.text() else { return Ok(()) };
+    let chat = message.chat.id.0;
+    let reply = match deps.conversations.get(chat, caller.id).await? {
+        Some(state) => withdraw::next_step(&deps, &caller, chat, state, text).await?,
+        None => help::not_understood(&caller, chat),
+    };
+    deps.send(update, reply).await
+}
+
+/// `/cancel` or a Cancel button: ends the conversation going on, if any.
+async fn cancel(deps: &Deps, caller: &Caller, chat: i64, update: UpdateId) -> HandlerResult {
+    deps.conversations.clear(chat, caller.id).await?;
+    deps.reply(update, chat, tr(caller.lang, Text::Cancelled, &[])).await
+}

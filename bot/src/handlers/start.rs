@@ -1,0 +1,50 @@
+//! `/start` registers the user (referral deep link `ref_<user id>`); `/referral` shows the link,
+//! who was invited and what they earned.
+
+use obentchi_core::i18n::{tr, Text};
+use obentchi_core::ids::UserId;
+use obentchi_core::ledger::PostingKind;
+use obentchi_core::money::Money;
+use obentchi_core::users::Registration;
+use teloxide::types::{Me, Message};
+
+use super::{Caller, Deps, HandlerError, HandlerResult, UpdateId};
+
+pub(super) async fn start(deps: &Deps, caller: &Caller, message: &Message, payload: &str, update: UpdateId) -> HandlerResult {
+    let user = caller.id;
+    let referrer = payload.strip_prefix("ref_").and_then(|id| id.parse::<i64>().ok()).and_then(|id| UserId::new(id).ok());
+    // A referrer counts only for a user who has bought nothing yet: commissions are fixed
+    // at purchase time, and a purchase whose period is still being written (a crash
+    // between its steps) must not find a referrer that was not there when it was paid.
+    let referrer = match referrer {
+        Some(_) if deps.ledger.has_posting_of_kind(user, PostingKind::SubscriptionPurchase).await? => None,
+        other => other,
+    };
+    let from = message.from.as_ref();
+    let registration = Registration {
+        referrer,
+        telegram_language: from.and_then(|f| f.language_code.as_deref()),
+        username: from.and_then(|f| f.username.as_deref()),
+    };
+    deps.users.register(user, registration).await?;
+    deps.reply(update, message.chat.id.0, tr(caller.lang, Text::Welcome, &[])).await
+}
+
+pub(super) async fn referral(deps: &Deps, caller: &Caller, me: &Me, chat: i64, update: UpdateId) -> HandlerResult {
+    let text = referral_text(deps, caller, me).await?;
+    deps.reply(update, chat, text).await
+}
+
+async fn referral_text(deps: &Deps, caller: &Caller, me: &Me) -> Result<String, HandlerError> {
+    let earned = deps.ledger.total_of_kind(caller.id, PostingKind::ReferralCommission).await?;
+    let earned = if earned.is_empty() { "0".to_owned() } else { earned.iter().map(Money::to_string).collect::<Vec<_>>().join(", ") };
+    let bps = deps.plans.referral_commission_bps;
+    let percent = format!("{}.{:02}", bps / 100, bps % 100);
+    let percent = percent.trim_end_matches('0').trim_end_matches('.');
+    let link = format!("https://t.me/{}?start=ref_{}", me.username(), caller.id);
+    Ok(tr(
+        caller.lang,
+        Text::ReferralInfo,
+        &[("link", &link), ("count", &caller.profile.referrals.to_string()), ("earned", &earned), ("percent", percent)],
+    ))
+}

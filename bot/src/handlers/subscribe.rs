@@ -1,0 +1,75 @@
+//! `/subscribe`: plan buttons → confirm → paid from the balance. The confirm button is keyed by
+//! the update that showed it, so double taps buy once; the referrer is paid and told.
+
+use chrono::Utc;
+use obentchi_core::i18n::{tr, Lang, Text};
+use obentchi_core::ids::IdempotencyKey;
+use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::subscriptions::SubscriptionError;
+
+use super::{button, date_time, with_keyboard, Caller, Deps, HandlerError, HandlerResult, UpdateId};
+
+pub(super) async fn plans(deps: &Deps, caller: &Caller, chat: i64, update: UpdateId) -> HandlerResult {
+    deps.send(update, plans_message(deps, caller, chat).await?).await
+}
+
+/// The plans as buttons (one per row), after the current subscription's end if it runs.
+async fn plans_message(deps: &Deps, caller: &Caller, chat: i64) -> Result<OutboundMessage, HandlerError> {
+    let lang = caller.lang;
+    let mut text = String::new();
+    if let Some(until) = deps.subscriptions.active_until(caller.id).await?.filter(|until| *until > Utc::now()) {
+        text = format!("{}\n", tr(lang, Text::SubscribedUntil, &[("until", &date_time(until))]));
+    }
+    text.push_str(&tr(lang, Text::Plans, &[]));
+    let rows = deps
+        .plans
+        .plans
+        .iter()
+        .map(|p| {
+            let label = tr(lang, Text::PlanButton, &[("plan", p.id()), ("days", &p.days().to_string()), ("price", &p.price().to_string())]);
+            vec![button(label, format!("sub:{}", p.id()))]
+        })
+        .collect();
+    Ok(with_keyboard(chat, text, rows))
+}
+
+/// A plan's button was pressed: ask to confirm.
+pub(super) async fn confirm(deps: &Deps, lang: Lang, chat: i64, plan_id: &str, update: UpdateId) -> HandlerResult {
+    deps.send(update, confirm_purchase_message(deps, lang, chat, plan_id, update)).await
+}
+
+/// "Buy this plan?" with a confirm button keyed by this update: pressing it twice buys once.
+fn confirm_purchase_message(deps: &Deps, lang: Lang, chat: i64, plan_id: &str, update: UpdateId) -> OutboundMessage {
+    let Some(plan) = deps.plans.plan(plan_id) else {
+        return OutboundMessage::text(chat, tr(lang, Text::UnknownPlan, &[]));
+    };
+    let text = tr(lang, Text::ConfirmPurchase, &[("plan", plan.id()), ("days", &plan.days().to_string()), ("price", &plan.price().to_string())]);
+    let buttons = vec![button(tr(lang, Text::Confirm, &[]), format!("subok:{}:{}", plan.id(), update.0)), button(tr(lang, Text::Cancel, &[]), "cancel")];
+    with_keyboard(chat, text, vec![buttons])
+}
+
+/// The confirm button: buys once per button shown.
+pub(super) async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, shown_by: &str, update: UpdateId) -> HandlerResult {
+    let lang = caller.lang;
+    let (Some(plan), Ok(shown_by)) = (deps.plans.plan(plan_id), shown_by.parse::<u32>()) else {
+        return deps.reply(update, chat, tr(lang, Text::UnknownPlan, &[])).await;
+    };
+    let key = IdempotencyKey::new(format!("tg:{shown_by}"))?;
+    let text = match deps.subscriptions.purchase(caller.id, caller.profile.referrer, plan, &key).await {
+        Ok(purchase) => {
+            if let Some((referrer, commission)) = purchase.commission {
+                // No update of theirs at hand: the client language they registered with.
+                let profile = deps.users.profile(referrer).await?.unwrap_or_default();
+                let referrer_lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
+                let note = tr(referrer_lang, Text::ReferralEarned, &[("amount", &commission.to_string())]);
+                // Keyed by the purchase: a replay tells the referrer once.
+                let key = format!("refpaid:{}:{}:{key}", deps.bot_id, caller.id);
+                deps.outbound.enqueue(&OutboundMessage::text(referrer.get(), note), Some(&key)).await?;
+            }
+            tr(lang, Text::Subscribed, &[("plan", plan.id()), ("until", &date_time(purchase.period.expires_at))])
+        }
+        Err(SubscriptionError::InsufficientFunds(needed)) => tr(lang, Text::NotEnoughBalance, &[("amount", &needed.to_string())]),
+        Err(other) => return Err(other.into()),
+    };
+    deps.reply(update, chat, text).await
+}
