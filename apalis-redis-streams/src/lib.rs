@@ -1,23 +1,4 @@
-//! Job queues on Redis Streams, safe on a Redis Cluster, with an [apalis] backend.
-//!
-//! A queue is `partitions` streams; partition `p` keeps all its keys under the hash tag
-//! `{q:<name>:<p>}` (stream, delayed set, dead letters, dedupe keys), so every script is
-//! single-slot and partitions spread over the cluster's masters.
-//!
-//! Delivery is at-least-once. A fetched entry stays pending in the consumer group until it is
-//! acknowledged; one held longer than the visibility timeout (a dead or stuck consumer) is
-//! reclaimed by another consumer and counts as a delivery, so `max_attempts` also bounds crash
-//! loops. Failures go to a delayed set with exponential backoff and jitter and come back when
-//! due; exhausted jobs go to the dead-letter stream with their last error.
-//!
-//! Redis may lose acknowledged writes on failover (replication is asynchronous): a job that must
-//! not be lost needs a durable record elsewhere, or [`Queue::wait_replicated`] before its sender
-//! is told it was taken. Jobs must be idempotent: at-least-once delivery runs some twice.
-//!
-//! The crate knows nothing about what its jobs mean; see README.md for the guarantees, how to
-//! use it with apalis, and what it costs.
-//!
-//! [apalis]: https://docs.rs/apalis-core
+#![doc = include_str!("../README.md")]
 
 mod backend;
 mod config;

@@ -8,6 +8,7 @@ pub mod handlers;
 pub mod receiver;
 pub mod webhook;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -242,27 +243,72 @@ impl handlers::Deps {
 }
 
 /// Runs update consumers (and the ops endpoints) until SIGTERM, then finishes the update in
-/// hand on every partition and releases them.
+/// hand on every partition and releases them. Consuming starts once the Bot API has answered
+/// `getMe`; until then the updates wait in their queue and `/readyz` says not ready.
 pub async fn consume(config: Config) -> anyhow::Result<()> {
     let connections = Connections::open(&config.mongodb, &config.redis).await?;
     let bot = webhook::bot(&config)?;
-    // Fetched once: commands addressed as /cmd@botname need the bot's username.
-    let me = bot.get_me().await?;
-    let deps = handlers::Deps::build(&config, &connections.store, &connections.redis, bot.clone());
-    let updates = Queue::new(UPDATES_QUEUE, config.queues.updates.clone(), connections.redis.clone());
+    let bot_api_answered = Arc::new(AtomicBool::new(false));
+    let stop = CancellationToken::new();
+    let mut consuming = tokio::spawn(consume_once_bot_api_answers(
+        config.clone(),
+        connections.store.clone(),
+        connections.redis.clone(),
+        bot,
+        bot_api_answered.clone(),
+        stop.clone(),
+    ));
+    let serving = service::serve(config.listen.addr, connections.ops_router_waiting_for_bot_api(bot_api_answered));
+    tokio::select! {
+        served = serving => {
+            stop.cancel();
+            consuming.await??;
+            served
+        }
+        // Consuming stopped by itself: only an error does that; the process exits with it.
+        consumed = &mut consuming => consumed?,
+    }
+}
+
+/// Longest wait between two `getMe` attempts while the Bot API does not answer.
+const GET_ME_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+async fn consume_once_bot_api_answers(
+    config: Config,
+    store: Store,
+    redis: RedisConn,
+    bot: teloxide::Bot,
+    bot_api_answered: Arc<AtomicBool>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    // Commands addressed as /cmd@botname need the bot's username: nothing is handled before.
+    let mut backoff = Duration::from_millis(500);
+    let me = loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            answer = bot.get_me() => match answer {
+                Ok(me) => break me,
+                Err(err) => tracing::warn!(%err, retry_in_ms = backoff.as_millis() as u64, "getMe failed; not consuming yet"),
+            },
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(GET_ME_BACKOFF_MAX);
+    };
+    bot_api_answered.store(true, Ordering::Relaxed);
+    let deps = handlers::Deps::build(&config, &store, &redis, bot);
+    let updates = Queue::new(UPDATES_QUEUE, config.queues.updates.clone(), redis.clone());
     updates.ensure_groups().await?;
     let consumer = consumer::Consumer {
         queue: updates,
-        redis: connections.redis.clone(),
+        redis,
         name: consumer_name("updates"),
         deps,
         me,
         lease_ttl: Duration::from_millis(config.partition_lease_ms),
     };
-    let stop = CancellationToken::new();
-    let consuming = tokio::spawn(consumer.run(stop.clone()));
-    service::serve(config.listen.addr, connections.ops_router()).await?;
-    stop.cancel();
-    consuming.await?;
+    consumer.run(stop).await;
     Ok(())
 }

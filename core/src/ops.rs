@@ -1,6 +1,9 @@
 //! The endpoints every service serves for its operators and for Kubernetes:
-//! `/healthz` (the process answers), `/readyz` (its MongoDB and Redis answer) and `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (its MongoDB and Redis answer, and the Bot API
+//! once answered, for the services that need it) and `/metrics`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -22,6 +25,9 @@ pub struct OpsState {
     pub store: Store,
     pub redis: RedisConn,
     pub metrics: PrometheusHandle,
+    /// Set once the Telegram Bot API answered, for a service that cannot work before (the
+    /// update consumer needs the bot's own username from `getMe`).
+    pub bot_api_answered: Option<Arc<AtomicBool>>,
 }
 
 pub fn router(state: OpsState) -> Router {
@@ -36,6 +42,8 @@ pub fn router(state: OpsState) -> Router {
 struct Readiness {
     mongodb: &'static str,
     redis: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bot_api: Option<&'static str>,
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
@@ -49,11 +57,12 @@ async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     metrics::gauge!("dependency_up", "dependency" => "mongodb").set(f64::from(u8::from(mongo_up)));
     metrics::gauge!("dependency_up", "dependency" => "redis").set(f64::from(u8::from(redis_up)));
     let verdict = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let readiness = Readiness { mongodb: verdict(mongo_up), redis: verdict(redis_up) };
-    let status = if readiness.mongodb == "ok" && readiness.redis == "ok" {
+    let bot_api_up = state.bot_api_answered.as_ref().map(|answered| answered.load(Ordering::Relaxed));
+    let readiness = Readiness { mongodb: verdict(mongo_up), redis: verdict(redis_up), bot_api: bot_api_up.map(verdict) };
+    let status = if mongo_up && redis_up && bot_api_up != Some(false) {
         StatusCode::OK
     } else {
-        tracing::warn!(mongodb = readiness.mongodb, redis = readiness.redis, "not ready");
+        tracing::warn!(mongodb = readiness.mongodb, redis = readiness.redis, bot_api = readiness.bot_api, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(readiness))

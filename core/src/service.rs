@@ -5,6 +5,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde::de::DeserializeOwned;
@@ -141,7 +143,22 @@ impl Connections {
 
     /// `/healthz`, `/readyz`, `/metrics`, with request ids.
     pub fn ops_router(&self) -> axum::Router {
-        let state = OpsState { store: self.store.clone(), redis: self.redis.clone(), metrics: self.metrics.clone() };
+        self.ops_router_with(None)
+    }
+
+    /// `ops_router` for a service that is ready only once the Bot API answered
+    /// (`bot_api_answered` set).
+    pub fn ops_router_waiting_for_bot_api(&self, bot_api_answered: Arc<AtomicBool>) -> axum::Router {
+        self.ops_router_with(Some(bot_api_answered))
+    }
+
+    fn ops_router_with(&self, bot_api_answered: Option<Arc<AtomicBool>>) -> axum::Router {
+        let state = OpsState {
+            store: self.store.clone(),
+            redis: self.redis.clone(),
+            metrics: self.metrics.clone(),
+            bot_api_answered,
+        };
         telemetry::with_request_ids(ops::router(state))
     }
 }

@@ -1,7 +1,11 @@
-//! Users as the platform knows them: registration with an optional referrer, the chosen
-//! language, a ban set by admins, and whether they blocked the bot (learned from the Bot API's
-//! 403), which stops messages to them. `_id` is the Telegram user id, and `user_id` repeats it
-//! for the shard key.
+//! Users as the platform knows them: registered at their first update of any kind, with who
+//! they are on Telegram (name, @username, client language) kept current from later updates; an
+//! optional referrer; the chosen language; a ban set by admins; and whether they blocked the bot
+//! (learned from the Bot API's 403), which stops messages to them. `_id` is the Telegram user
+//! id, and `user_id` repeats it for the shard key.
+//!
+//! An @username belongs to one user at a time: Telegram lets a released name be claimed by
+//! someone else, so whoever shows up with it last holds it here, and earlier holders lose it.
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -29,16 +33,41 @@ pub struct Profile {
     /// How many users registered with this user as their referrer.
     #[serde(default)]
     pub referrals: i64,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
 }
 
-/// What `register` learns from the user's `/start`.
+impl Profile {
+    /// Whether `sender` shows something stored here out of date. A client that does not tell
+    /// its language leaves the stored one as it is.
+    fn is_outdated_by(&self, sender: &Sender<'_>) -> bool {
+        self.username.as_deref() != sender.username
+            || self.first_name.as_deref() != sender.first_name
+            || self.last_name.as_deref() != sender.last_name
+            || sender.telegram_language.is_some_and(|l| self.telegram_language.as_deref() != Some(l))
+    }
+}
+
+/// Who sent an update, as Telegram describes them in it (`from`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sender<'a> {
+    /// The @username, if they have one (admins search by it).
+    pub username: Option<&'a str>,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    /// The Telegram client's language tag, if the client tells.
+    pub telegram_language: Option<&'a str>,
+}
+
+/// What `register` records about a new user.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Registration<'a> {
     pub referrer: Option<UserId>,
-    /// The Telegram client's language tag.
-    pub telegram_language: Option<&'a str>,
-    /// The Telegram @username, refreshed at every `/start` (admins search by it).
-    pub username: Option<&'a str>,
+    pub sender: Sender<'a>,
 }
 
 /// A user as the admin API lists them.
@@ -47,6 +76,10 @@ pub struct UserSummary {
     pub user_id: UserId,
     #[serde(default)]
     pub username: Option<String>,
+    #[serde(default)]
+    pub first_name: Option<String>,
+    #[serde(default)]
+    pub last_name: Option<String>,
     #[serde(default)]
     pub banned: bool,
     #[serde(default)]
@@ -61,6 +94,8 @@ pub struct UserSummary {
 
 /// Admin lists and stats read users across every shard.
 const FAN_OUT_ADMIN: &str = "fan-out: admin user list";
+/// Taking an @username away from its earlier holders: they may live on any shard.
+const FAN_OUT_USERNAME: &str = "fan-out: username taken over";
 
 #[derive(Clone)]
 pub struct Users {
@@ -90,29 +125,95 @@ impl Users {
     }
 
     /// Makes sure the user exists (idempotent); returns whether this call created them. A
-    /// referrer is recorded only when the user is new, the referrer is a known user, and is not
-    /// the user themself; the referrer's `referrals` count then goes up by one. That count is for
-    /// display only (it could miss one if the process died between the two writes); money never
-    /// depends on it.
+    /// referrer is recorded only when the user is new (see `set_referrer` for later). Who they
+    /// are on Telegram is stored either way.
     pub async fn register(&self, user_id: UserId, registration: Registration<'_>) -> mongodb::error::Result<bool> {
-        let Registration { referrer, telegram_language, username } = registration;
-        let referrer = match referrer {
-            Some(referrer) if referrer != user_id && self.find(referrer).await?.is_some() => Some(referrer),
-            _ => None,
-        };
-        let insert = doc! {
+        let Registration { referrer, sender } = registration;
+        let referrer = self.valid_referrer(user_id, referrer).await?;
+        let mut update = doc! {
             "$setOnInsert": {
                 "created_at": Self::now(),
                 "referrer_id": referrer.map_or(Bson::Null, |r| Bson::Int64(r.get())),
-                "telegram_language": telegram_language,
             },
-            "$set": { "username": username, "username_lc": username.map(str::to_lowercase) },
+            "$set": Self::identity(&sender),
         };
-        let created = self.users.update_one(Self::filter(user_id), insert).upsert(true).await?.upserted_id.is_some();
+        if sender.telegram_language.is_none() {
+            update.get_document_mut("$setOnInsert").expect("built above").insert("telegram_language", Bson::Null);
+        }
+        let created = self.users.update_one(Self::filter(user_id), update).upsert(true).await?.upserted_id.is_some();
+        self.take_username(user_id, sender.username).await?;
         if let (true, Some(referrer)) = (created, referrer) {
             self.upsert(referrer, doc! { "$inc": { "referrals": 1_i64 } }).await?;
         }
         Ok(created)
+    }
+
+    /// Called with every update: registers a user at their first update of any kind, and
+    /// stores who they are on Telegram when an update shows it changed (no write otherwise).
+    /// Returns their profile.
+    pub async fn observe(&self, user_id: UserId, sender: &Sender<'_>) -> mongodb::error::Result<Profile> {
+        match self.profile(user_id).await? {
+            Some(profile) if !profile.is_outdated_by(sender) => Ok(profile),
+            Some(_) => {
+                self.users.update_one(Self::filter(user_id), doc! { "$set": Self::identity(sender) }).await?;
+                self.take_username(user_id, sender.username).await?;
+                Ok(self.profile(user_id).await?.unwrap_or_default())
+            }
+            None => {
+                self.register(user_id, Registration { referrer: None, sender: *sender }).await?;
+                Ok(self.profile(user_id).await?.unwrap_or_default())
+            }
+        }
+    }
+
+    /// Sets the referrer of a user who has none yet (a `/start ref_…` after their first update);
+    /// returns whether it was set. The caller checks that they have bought nothing yet.
+    pub async fn set_referrer(&self, user_id: UserId, referrer: UserId) -> mongodb::error::Result<bool> {
+        let Some(referrer) = self.valid_referrer(user_id, Some(referrer)).await? else { return Ok(false) };
+        let mut unset = Self::filter(user_id);
+        unset.insert("referrer_id", Bson::Null);
+        let set = self.users.update_one(unset, doc! { "$set": { "referrer_id": referrer.get() } }).await?.modified_count == 1;
+        if set {
+            self.upsert(referrer, doc! { "$inc": { "referrals": 1_i64 } }).await?;
+        }
+        Ok(set)
+    }
+
+    /// A referrer counts when it is a known user other than the user themself.
+    async fn valid_referrer(&self, user_id: UserId, referrer: Option<UserId>) -> mongodb::error::Result<Option<UserId>> {
+        Ok(match referrer {
+            Some(referrer) if referrer != user_id && self.find(referrer).await?.is_some() => Some(referrer),
+            _ => None,
+        })
+    }
+
+    /// The fields an update tells about its sender. A missing client language keeps the one
+    /// stored.
+    fn identity(sender: &Sender<'_>) -> Document {
+        let mut set = doc! {
+            "username": sender.username,
+            "username_lc": sender.username.map(str::to_lowercase),
+            "first_name": sender.first_name,
+            "last_name": sender.last_name,
+            "updated_at": Self::now(),
+        };
+        if let Some(language) = sender.telegram_language {
+            set.insert("telegram_language", language);
+        }
+        set
+    }
+
+    /// `username` now belongs to `user_id`: every other user who had it loses it.
+    async fn take_username(&self, user_id: UserId, username: Option<&str>) -> mongodb::error::Result<()> {
+        let Some(username) = username else { return Ok(()) };
+        self.users
+            .update_many(
+                doc! { "username_lc": username.to_lowercase(), "_id": { "$ne": user_id.get() } },
+                doc! { "$set": { "username": Bson::Null, "username_lc": Bson::Null, "updated_at": Self::now() } },
+            )
+            .comment(Bson::String(FAN_OUT_USERNAME.into()))
+            .await
+            .map(drop)
     }
 
     /// The user's profile; `None` if they never registered.

@@ -13,7 +13,7 @@ use obentchi_core::ledger::{Ledger, Posting};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::payments::{PaymentJob, PaymentStatus, Payments, TELEGRAM_STARS};
 use obentchi_core::payout::HttpPayoutProvider;
-use obentchi_core::users::{Registration, Users};
+use obentchi_core::users::{Registration, Sender, Users};
 use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals};
 use obentchi_http::callbacks::{sign, SIGNATURE_HEADER};
 use obentchi_testkit::{FakePayoutProvider, PayoutMode};
@@ -152,7 +152,7 @@ async fn users_are_listed_searched_detailed_and_banned_with_an_audit_trail() {
     let app = spawn_app(GENEROUS).await;
     let users = Users::new(&app.store);
     for (id, name) in [(11, "alice"), (12, "alfred"), (13, "bob")] {
-        let registration = Registration { username: Some(name), ..Default::default() };
+        let registration = Registration { sender: Sender { username: Some(name), ..Default::default() }, ..Default::default() };
         users.register(UserId::new(id).unwrap(), registration).await.unwrap();
     }
     deposit(&app, 11, xtr(500)).await;

@@ -17,6 +17,9 @@ pub struct TelegramUser {
     /// Their Telegram client's language (`en`, `ar`, …), if it tells.
     #[serde(default)]
     pub language_code: Option<String>,
+    /// Their @username, if they have one.
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 fn default_name() -> String {
@@ -25,13 +28,21 @@ fn default_name() -> String {
 
 impl TelegramUser {
     pub fn new(user_id: i64, first_name: &str, language_code: Option<&str>) -> TelegramUser {
-        TelegramUser { user_id, first_name: first_name.to_owned(), language_code: language_code.map(str::to_owned) }
+        TelegramUser { user_id, first_name: first_name.to_owned(), language_code: language_code.map(str::to_owned), username: None }
+    }
+
+    /// The same person with `username` as their @username (`None`: they have none).
+    pub fn with_username(&self, username: Option<&str>) -> TelegramUser {
+        TelegramUser { username: username.map(str::to_owned), ..self.clone() }
     }
 
     fn user(&self) -> Value {
         let mut user = json!({ "id": self.user_id, "is_bot": false, "first_name": self.first_name });
         if let Some(language) = &self.language_code {
             user["language_code"] = json!(language);
+        }
+        if let Some(username) = &self.username {
+            user["username"] = json!(username);
         }
         user
     }

@@ -10,8 +10,9 @@
 //! - `withdraw`: amount → address → confirm.
 //! - `language`, `help`.
 //!
-//! Banned users get a polite refusal and nothing else; a payment they already made is still
-//! recorded (money is never dropped).
+//! Every update first registers its sender if they are new, or refreshes their name, @username
+//! and client language if these changed (`Users::observe`). Banned users get a polite refusal
+//! and nothing else; a payment they already made is still recorded (money is never dropped).
 
 mod balance;
 mod deposit;
@@ -33,7 +34,7 @@ use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::payments::Payments;
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
-use obentchi_core::users::{Profile, Users};
+use obentchi_core::users::{Profile, Sender, Users};
 use obentchi_core::withdrawals::{WithdrawalPolicy, Withdrawals};
 use serde_json::json;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
@@ -186,7 +187,14 @@ pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
     let update: Update = serde_json::from_str(raw)?;
     let Some(from) = update.from() else { return Ok(()) };
     let Some(id) = user_id(from) else { return Ok(()) };
-    let profile = deps.users.profile(id).await?.unwrap_or_default();
+    // Every user the bot meets is registered, whatever their first update is.
+    let sender = Sender {
+        username: from.username.as_deref(),
+        first_name: Some(from.first_name.as_str()),
+        last_name: from.last_name.as_deref(),
+        telegram_language: from.language_code.as_deref(),
+    };
+    let profile = deps.users.observe(id, &sender).await?;
     let caller = Caller { id, lang: Lang::for_user(&profile, from.language_code.as_deref()), profile };
     let update_id = UpdateId(update.id.0);
     // Built once: the tree is the same for every update.

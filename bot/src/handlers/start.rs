@@ -5,28 +5,23 @@ use obentchi_core::i18n::{tr, Text};
 use obentchi_core::ids::UserId;
 use obentchi_core::ledger::PostingKind;
 use obentchi_core::money::Money;
-use obentchi_core::users::Registration;
 use teloxide::types::{Me, Message};
 
 use super::{Caller, Deps, HandlerError, HandlerResult, UpdateId};
 
+/// Everyone is registered at their first update (`Users::observe`); `/start ref_<id>` adds the
+/// referrer of a user who has none yet.
 pub(super) async fn start(deps: &Deps, caller: &Caller, message: &Message, payload: &str, update: UpdateId) -> HandlerResult {
     let user = caller.id;
     let referrer = payload.strip_prefix("ref_").and_then(|id| id.parse::<i64>().ok()).and_then(|id| UserId::new(id).ok());
     // A referrer counts only for a user who has bought nothing yet: commissions are fixed
     // at purchase time, and a purchase whose period is still being written (a crash
     // between its steps) must not find a referrer that was not there when it was paid.
-    let referrer = match referrer {
-        Some(_) if deps.ledger.has_posting_of_kind(user, PostingKind::SubscriptionPurchase).await? => None,
-        other => other,
-    };
-    let from = message.from.as_ref();
-    let registration = Registration {
-        referrer,
-        telegram_language: from.and_then(|f| f.language_code.as_deref()),
-        username: from.and_then(|f| f.username.as_deref()),
-    };
-    deps.users.register(user, registration).await?;
+    if let Some(referrer) = referrer.filter(|_| caller.profile.referrer.is_none()) {
+        if !deps.ledger.has_posting_of_kind(user, PostingKind::SubscriptionPurchase).await? {
+            deps.users.set_referrer(user, referrer).await?;
+        }
+    }
     deps.reply(update, message.chat.id.0, tr(caller.lang, Text::Welcome, &[])).await
 }
 

@@ -17,6 +17,8 @@ use crate::AppState;
 pub struct UserView {
     pub user_id: i64,
     pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
     pub banned: bool,
     pub blocked_bot: bool,
     pub referrer_id: Option<i64>,
@@ -29,6 +31,8 @@ impl From<UserSummary> for UserView {
         UserView {
             user_id: u.user_id.get(),
             username: u.username,
+            first_name: u.first_name,
+            last_name: u.last_name,
             banned: u.banned,
             blocked_bot: u.blocked_bot,
             referrer_id: u.referrer.map(UserId::get),
