@@ -278,7 +278,7 @@ impl Users {
 
     /// Registered users (the collection's count from metadata: cheap, may lag after a crash).
     pub async fn count(&self) -> mongodb::error::Result<u64> {
-        self.users.estimated_document_count().await
+        self.users.estimated_document_count().comment(Bson::String(FAN_OUT_ADMIN.into())).await
     }
 }
 
