@@ -16,6 +16,7 @@ use apalis_redis_streams::{Queue, RedisConn, consumer_name};
 use obentchi_core::queues::{OUTBOUND_QUEUE, PAYMENTS_QUEUE, QueuesConfig, WITHDRAWALS_QUEUE};
 pub use obentchi_core::queues::UPDATES_QUEUE;
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
+use obentchi_core::cryptopay::{CryptoPay, CryptoPayConfig, DepositInvoices};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::Payments;
 use obentchi_core::storage::Store;
@@ -122,12 +123,35 @@ pub struct Config {
     pub subscriptions: SubscriptionsConfig,
     #[serde(default)]
     pub withdrawals: WithdrawalPolicy,
+    /// Crypto Pay: what `/deposit` offers besides Stars, and its invoices.
+    #[serde(default)]
+    pub cryptopay: Option<CryptoPayConfig>,
+    #[serde(default)]
+    pub support: SupportConfig,
     /// How long an unfinished conversation (e.g. /withdraw) is remembered.
     #[serde(default = "default_conversation_ttl_ms")]
     pub conversation_ttl_ms: u64,
     /// How long a consumer's claim on a partition lasts without renewal.
     #[serde(default = "default_lease_ttl_ms")]
     pub partition_lease_ms: u64,
+}
+
+/// Where `/paysupport` and `/terms` send people.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupportConfig {
+    /// Who answers payment questions (an @username or a link).
+    pub contact: String,
+    /// The full terms of service.
+    pub terms_url: String,
+    /// Chats told when a user asks for payment support.
+    pub admin_chat_ids: Vec<i64>,
+}
+
+impl Default for SupportConfig {
+    fn default() -> Self {
+        SupportConfig { contact: "@obentchi_support".into(), terms_url: "https://obentchi.example/terms".into(), admin_chat_ids: Vec::new() }
+    }
 }
 
 fn default_lease_ttl_ms() -> u64 {
@@ -235,6 +259,9 @@ impl handlers::Deps {
                 Duration::from_millis(config.conversation_ttl_ms),
             ),
             outbound: queue(OUTBOUND_QUEUE),
+            crypto_pay: config.cryptopay.as_ref().map(CryptoPay::new).transpose().expect("an HTTP client for Crypto Pay"),
+            deposit_invoices: DepositInvoices::new(store),
+            support: Arc::new(config.support.clone()),
             ledger,
             bot,
             bot_id,

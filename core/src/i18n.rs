@@ -105,10 +105,15 @@ pub enum Text {
     SubscriptionExpired,
     WithdrawalSent,
     WithdrawalReturned,
+    CryptoInvoice,
+    PayButton,
+    CryptoRefused,
+    PaySupport,
+    Terms,
 }
 
 impl Text {
-    pub const ALL: [Text; 53] = [
+    pub const ALL: [Text; 58] = [
         Text::Welcome, Text::Help, Text::Banned, Text::BalanceZero, Text::BalanceHeader, Text::DepositUsage,
         Text::DepositLimits, Text::InvoiceTitle, Text::InvoiceDescription, Text::PaymentReceived, Text::NotUnderstood,
         Text::InvoiceNotYours, Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen,
@@ -119,7 +124,8 @@ impl Text {
         Text::ReferralEarned, Text::WithdrawNotEnough, Text::WithdrawAskAmount, Text::WithdrawBadAmount,
         Text::WithdrawAskAddress, Text::WithdrawBadAddress, Text::WithdrawConfirm, Text::WithdrawApproved,
         Text::WithdrawPendingReview, Text::WithdrawRefused, Text::WithdrawStatus, Text::SubscriptionEndsSoon,
-        Text::SubscriptionExpired, Text::WithdrawalSent, Text::WithdrawalReturned,
+        Text::SubscriptionExpired, Text::WithdrawalSent, Text::WithdrawalReturned, Text::CryptoInvoice, Text::PayButton,
+        Text::CryptoRefused, Text::PaySupport, Text::Terms,
     ];
 }
 
@@ -130,9 +136,9 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::Welcome, "Welcome! /balance shows your balance, /deposit adds Telegram Stars, /subscribe buys a subscription, /help lists everything."),
     (Lang::Ar, Text::Welcome, "أهلاً بك! ‎/balance‎ يعرض رصيدك، و‎/deposit‎ لإيداع نجوم تيليجرام، و‎/help‎ لعرض كل الأوامر."),
     (Lang::Ru, Text::Welcome, "Добро пожаловать! /balance — ваш баланс, /deposit — пополнить звёздами Telegram, /help — все команды."),
-    (Lang::En, Text::Help, "/start — start\n/balance — your balance\n/history — your transactions\n/deposit 250 — deposit Telegram Stars\n/subscribe — buy a subscription\n/referral — your referral link and earnings\n/withdraw — withdraw to your wallet\n/cancel — stop what you started\n/language — change the language\n/help — this list"),
-    (Lang::Ar, Text::Help, "‎/start‎ — البدء\n‎/balance‎ — رصيدك\n‎/history‎ — معاملاتك\n‎/deposit 250‎ — إيداع نجوم تيليجرام\n‎/subscribe‎ — شراء اشتراك\n‎/referral‎ — رابط الإحالة وأرباحك\n‎/withdraw‎ — السحب إلى محفظتك\n‎/cancel‎ — إيقاف ما بدأته\n‎/language‎ — تغيير اللغة\n‎/help‎ — هذه القائمة"),
-    (Lang::Ru, Text::Help, "/start — начать\n/balance — ваш баланс\n/history — ваши операции\n/deposit 250 — пополнить звёздами Telegram\n/subscribe — купить подписку\n/referral — реферальная ссылка и доход\n/withdraw — вывести на кошелёк\n/cancel — прервать начатое\n/language — сменить язык\n/help — этот список"),
+    (Lang::En, Text::Help, "/start — start\n/balance — your balance\n/history — your transactions\n/deposit 250 — deposit Telegram Stars\n/deposit 10 USDT — deposit USDT via @CryptoBot\n/subscribe — buy a subscription\n/referral — your referral link and earnings\n/withdraw — withdraw to your wallet\n/cancel — stop what you started\n/language — change the language\n/paysupport — help with a payment\n/terms — the terms\n/help — this list"),
+    (Lang::Ar, Text::Help, "‎/start‎ — البدء\n‎/balance‎ — رصيدك\n‎/history‎ — معاملاتك\n‎/deposit 250‎ — إيداع نجوم تيليجرام\n‎/deposit 10 USDT‎ — إيداع USDT عبر ‎@CryptoBot‎\n‎/subscribe‎ — شراء اشتراك\n‎/referral‎ — رابط الإحالة وأرباحك\n‎/withdraw‎ — السحب إلى محفظتك\n‎/cancel‎ — إيقاف ما بدأته\n‎/language‎ — تغيير اللغة\n‎/paysupport‎ — المساعدة في دفعة\n‎/terms‎ — الشروط\n‎/help‎ — هذه القائمة"),
+    (Lang::Ru, Text::Help, "/start — начать\n/balance — ваш баланс\n/history — ваши операции\n/deposit 250 — пополнить звёздами Telegram\n/deposit 10 USDT — пополнить USDT через @CryptoBot\n/subscribe — купить подписку\n/referral — реферальная ссылка и доход\n/withdraw — вывести на кошелёк\n/cancel — прервать начатое\n/language — сменить язык\n/paysupport — помощь с оплатой\n/terms — условия\n/help — этот список"),
     (Lang::En, Text::Banned, "Sorry, your account is suspended. If you think this is a mistake, please contact support."),
     (Lang::Ar, Text::Banned, "عذراً، حسابك موقوف. إذا كنت تعتقد أن هذا خطأ، يرجى التواصل مع الدعم."),
     (Lang::Ru, Text::Banned, "Извините, ваш аккаунт заблокирован. Если это ошибка, напишите в поддержку."),
@@ -145,6 +151,21 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::DepositUsage, "{error}. For example: /deposit 250"),
     (Lang::Ar, Text::DepositUsage, "{error}. مثال: ‎/deposit 250‎"),
     (Lang::Ru, Text::DepositUsage, "{error}. Например: /deposit 250"),
+    (Lang::En, Text::CryptoInvoice, "Invoice for {amount}: pay it in @CryptoBot with the button below. Your balance is credited once it is paid."),
+    (Lang::Ar, Text::CryptoInvoice, "فاتورة بمبلغ {amount}: ادفعها في ‎@CryptoBot‎ بالزر أدناه. يُضاف المبلغ إلى رصيدك بعد الدفع."),
+    (Lang::Ru, Text::CryptoInvoice, "Счёт на {amount}: оплатите его в @CryptoBot кнопкой ниже. Баланс пополнится после оплаты."),
+    (Lang::En, Text::PayButton, "Pay {amount}"),
+    (Lang::Ar, Text::PayButton, "ادفع {amount}"),
+    (Lang::Ru, Text::PayButton, "Оплатить {amount}"),
+    (Lang::En, Text::CryptoRefused, "The payment service refused this invoice ({error}). Try another amount."),
+    (Lang::Ar, Text::CryptoRefused, "رفضت خدمة الدفع هذه الفاتورة ({error}). جرّب مبلغًا آخر."),
+    (Lang::Ru, Text::CryptoRefused, "Платёжный сервис отклонил этот счёт ({error}). Попробуйте другую сумму."),
+    (Lang::En, Text::PaySupport, "Questions about a payment: write to {contact} with your user id {user_id} and what happened. Stars refunds are handled there too."),
+    (Lang::Ar, Text::PaySupport, "للاستفسار عن دفعة: اكتب إلى {contact} مع رقمك ‎{user_id}‎ وما حدث. طلبات استرداد النجوم تُعالج هناك أيضًا."),
+    (Lang::Ru, Text::PaySupport, "Вопросы об оплате: напишите {contact}, укажите ваш id {user_id} и что случилось. Возвраты звёзд — там же."),
+    (Lang::En, Text::Terms, "Terms: deposits in Telegram Stars pay for subscriptions in this bot and are refunded only through /paysupport. USDT deposits and withdrawals go through @CryptoBot. Withdrawals are checked and may be held for review. Full terms: {url}"),
+    (Lang::Ar, Text::Terms, "الشروط: الإيداع بنجوم تيليجرام يُستخدم للاشتراكات في هذا البوت ولا يُسترد إلا عبر ‎/paysupport‎. الإيداع والسحب بعملة USDT يتمّان عبر ‎@CryptoBot‎. تُراجَع طلبات السحب وقد تُعلَّق للمراجعة. الشروط كاملة: {url}"),
+    (Lang::Ru, Text::Terms, "Условия: звёзды Telegram идут на подписки в этом боте и возвращаются только через /paysupport. Пополнение и вывод USDT — через @CryptoBot. Выводы проверяются и могут ждать проверки. Полные условия: {url}"),
     (Lang::En, Text::DepositLimits, "Deposits are {min} to {max} stars, for example /deposit 250."),
     (Lang::Ar, Text::DepositLimits, "الإيداع من {min} إلى {max} نجمة، مثال: ‎/deposit 250‎."),
     (Lang::Ru, Text::DepositLimits, "Пополнение — от {min} до {max} звёзд, например /deposit 250."),

@@ -4,6 +4,7 @@ pub mod admin_audit;
 pub mod api_tokens;
 pub mod broadcasts;
 pub mod config;
+pub mod cryptopay;
 pub mod i18n;
 pub mod ids;
 pub mod ledger;

@@ -209,6 +209,53 @@ impl Money {
         Ok(Money::from_minor(currency, units * currency.minor_per_unit() + fraction_minor))
     }
 
+    /// An amount as a payment provider writes it (`"12.5"`, `"0.000001"`, `"150"`): ASCII digits
+    /// with at most one `.`, nothing else. Strict where `parse` is forgiving, since this is
+    /// money someone else counted: no sign, comma, spaces or exponent, and an amount finer than
+    /// the currency's minor unit is an error, never rounded. Trailing zeros are fine.
+    pub fn from_decimal(currency: Currency, text: &str) -> Result<Money, ParseMoneyError> {
+        let not_a_number = || ParseMoneyError::NotANumber(text.to_owned());
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits(whole) || !digits(fraction) || (text.contains('.') && fraction.is_empty()) {
+            return Err(not_a_number());
+        }
+        let decimals = currency.decimals() as usize;
+        let significant = fraction.trim_end_matches('0');
+        if significant.len() > decimals {
+            return Err(ParseMoneyError::TooManyDecimals { currency, max: currency.decimals() });
+        }
+        let too_large = ParseMoneyError::TooLarge { currency, max_units: Self::MAX_PARSED_UNITS };
+        let whole = whole.trim_start_matches('0');
+        if whole.len() > 13 {
+            return Err(too_large);
+        }
+        let units: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| not_a_number())? };
+        let fraction_minor: i64 = if significant.is_empty() {
+            0
+        } else {
+            significant.parse::<i64>().map_err(|_| not_a_number())? * 10_i64.pow((decimals - significant.len()) as u32)
+        };
+        if units > Self::MAX_PARSED_UNITS || (units == Self::MAX_PARSED_UNITS && fraction_minor > 0) {
+            return Err(too_large);
+        }
+        Ok(Money::from_minor(currency, units * currency.minor_per_unit() + fraction_minor))
+    }
+
+    /// The amount as `from_decimal` reads it, in its shortest form: no trailing zeros and no
+    /// trailing point (`12.5`, `0.000001`, `150`). What providers are sent.
+    pub fn decimal(self) -> String {
+        let decimals = self.currency.decimals() as usize;
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        let per_unit = self.currency.minor_per_unit().unsigned_abs();
+        let fraction = format!("{:0width$}", abs % per_unit, width = decimals);
+        match fraction.trim_end_matches('0') {
+            "" => format!("{sign}{}", abs / per_unit),
+            trimmed => format!("{sign}{}.{trimmed}", abs / per_unit),
+        }
+    }
+
     /// The amount without its currency, locale-neutral: `.` as the decimal point, no grouping,
     /// trailing zeros trimmed to two decimals (`12.50`, `0.000001`, `150`).
     pub fn amount_text(self) -> String {

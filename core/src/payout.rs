@@ -59,7 +59,8 @@ pub enum LookupOutcome {
 
 pub trait PayoutProvider: Send + Sync + 'static {
     fn send(&self, request: &PayoutRequest) -> impl Future<Output = SendOutcome> + Send;
-    fn lookup(&self, id: &str) -> impl Future<Output = Result<LookupOutcome, String>> + Send;
+    /// Looks up the payout `request` asked for (by its id, the idempotency key).
+    fn lookup(&self, request: &PayoutRequest) -> impl Future<Output = Result<LookupOutcome, String>> + Send;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,7 +139,8 @@ impl PayoutProvider for HttpPayoutProvider {
         }
     }
 
-    async fn lookup(&self, id: &str) -> Result<LookupOutcome, String> {
+    async fn lookup(&self, request: &PayoutRequest) -> Result<LookupOutcome, String> {
+        let id = &request.id;
         let response = self
             .client
             .get(format!("{}/payouts/{id}", self.base_url))

@@ -20,6 +20,9 @@ pub enum ScheduledJob {
     ReconcilePayments,
     /// Read Telegram's Star transactions: credit charges never recorded, reverse refunds.
     ReconcileStars,
+    /// Ask Crypto Pay about our open deposit invoices: record the paid ones whose webhook
+    /// never came.
+    ReconcileCryptoPay,
     /// Tell subscribers their subscription ends soon, or has ended.
     SubscriptionNotices,
     /// Queue upkeep: export every queue's stats, drop old dead letters and departed consumers.
@@ -29,11 +32,12 @@ pub enum ScheduledJob {
 }
 
 impl ScheduledJob {
-    pub const ALL: [ScheduledJob; 7] = [
+    pub const ALL: [ScheduledJob; 8] = [
         ScheduledJob::LedgerAudit,
         ScheduledJob::ReconcileWithdrawals,
         ScheduledJob::ReconcilePayments,
         ScheduledJob::ReconcileStars,
+        ScheduledJob::ReconcileCryptoPay,
         ScheduledJob::SubscriptionNotices,
         ScheduledJob::QueueMaintenance,
         ScheduledJob::DailyReport,
@@ -45,6 +49,7 @@ impl ScheduledJob {
             ScheduledJob::ReconcileWithdrawals => "reconcile_withdrawals",
             ScheduledJob::ReconcilePayments => "reconcile_payments",
             ScheduledJob::ReconcileStars => "reconcile_stars",
+            ScheduledJob::ReconcileCryptoPay => "reconcile_cryptopay",
             ScheduledJob::SubscriptionNotices => "subscription_notices",
             ScheduledJob::QueueMaintenance => "queue_maintenance",
             ScheduledJob::DailyReport => "daily_report",

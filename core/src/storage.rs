@@ -23,8 +23,10 @@ pub mod collections {
     pub const PAYMENTS: &str = "payments";
     pub const WITHDRAWALS: &str = "withdrawals";
     pub const SUBSCRIPTIONS: &str = "subscriptions";
+    /// Crypto Pay invoices we created, `_id = "<user_id>:<update id>"`.
+    pub const DEPOSIT_INVOICES: &str = "deposit_invoices";
 
-    pub const USER_SCOPED: [&str; 6] = [USERS, BALANCES, POSTINGS, PAYMENTS, WITHDRAWALS, SUBSCRIPTIONS];
+    pub const USER_SCOPED: [&str; 7] = [USERS, BALANCES, POSTINGS, PAYMENTS, WITHDRAWALS, SUBSCRIPTIONS, DEPOSIT_INVOICES];
 
     /// One document per incoming payment, `_id = "<provider>:<provider's id>"`: which user a
     /// payment belongs to, unique across all users. Sharded by hashed `_id` (every query on it
@@ -134,6 +136,7 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
         (SUBSCRIPTIONS, index(doc! { "user_id": 1, "expires_at": -1 }, "subscriptions_by_user_end")),
         (SUBSCRIPTIONS, index(doc! { "expires_at": 1 }, "subscriptions_by_end")),
         (ADMIN_AUDIT, index(doc! { "target": 1, "at": 1 }, "admin_audit_by_target")),
+        (DEPOSIT_INVOICES, index(doc! { "status": 1, "created_at": 1 }, "deposit_invoices_by_status")),
     ]
 }
 

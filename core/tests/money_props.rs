@@ -13,6 +13,41 @@ fn parseable_minor(currency: Currency) -> i64 {
 
 proptest! {
     #[test]
+    fn a_provider_amount_round_trips_exactly((c, minor) in currency().prop_flat_map(|c| (Just(c), 0..=parseable_minor(c)))) {
+        let money = Money::from_minor(c, minor);
+        let text = money.decimal();
+        prop_assert_eq!(Money::from_decimal(c, &text), Ok(money));
+        // And the text is the canonical one: read back, written again, unchanged.
+        prop_assert_eq!(Money::from_decimal(c, &text).unwrap().decimal(), text);
+    }
+
+    #[test]
+    fn a_provider_amount_with_trailing_zeros_means_the_same(units in 0..1_000_000_000i64, frac in 0..1_000_000i64, zeros in 0..4usize) {
+        let text = format!("{units}.{frac:06}{}", "0".repeat(zeros));
+        prop_assert_eq!(Money::from_decimal(Currency::Usdt, &text).unwrap().minor(), units * 1_000_000 + frac);
+    }
+
+    #[test]
+    fn a_provider_amount_finer_than_a_minor_unit_is_refused_not_rounded(units in 0..1_000_000i64, frac in 0..1_000_000i64, extra in 1..10u8) {
+        let text = format!("{units}.{frac:06}{extra}");
+        prop_assert_eq!(Money::from_decimal(Currency::Usdt, &text), Err(ParseMoneyError::TooManyDecimals { currency: Currency::Usdt, max: 6 }));
+        let stars = format!("{units}.{extra}");
+        prop_assert!(Money::from_decimal(Currency::Xtr, &stars).is_err());
+    }
+
+    #[test]
+    fn a_malformed_provider_amount_is_refused(text in "\\PC{0,20}") {
+        let strict = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && text.matches('.').count() <= 1
+            && !text.starts_with('.')
+            && !text.ends_with('.');
+        if !strict {
+            prop_assert!(Money::from_decimal(Currency::Usdt, &text).is_err(), "{:?}", text);
+        }
+    }
+
+    #[test]
     fn display_then_parse_is_identity((c, minor) in currency().prop_flat_map(|c| (Just(c), 0..=parseable_minor(c)))) {
         let money = Money::from_minor(c, minor);
         prop_assert_eq!(Money::parse(c, &money.amount_text()), Ok(money));

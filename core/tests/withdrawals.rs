@@ -218,7 +218,7 @@ impl PayoutProvider for HeldProvider {
         self.answer.notified().await;
         SendOutcome::Rejected { reason: "refused, late".into() }
     }
-    async fn lookup(&self, _: &str) -> Result<LookupOutcome, String> {
+    async fn lookup(&self, _: &PayoutRequest) -> Result<LookupOutcome, String> {
         Ok(LookupOutcome::Pending)
     }
 }

@@ -1,4 +1,7 @@
-//! Payment gateway callbacks: `POST /payments/callback/{provider}`. The raw body is signed by the
+//! Payment gateway callbacks: `POST /payments/callback/{provider}`, and Crypto Pay's webhook,
+//! `POST /payments/cryptopay` (see `obentchi_core::cryptopay`).
+//!
+//! Generic gateways: `POST /payments/callback/{provider}`. The raw body is signed by the
 //! gateway with HMAC-SHA256 under the provider's secret and the signature sent as
 //! `X-Signature: sha256=<hex>`; it is checked in constant time before the body is even parsed.
 //! An unknown provider, a missing or wrong signature → 401. A paid callback is recorded in
@@ -11,6 +14,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::post;
 use axum::{Json, Router};
 use hmac::{Hmac, Mac};
+use obentchi_core::cryptopay::{self, DepositError, WebhookUpdate};
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::money::Money;
 use obentchi_core::payments::PaymentJob;
@@ -27,6 +31,7 @@ pub const SIGNATURE_HEADER: &str = "x-signature";
 pub fn router(limits: &Limiters) -> Router<AppState> {
     Router::new()
         .route("/payments/callback/{provider}", post(callback))
+        .route("/payments/cryptopay", post(crypto_pay_webhook))
         .route_layer(from_fn_with_state(limits.limiter(Class::Callback), enforce))
 }
 
@@ -95,6 +100,45 @@ pub async fn callback(
     if payment.external_id.is_empty() || !payment.amount.is_positive() {
         return Err(ApiError::bad_request("payment_id must not be empty and amount must be positive"));
     }
+    state.payments.record(&payment).await?;
+    state.payment_jobs.enqueue(&payment, Some(&payment.job_key())).await?;
+    metrics::counter!("payment_callbacks_total", "outcome" => "accepted").increment(1);
+    Ok(Json(CallbackAnswer { status: "accepted" }))
+}
+
+/// Crypto Pay's webhook: an `invoice_paid` update, signed with the HMAC-SHA-256 of the raw body
+/// under the SHA-256 of the app token. The paid invoice is checked against the one we created
+/// (same id, asset and amount), recorded, then enqueued as a payment job: Crypto Pay's
+/// re-deliveries credit once, keyed by the invoice id. An invoice that is not ours or does not
+/// match is acknowledged (Crypto Pay would otherwise retry it for days) and reported, never
+/// credited.
+#[utoipa::path(post, path = "/payments/cryptopay", params(("crypto-pay-api-signature" = String, Header)),
+    responses((status = 200, body = CallbackAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn crypto_pay_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<CallbackAnswer>, ApiError> {
+    let token = state.crypto_pay_token.as_ref().ok_or(ApiError::BadSignature)?;
+    let signature = headers.get(cryptopay::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !cryptopay::signature_valid(token.expose(), &body, signature) {
+        metrics::counter!("payment_callbacks_total", "outcome" => "bad_signature").increment(1);
+        return Err(ApiError::BadSignature);
+    }
+    let update: WebhookUpdate = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("webhook body: {e}")))?;
+    if update.update_type != "invoice_paid" || update.payload.status != "paid" {
+        metrics::counter!("payment_callbacks_total", "outcome" => "ignored").increment(1);
+        return Ok(Json(CallbackAnswer { status: "ignored" }));
+    }
+    let payment = match state.deposit_invoices.payment_for(&update.payload).await {
+        Ok(payment) => payment,
+        Err(DepositError::Storage(err)) => return Err(ApiError::Unavailable(err.into())),
+        Err(err) => {
+            metrics::counter!("payment_callbacks_total", "outcome" => "mismatch").increment(1);
+            tracing::error!(invoice = update.payload.invoice_id, %err, "a paid Crypto Pay invoice was not credited");
+            return Ok(Json(CallbackAnswer { status: "ignored" }));
+        }
+    };
     state.payments.record(&payment).await?;
     state.payment_jobs.enqueue(&payment, Some(&payment.job_key())).await?;
     metrics::counter!("payment_callbacks_total", "outcome" => "accepted").increment(1);

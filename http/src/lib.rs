@@ -23,6 +23,7 @@ use obentchi_core::queues::{BROADCASTS_QUEUE, OUTBOUND_QUEUE, PAYMENTS_QUEUE, Qu
 use obentchi_core::admin_audit::AdminAudit;
 use obentchi_core::api_tokens::ApiTokens;
 use obentchi_core::broadcasts::Broadcasts;
+use obentchi_core::cryptopay::{CryptoPayConfig, DepositInvoices};
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelemetryConfig};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::Payments;
@@ -58,6 +59,9 @@ pub struct Config {
     /// secret of its own.
     #[serde(default)]
     pub payment_gateways: PaymentGateways,
+    /// Crypto Pay; the API checks its webhook's signature with the app token.
+    #[serde(default)]
+    pub cryptopay: Option<CryptoPayConfig>,
     /// Only for the referral rate the subscription stats share with the bot.
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
@@ -164,6 +168,9 @@ pub struct AppState {
     pub tokens: auth::TokenVerifier,
     pub audit: AdminAudit,
     pub gateways: Arc<PaymentGateways>,
+    /// The Crypto Pay app token (webhook signatures), when Crypto Pay is configured.
+    pub crypto_pay_token: Option<Secret<String>>,
+    pub deposit_invoices: DepositInvoices,
 }
 
 impl AppState {
@@ -189,6 +196,8 @@ impl AppState {
             tokens: auth::TokenVerifier::new(ApiTokens::new(store), Duration::from_millis(config.token_cache_ms)),
             audit: AdminAudit::new(store),
             gateways: Arc::new(config.payment_gateways.clone()),
+            crypto_pay_token: config.cryptopay.as_ref().map(|c| c.api_token.clone()),
+            deposit_invoices: DepositInvoices::new(store),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::{admin, callbacks, dashboard, error};
         admin::queues::overview, admin::queues::dead_letters, admin::queues::retry_dead_letter, admin::queues::discard_dead_letter,
         admin::stats::figures,
         callbacks::callback,
+        callbacks::crypto_pay_webhook,
         dashboard::panel,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),

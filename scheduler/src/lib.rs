@@ -74,8 +74,8 @@ pub struct Config {
     pub schedules: BTreeMap<ScheduledJob, CronSchedule>,
 }
 
-/// Money reconcilers every minute (a stuck withdrawal waits at most `stuck_after` + 1 min), the
-/// Stars reconciler every 5 minutes,
+/// Money reconcilers every minute (a stuck withdrawal waits at most `stuck_after` + 1 min; the
+/// Crypto Pay invoices too), the Stars reconciler every 5 minutes,
 /// subscription notices every 10 minutes, queue upkeep every 5, the audit nightly at 03:17 (off
 /// the hour, when traffic is lowest), the report at 08:00.
 fn default_schedules() -> BTreeMap<ScheduledJob, CronSchedule> {
@@ -84,6 +84,7 @@ fn default_schedules() -> BTreeMap<ScheduledJob, CronSchedule> {
         ScheduledJob::ReconcileWithdrawals => "0 * * * * *",
         ScheduledJob::ReconcilePayments => "30 * * * * *",
         ScheduledJob::ReconcileStars => "15 */5 * * * *",
+        ScheduledJob::ReconcileCryptoPay => "45 * * * * *",
         ScheduledJob::SubscriptionNotices => "0 */10 * * * *",
         ScheduledJob::QueueMaintenance => "0 */5 * * * *",
         ScheduledJob::DailyReport => "0 0 8 * * *",

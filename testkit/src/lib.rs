@@ -6,6 +6,7 @@
 
 mod bot_api;
 mod command_recorder;
+mod crypto_pay;
 mod payout_provider;
 mod simulator;
 pub mod measure;
@@ -25,6 +26,7 @@ use tempfile::TempDir;
 
 pub use bot_api::{BotCall, FakeBotApi};
 pub use command_recorder::{CommandRecorder, Violation};
+pub use crypto_pay::{CryptoPayFaults, FakeCryptoPay};
 pub use payout_provider::{Executed, FakePayoutProvider, PayoutFaults, PayoutMode};
 pub use simulator::TelegramSimulator;
 

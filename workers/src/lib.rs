@@ -3,6 +3,7 @@
 //! gracefully on SIGTERM within `shutdown_grace_ms`.
 
 pub mod outbound;
+pub mod payouts;
 pub mod pool;
 pub mod scheduled;
 
@@ -22,6 +23,7 @@ use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::{PaymentJob, Payments};
 use apalis_core::error::BoxDynError;
 use futures::future::BoxFuture;
+use obentchi_core::cryptopay::{CryptoPay, CryptoPayConfig, DepositInvoices};
 use obentchi_core::payout::{HttpPayoutProvider, PayoutProvider, PayoutProviderConfig};
 use obentchi_core::service::{self, Connections, ServiceConfig};
 use obentchi_core::withdrawals::{WithdrawalError, WithdrawalJob, Withdrawals, notify_outcome};
@@ -37,7 +39,11 @@ pub struct Config {
     pub listen: ListenConfig,
     pub mongodb: MongoConfig,
     pub redis: RedisConfig,
+    /// The HTTP payout adapter (on-chain addresses).
     pub payout: PayoutProviderConfig,
+    /// Crypto Pay: payouts by transfer for its assets, and the deposit invoice reconciler.
+    #[serde(default)]
+    pub cryptopay: Option<CryptoPayConfig>,
     pub telegram: TelegramConfig,
     #[serde(default)]
     pub flood: FloodConfig,
@@ -145,16 +151,18 @@ impl ServiceConfig for Config {
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let slowest_payout = config.cryptopay.as_ref().map_or(0, |c| c.timeout_ms).max(config.payout.timeout_ms);
     anyhow::ensure!(
-        config.withdrawal_lease_ms > config.payout.timeout_ms,
-        "withdrawal_lease_ms must exceed payout.timeout_ms, or a slow payout could be looked up while in flight"
+        config.withdrawal_lease_ms > slowest_payout,
+        "withdrawal_lease_ms must exceed payout.timeout_ms and cryptopay.timeout_ms, or a slow payout could be looked up while in flight"
     );
     let connections = Connections::open(&config.mongodb, &config.redis).await?;
     let ledger = Ledger::new(connections.store.clone());
     let payments = Payments::new(&connections.store, ledger.clone());
     let withdrawals =
         Withdrawals::new(&connections.store, ledger.clone()).with_lease(Duration::from_millis(config.withdrawal_lease_ms));
-    let provider = HttpPayoutProvider::new(&config.payout)?;
+    let crypto_pay = config.cryptopay.as_ref().map(CryptoPay::new).transpose()?;
+    let provider = payouts::Payouts { http: HttpPayoutProvider::new(&config.payout)?, crypto_pay: crypto_pay.clone() };
     let queue = |name| config.queues.open(name, &connections.redis).expect("a queue of ours");
     let payments_queue = queue(PAYMENTS_QUEUE);
     let withdrawals_queue = queue(WITHDRAWALS_QUEUE);
@@ -175,6 +183,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         outbound: outbound_queue.clone(),
         all_queues: config.queues.open_all(&connections.redis),
         bot: bot.clone(),
+        crypto_pay: crypto_pay.map(|api| (api, DepositInvoices::new(&connections.store))),
     };
     let broadcasts = Broadcasts::new(&connections.store, outbound_queue.clone(), broadcasts_queue.clone(), config.broadcast_batch);
     let sender = outbound::Sender {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use apalis_redis_streams::Queue;
+use obentchi_core::cryptopay::{CryptoPay, DepositInvoices};
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OutboundMessage;
@@ -33,8 +34,8 @@ pub struct ScheduledJobsConfig {
     /// A withdrawal in `processing` this long without a definitive answer from the provider is
     /// counted in `withdrawals_stuck` (alerted on, listed by `/admin/withdrawals/stuck`).
     pub withdrawal_alert_after_ms: u64,
-    /// The Stars reconciler leaves Star transactions younger than this to the webhook path
-    /// (whose update may still be on its way), and reads them on a later run.
+    /// The Stars and Crypto Pay reconcilers leave payments younger than this to the webhook
+    /// path (whose update may still be on its way), and read them on a later run.
     pub stars_grace_ms: u64,
     /// Users audited at once by the ledger audit.
     pub audit_concurrency: usize,
@@ -84,6 +85,8 @@ pub struct ScheduledJobs {
     pub all_queues: Vec<Queue>,
     /// The Bot API, for the Stars reconciler's `getStarTransactions`.
     pub bot: teloxide::Bot,
+    /// Crypto Pay and our deposit invoices, when Crypto Pay is configured.
+    pub crypto_pay: Option<(CryptoPay, DepositInvoices)>,
 }
 
 /// Star transactions the Stars reconciler reads again before where the last run stopped: cheap
@@ -100,6 +103,7 @@ impl ScheduledJobs {
             ScheduledJob::ReconcileWithdrawals => self.reconcile_withdrawals(&run_id).await,
             ScheduledJob::ReconcilePayments => self.reconcile_payments(&run_id).await,
             ScheduledJob::ReconcileStars => self.reconcile_stars().await,
+            ScheduledJob::ReconcileCryptoPay => self.reconcile_crypto_pay().await,
             ScheduledJob::SubscriptionNotices => self.subscription_notices().await,
             ScheduledJob::QueueMaintenance => self.queue_maintenance().await,
             ScheduledJob::DailyReport => self.daily_report(&run_id).await,
@@ -149,6 +153,32 @@ impl ScheduledJobs {
     /// charge we never recorded (its `successful_payment` update was lost to a Redis failover, or
     /// dead-lettered) is recorded and credited, and every refund reverses its deposit. Keyed by
     /// `telegram_payment_charge_id`, as the webhook path is, so the two never credit twice.
+    /// Asks Crypto Pay about every deposit invoice still open that is older than the grace
+    /// period (its webhook may be on its way): a paid one is recorded and its payment job
+    /// enqueued, exactly as the webhook would have; an expired one is closed.
+    async fn reconcile_crypto_pay(&self) -> anyhow::Result<()> {
+        let Some((api, invoices)) = &self.crypto_pay else { return Ok(()) };
+        let before = Utc::now() - chrono::Duration::milliseconds(self.config.stars_grace_ms as i64);
+        let open = invoices.still_open(before, 1_000).await?;
+        if open.is_empty() {
+            return Ok(());
+        }
+        for invoice in api.invoices(&open).await.context("getInvoices")? {
+            match invoice.status.as_str() {
+                "paid" => {
+                    let payment = invoices.payment_for(&invoice).await?;
+                    self.payments.record(&payment).await?;
+                    self.payment_jobs.enqueue(&payment, Some(&payment.job_key())).await?;
+                    metrics::counter!("cryptopay_reconciler_total", "outcome" => "recorded").increment(1);
+                    tracing::warn!(invoice = invoice.invoice_id, "recorded a paid Crypto Pay invoice whose webhook never came");
+                }
+                "expired" => invoices.expired(&invoice).await?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     async fn reconcile_stars(&self) -> anyhow::Result<()> {
         use teloxide::payloads::GetStarTransactionsSetters;
         use teloxide::prelude::Requester;

@@ -50,6 +50,7 @@ async fn setup(config: ScheduledJobsConfig) -> Setup {
         outbound: queue("outbound"),
         all_queues: queues.open_all(&conn),
         bot: teloxide::Bot::new("7000000001:test-token").set_api_url(bot_api.url().parse().unwrap()),
+        crypto_pay: None,
     };
     for queue in &jobs.all_queues {
         queue.ensure_groups().await.unwrap();

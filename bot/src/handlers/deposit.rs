@@ -1,24 +1,78 @@
-//! Deposits in Telegram Stars: `/deposit <stars>` sends an invoice; the pre-checkout query is
+//! Deposits. USDT (or another Crypto Pay asset): `/deposit 10 USDT` creates a Crypto Pay invoice
+//! and sends its pay button; the paid invoice arrives by webhook at the admin API (see
+//! `obentchi_core::cryptopay`). Telegram Stars: `/deposit <stars>` sends an invoice; the pre-checkout query is
 //! checked and answered at once (Telegram allows 10 s); `successful_payment` is recorded, then
 //! becomes a payment job that credits it.
 
+use obentchi_core::cryptopay::{CallError, CryptoPay, DepositError};
 use obentchi_core::i18n::{tr, Text};
 use obentchi_core::ids::{ProviderId, UserId};
-use obentchi_core::money::{Currency, Money};
+use obentchi_core::money::{Currency, Money, ParseMoneyError};
 use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
 use obentchi_core::payments::{PaymentJob, TELEGRAM_STARS};
 use teloxide::payloads::AnswerPreCheckoutQuerySetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{Message, PreCheckoutQuery, SuccessfulPayment};
 
-use super::{Caller, Deps, HandlerResult, Refused, UpdateId};
+use super::{keyboard, link_button, Caller, Deps, HandlerResult, Refused, UpdateId};
 
 /// Stars per deposit invoice.
 pub const MIN_DEPOSIT_STARS: u32 = 1;
 pub const MAX_DEPOSIT_STARS: u32 = 10_000;
 
+/// `/deposit <amount> [asset]`: Stars by default; an asset Crypto Pay is configured for (USDT)
+/// gets a Crypto Pay invoice.
+pub(super) async fn invoice(deps: &Deps, caller: &Caller, chat: i64, args: &str, update: UpdateId) -> HandlerResult {
+    let mut words = args.split_whitespace();
+    let amount = words.next().unwrap_or_default();
+    let asset = words.next().map(str::to_uppercase);
+    match asset.as_deref() {
+        None | Some("XTR" | "STARS") => stars_invoice(deps, caller, chat, amount, update).await,
+        Some(code) => match (code.parse::<Currency>(), &deps.crypto_pay) {
+            (Ok(currency), Some(api)) if api.assets().contains(&currency) => {
+                crypto_invoice(deps, api, caller, chat, Money::parse(currency, amount), update).await
+            }
+            _ => {
+                let error = format!("{code} is not offered");
+                deps.reply(update, chat, tr(caller.lang, Text::DepositUsage, &[("error", &error)])).await
+            }
+        },
+    }
+}
+
+/// A Crypto Pay invoice with a pay button; the same invoice again if the update is handled
+/// again.
+async fn crypto_invoice(
+    deps: &Deps,
+    api: &CryptoPay,
+    caller: &Caller,
+    chat: i64,
+    amount: Result<Money, ParseMoneyError>,
+    update: UpdateId,
+) -> HandlerResult {
+    let lang = caller.lang;
+    let amount = match amount {
+        Ok(amount) if amount.is_positive() => amount,
+        Ok(_) => return deps.reply(update, chat, tr(lang, Text::DepositUsage, &[("error", "the amount must be more than 0")])).await,
+        Err(err) => return deps.reply(update, chat, tr(lang, Text::DepositUsage, &[("error", &err.to_string())])).await,
+    };
+    let description = tr(lang, Text::InvoiceTitle, &[("amount", &amount.to_string())]);
+    let invoice = match deps.deposit_invoices.open(api, caller.id, update.0, amount, &description).await {
+        Ok(invoice) => invoice,
+        // Crypto Pay's own refusal (an amount below its minimum, say): final, so say why.
+        Err(DepositError::Call(CallError::Api { name, .. })) => {
+            return deps.reply(update, chat, tr(lang, Text::CryptoRefused, &[("error", &name)])).await;
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let shown = invoice.amount.to_string();
+    let button = link_button(tr(lang, Text::PayButton, &[("amount", &shown)]), invoice.pay_url);
+    let text = tr(lang, Text::CryptoInvoice, &[("amount", &shown)]);
+    deps.send(update, OutboundMessage { reply_markup: Some(keyboard(vec![vec![button]])), ..OutboundMessage::text(chat, text) }).await
+}
+
 /// `/deposit <stars>`: an invoice within the limits, or why not.
-pub(super) async fn invoice(deps: &Deps, caller: &Caller, chat: i64, amount: &str, update: UpdateId) -> HandlerResult {
+async fn stars_invoice(deps: &Deps, caller: &Caller, chat: i64, amount: &str, update: UpdateId) -> HandlerResult {
     let lang = caller.lang;
     let text = match Money::parse(Currency::Xtr, amount) {
         Ok(stars) if (i64::from(MIN_DEPOSIT_STARS)..=i64::from(MAX_DEPOSIT_STARS)).contains(&stars.minor()) => {

@@ -8,7 +8,7 @@
 //! - `deposit`: Stars invoices, pre-checkout, successful payments.
 //! - `subscribe`: plans, confirm, purchase, the referrer's commission.
 //! - `withdraw`: amount → address → confirm.
-//! - `language`, `help`.
+//! - `language`, `help` (also /paysupport and /terms).
 //!
 //! Every update first registers its sender if they are new, or refreshes their name, @username
 //! and client language if these changed (`Users::observe`). Banned users get a polite refusal
@@ -27,6 +27,7 @@ use std::sync::{Arc, LazyLock};
 
 use apalis_redis_streams::Queue;
 use chrono::{DateTime, Utc};
+use obentchi_core::cryptopay::{CryptoPay, DepositInvoices};
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ids::UserId;
 use obentchi_core::ledger::{Ledger, UserAccount};
@@ -45,6 +46,7 @@ use teloxide::utils::command::BotCommands;
 use teloxide::Bot;
 
 use crate::conversation::Conversations;
+use crate::SupportConfig;
 
 pub use balance::HISTORY_PAGE;
 pub use deposit::{validate_pre_checkout, MAX_DEPOSIT_STARS, MIN_DEPOSIT_STARS};
@@ -91,6 +93,10 @@ pub enum Command {
     Cancel,
     /// Choose the language.
     Language,
+    /// Help with a payment (Telegram asks bots that sell for Stars to answer it).
+    PaySupport,
+    /// The terms of service.
+    Terms,
     /// Your transactions, newest first.
     History,
     /// List the commands.
@@ -113,6 +119,10 @@ pub struct Deps {
     pub withdrawal_policy: Arc<WithdrawalPolicy>,
     pub conversations: Conversations,
     pub outbound: Queue,
+    /// Crypto Pay, when configured: USDT deposits by invoice.
+    pub crypto_pay: Option<CryptoPay>,
+    pub deposit_invoices: DepositInvoices,
+    pub support: Arc<SupportConfig>,
     /// For answers that cannot wait in a queue (pre-checkout and callback queries).
     pub bot: Bot,
     pub bot_id: String,
@@ -148,6 +158,11 @@ impl Deps {
 /// Our id for a Telegram user (`None` for ids we do not serve, e.g. non-positive ones).
 fn user_id(user: &User) -> Option<UserId> {
     UserId::new(user.id.0 as i64).ok()
+}
+
+/// A button that opens a link.
+fn link_button(text: impl Into<String>, url: impl Into<String>) -> serde_json::Value {
+    json!({ "text": text.into(), "url": url.into() })
 }
 
 fn keyboard(rows: Vec<Vec<serde_json::Value>>) -> serde_json::Value {
@@ -233,6 +248,8 @@ async fn on_command(message: Message, command: Command, caller: Caller, me: Me, 
         Command::Language => language::choose(deps, caller, chat, update).await,
         Command::History => balance::history(deps, caller, chat, 1, update).await,
         Command::Help => help::help(deps, caller, chat, update).await,
+        Command::PaySupport => help::pay_support(deps, caller, &message, update).await,
+        Command::Terms => help::terms(deps, caller, chat, update).await,
     }
 }
 

@@ -1,4 +1,5 @@
-//! `/withdraw`: amount → address → confirm, the state kept in `conversation`. Confirming
+//! `/withdraw`: amount → address → confirm, the state kept in `conversation` (no address step
+//! when payouts go to the user's own Telegram account by Crypto Pay transfer). Confirming
 //! requests the withdrawal (key: the update that started the conversation) and holds the money.
 
 use chrono::Utc;
@@ -74,6 +75,10 @@ async fn withdrawal_amount(deps: &Deps, caller: &Caller, chat: i64, started_by: 
         Ok(amount) => amount,
         Err(error) => return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawBadAmount, &[("error", &error)]))),
     };
+    if !policy.address_format().asks_for_address() {
+        // Paid to the user's own Telegram account: straight to the confirmation.
+        return withdrawal_address(deps, caller, chat, started_by, amount, &caller.id.to_string()).await;
+    }
     deps.conversations.set(chat, caller.id, &Conversation::WithdrawAddress { started_by, amount }).await?;
     let format = policy.address_format().to_string();
     Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawAskAddress, &[("format", &format), ("amount", &amount.to_string())])))

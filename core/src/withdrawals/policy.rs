@@ -15,6 +15,16 @@ pub enum AddressFormat {
     Tron,
     /// Ethereum and compatible chains: `0x` and 40 hex digits.
     Evm,
+    /// No address: paid by Crypto Pay `transfer` to the user's own Telegram account. The
+    /// "address" is the user's Telegram id, and the bot asks for none.
+    Telegram,
+}
+
+impl AddressFormat {
+    /// Whether the user types an address (not for transfers to their own account).
+    pub fn asks_for_address(self) -> bool {
+        self != AddressFormat::Telegram
+    }
 }
 
 impl std::fmt::Display for AddressFormat {
@@ -23,6 +33,7 @@ impl std::fmt::Display for AddressFormat {
             AddressFormat::Ton => "TON",
             AddressFormat::Tron => "TRON",
             AddressFormat::Evm => "EVM",
+            AddressFormat::Telegram => "Telegram account",
         })
     }
 }
@@ -47,6 +58,7 @@ impl PayoutAddress {
             AddressFormat::Evm => {
                 text.strip_prefix("0x").is_some_and(|hex| hex.len() == 40 && hex.chars().all(|c| c.is_ascii_hexdigit()))
             }
+            AddressFormat::Telegram => text.parse::<i64>().is_ok_and(|id| id > 0),
         };
         if valid {
             Ok(PayoutAddress(text.to_owned()))

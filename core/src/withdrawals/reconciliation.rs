@@ -85,7 +85,7 @@ impl Withdrawals {
     }
 
     pub(super) async fn reconcile<P: PayoutProvider>(&self, w: Withdrawal, provider: &P) -> Result<Withdrawal, WithdrawalError> {
-        match provider.lookup(&w.id).await {
+        match provider.lookup(&PayoutRequest::new(w.id.clone(), w.address.clone(), w.amount)).await {
             Ok(LookupOutcome::Sent { reference }) => self.settle(w, reference).await,
             Ok(LookupOutcome::Failed { reason }) => self.fail(w, reason).await,
             Ok(LookupOutcome::Pending) => Err(WithdrawalError::InProgress("provider has not finished".into())),
