@@ -20,6 +20,8 @@ pub enum Scope {
     Read,
     /// Every change (ban, approve, broadcast, dead-letter retry …); includes `read`.
     Write,
+    /// Moving money by hand: refunds and balance corrections; includes `write`.
+    Money,
 }
 
 impl Scope {
@@ -27,6 +29,16 @@ impl Scope {
         match self {
             Scope::Read => "read",
             Scope::Write => "write",
+            Scope::Money => "money",
+        }
+    }
+
+    /// Whether holding this scope grants `other`.
+    fn includes(self, other: Scope) -> bool {
+        match self {
+            Scope::Money => true,
+            Scope::Write => other != Scope::Money,
+            Scope::Read => other == Scope::Read,
         }
     }
 }
@@ -46,9 +58,9 @@ pub struct ApiToken {
 }
 
 impl ApiToken {
-    /// `write` includes `read`.
+    /// `money` includes `write`, which includes `read`.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.iter().any(|s| *s == scope || *s == Scope::Write)
+        self.scopes.iter().any(|held| held.includes(scope))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Shared domain code of the OBENTCHI platform. See ARCHITECTURE.md for the code map.
 
+pub mod adjustments;
 pub mod admin_audit;
 pub mod api_tokens;
 pub mod broadcasts;

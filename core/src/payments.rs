@@ -69,6 +69,9 @@ struct PaymentDoc {
     external_id: String,
     amount: Money,
     status: PaymentStatus,
+    /// The provider definitively refused a refund we asked for (see `restore_refused_refund`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    refund_refused: bool,
     #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     created_at: DateTime<Utc>,
 }
@@ -159,6 +162,7 @@ impl Payments {
             external_id: payment.external_id.clone(),
             amount: payment.amount,
             status: PaymentStatus::Received,
+            refund_refused: false,
             created_at: Utc::now(),
         };
         match self.payments.insert_one(&doc).await {
@@ -208,25 +212,70 @@ impl Payments {
     /// (keyed by the payment). A refund of money the user already spent cannot be taken from
     /// them (balances never go negative): it is marked on the payment instead.
     pub async fn refund(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
-        let claim_id = claim_id(provider, external_id);
-        let Some(claim) = self.claims.find_one(doc! { "_id": &claim_id }).await? else {
+        let outcome = self.reverse(provider, external_id).await?;
+        if let Some((user, claim_id)) = self.claim(provider, external_id).await? {
+            let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
+            match outcome {
+                RefundOutcome::Reversed(_) => {
+                    self.payments.update_one(record, doc! { "$set": { "refunded": true }, "$unset": { "refund_uncovered": "" } }).await?;
+                }
+                RefundOutcome::Uncovered => {
+                    metrics::counter!("payment_refunds_uncovered_total").increment(1);
+                    self.payments.update_one(record, doc! { "$set": { "refund_uncovered": true } }).await?;
+                }
+                RefundOutcome::UnknownPayment => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Takes a payment's deposit back from its payer, once (keyed by the payment), without
+    /// marking anything: the first step of a refund we start ourselves, before the provider is
+    /// asked. `Uncovered` when the user has spent the money: then nothing changed.
+    pub async fn reverse(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
+        let Some(claim) = self.claims.find_one(doc! { "_id": claim_id(provider, external_id) }).await? else {
             return Ok(RefundOutcome::UnknownPayment);
         };
-        let key = IdempotencyKey::new(format!("refund:{claim_id}"))?;
+        let key = IdempotencyKey::new(format!("refund:{}", claim_id(provider, external_id)))?;
         let reversal = Posting::payment_refund(claim.user_id, key, provider.clone(), claim.amount, format!("refunded by {provider}"))?;
-        let record = doc! { "_id": record_id(claim.user_id, &claim_id), "user_id": claim.user_id.get() };
         match self.ledger.post(&reversal).await {
-            Ok(outcome) => {
-                self.payments.update_one(record, doc! { "$set": { "refunded": true }, "$unset": { "refund_uncovered": "" } }).await?;
-                Ok(RefundOutcome::Reversed(outcome))
-            }
-            Err(LedgerError::InsufficientFunds { .. }) => {
-                metrics::counter!("payment_refunds_uncovered_total").increment(1);
-                self.payments.update_one(record, doc! { "$set": { "refund_uncovered": true } }).await?;
-                Ok(RefundOutcome::Uncovered)
-            }
+            Ok(outcome) => Ok(RefundOutcome::Reversed(outcome)),
+            Err(LedgerError::InsufficientFunds { .. }) => Ok(RefundOutcome::Uncovered),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Gives back what `reverse` took when the provider definitively refused the refund, once
+    /// (keyed by the payment), and marks the payment: a refund the provider refused is not
+    /// tried again by hand (`refund_refused`). Money comes back only on such a refusal, never on
+    /// an ambiguous answer.
+    pub async fn restore_refused_refund(&self, provider: &ProviderId, external_id: &str) -> Result<PostOutcome, PaymentError> {
+        let (user, claim_id) = self.claim(provider, external_id).await?.ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
+        let amount = self.payer(provider, external_id).await?.map(|(_, amount)| amount).ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
+        let key = IdempotencyKey::new(format!("refund-refused:{claim_id}"))?;
+        let restore = Posting::deposit(user, key, provider.clone(), amount, format!("refund refused by {provider}"))?;
+        let outcome = self.ledger.post(&restore).await?;
+        let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
+        self.payments.update_one(record, doc! { "$set": { "refund_refused": true } }).await?;
+        Ok(outcome)
+    }
+
+    /// Whether the provider refused a refund of this payment before.
+    pub async fn refund_was_refused(&self, provider: &ProviderId, external_id: &str) -> Result<bool, PaymentError> {
+        let Some((user, claim_id)) = self.claim(provider, external_id).await? else { return Ok(false) };
+        let record = self.payments.find_one(doc! { "_id": record_id(user, &claim_id), "user_id": user.get() }).await?;
+        Ok(record.is_some_and(|r| r.refund_refused))
+    }
+
+    /// The payer and claim id of a recorded payment.
+    async fn claim(&self, provider: &ProviderId, external_id: &str) -> Result<Option<(UserId, String)>, PaymentError> {
+        let id = claim_id(provider, external_id);
+        Ok(self.claims.find_one(doc! { "_id": &id }).await?.map(|c| (c.user_id, id)))
+    }
+
+    /// Who paid payment `external_id`, and how much; `None` if it was never recorded.
+    pub async fn payer(&self, provider: &ProviderId, external_id: &str) -> Result<Option<(UserId, Money)>, PaymentError> {
+        Ok(self.claims.find_one(doc! { "_id": claim_id(provider, external_id) }).await?.map(|c| (c.user_id, c.amount)))
     }
 
     /// How many of a provider's transactions a reconciler has read (0 at first).

@@ -39,7 +39,9 @@ pub mod collections {
     pub const ADMIN_AUDIT: &str = "admin_audit";
     /// How far reconcilers have read a provider's transaction list.
     pub const CURSORS: &str = "cursors";
-    pub const PLATFORM: [&str; 4] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS];
+    /// Admins' balance corrections waiting for a second admin, and approved ones.
+    pub const ADJUSTMENTS: &str = "adjustments";
+    pub const PLATFORM: [&str; 5] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS, ADJUSTMENTS];
 }
 
 const DUPLICATE_KEY: i32 = 11000;

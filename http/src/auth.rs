@@ -74,6 +74,15 @@ async fn authorize(parts: &Parts, state: &AppState, scope: Scope) -> Result<Call
 pub struct Reader(pub Caller);
 /// A caller with the `write` scope.
 pub struct Writer(pub Caller);
+/// A caller with the `money` scope (refunds, balance corrections).
+pub struct Banker(pub Caller);
+
+impl FromRequestParts<AppState> for Banker {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authorize(parts, state, Scope::Money).await.map(Banker)
+    }
+}
 
 impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;

@@ -14,6 +14,9 @@ pub enum ApiError {
     BadToken,
     #[error("the token lacks the `{0}` scope")]
     Forbidden(&'static str),
+    /// The token may do this kind of thing, but not this one (approving its own correction).
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("request body larger than {} bytes", crate::layers::MAX_BODY_BYTES)]
@@ -49,7 +52,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthenticated | ApiError::BadToken => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Forbidden(_) | ApiError::NotAllowed(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

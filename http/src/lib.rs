@@ -24,7 +24,8 @@ use obentchi_core::admin_audit::AdminAudit;
 use obentchi_core::api_tokens::ApiTokens;
 use obentchi_core::broadcasts::Broadcasts;
 use obentchi_core::cryptopay::{CryptoPayConfig, DepositInvoices};
-use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelemetryConfig};
+use obentchi_core::adjustments::{AdjustmentPolicy, Adjustments};
+use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::Payments;
 use obentchi_core::pools::PoolRegistry;
@@ -62,6 +63,13 @@ pub struct Config {
     /// Crypto Pay; the API checks its webhook's signature with the app token.
     #[serde(default)]
     pub cryptopay: Option<CryptoPayConfig>,
+    /// The bot, for Stars refunds (`refundStarPayment`); without it the refund endpoint answers
+    /// 503.
+    #[serde(default)]
+    pub telegram: Option<TelegramConfig>,
+    /// Balance corrections: limits and second-approval thresholds per currency.
+    #[serde(default)]
+    pub adjustments: AdjustmentPolicy,
     /// Only for the referral rate the subscription stats share with the bot.
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
@@ -171,6 +179,10 @@ pub struct AppState {
     /// The Crypto Pay app token (webhook signatures), when Crypto Pay is configured.
     pub crypto_pay_token: Option<Secret<String>>,
     pub deposit_invoices: DepositInvoices,
+    pub adjustments: Adjustments,
+    pub adjustment_policy: Arc<AdjustmentPolicy>,
+    /// The Bot API, when the bot token is configured here.
+    pub bot: Option<teloxide::Bot>,
 }
 
 impl AppState {
@@ -187,6 +199,7 @@ impl AppState {
             outbound: queue(OUTBOUND_QUEUE),
             subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
             broadcasts: Broadcasts::new(store, queue(OUTBOUND_QUEUE), queue(BROADCASTS_QUEUE), config.broadcast_batch),
+            adjustments: Adjustments::new(store, ledger.clone()),
             ledger,
             queues: Arc::new(config.queues.open_all(redis).into_iter().map(|q| (q.name().to_owned(), q)).collect()),
             pools: PoolRegistry::new(redis.clone()),
@@ -198,6 +211,10 @@ impl AppState {
             gateways: Arc::new(config.payment_gateways.clone()),
             crypto_pay_token: config.cryptopay.as_ref().map(|c| c.api_token.clone()),
             deposit_invoices: DepositInvoices::new(store),
+            adjustment_policy: Arc::new(config.adjustments.clone()),
+            bot: config.telegram.as_ref().map(|t| {
+                teloxide::Bot::new(t.bot_token.expose().as_str()).set_api_url(t.api_url.parse().expect("telegram.api_url is a URL"))
+            }),
         }
     }
 }

@@ -10,13 +10,14 @@ use crate::{admin, callbacks, dashboard, error};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "OBENTCHI admin API", description = "Admin and ops API. Bearer tokens with `read` or `write` scope (`obentchi-http token create`)."),
+    info(title = "OBENTCHI admin API", description = "Admin and ops API. Bearer tokens with `read`, `write` or `money` scope (`obentchi-http token create`)."),
     paths(
         admin::users::list, admin::users::detail, admin::users::ban, admin::users::unban,
         admin::withdrawals::list, admin::withdrawals::stuck, admin::withdrawals::approve, admin::withdrawals::reject, admin::withdrawals::retry,
         admin::broadcasts::create, admin::broadcasts::progress, admin::broadcasts::cancel,
         admin::queues::overview, admin::queues::dead_letters, admin::queues::retry_dead_letter, admin::queues::discard_dead_letter,
         admin::stats::figures,
+        admin::money::refund_stars, admin::money::adjust, admin::money::approve,
         callbacks::callback,
         callbacks::crypto_pay_webhook,
         dashboard::panel,

@@ -85,12 +85,7 @@ impl FakeBotApi {
     /// Telegram gave the payment `charge_id` back to `user_id` (`refundStarPayment`, or its own
     /// decision): an outgoing transaction with the original's id.
     pub fn record_star_refund(&self, charge_id: &str, user_id: i64, stars: u32) {
-        let partner = json!({
-            "type": "user", "transaction_type": "invoice_payment",
-            "user": { "id": user_id, "is_bot": false, "first_name": "User" },
-        });
-        let transaction = json!({ "id": charge_id, "amount": stars, "date": unix_now(), "receiver": partner });
-        self.shared.0.lock().unwrap().star_transactions.push(transaction);
+        self.shared.0.lock().unwrap().star_transactions.push(refund_transaction(charge_id, user_id, u64::from(stars)));
     }
 
     /// The bot's Star transactions, oldest first (as `getStarTransactions` returns them).
@@ -127,6 +122,27 @@ impl Drop for FakeBotApi {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+fn refund_transaction(charge_id: &str, user_id: i64, stars: u64) -> Value {
+    let partner = json!({
+        "type": "user", "transaction_type": "invoice_payment",
+        "user": { "id": user_id, "is_bot": false, "first_name": "User" },
+    });
+    json!({ "id": charge_id, "amount": stars, "date": unix_now(), "receiver": partner })
+}
+
+/// `refundStarPayment` as Telegram answers it: the charge must be a payment by that user, and
+/// refunded once.
+fn refund_star_payment(transactions: &mut Vec<Value>, body: &Value) -> Response {
+    let (user_id, charge_id) = (body["user_id"].as_i64().unwrap_or_default(), body["telegram_payment_charge_id"].as_str().unwrap_or_default());
+    let paid = transactions.iter().find(|t| t["id"] == charge_id && t["source"]["user"]["id"] == user_id).map(|t| t["amount"].as_u64().unwrap_or(0));
+    let Some(stars) = paid else { return error(StatusCode::BAD_REQUEST, "Bad Request: CHARGE_NOT_FOUND", None) };
+    if transactions.iter().any(|t| t["id"] == charge_id && !t["receiver"].is_null()) {
+        return error(StatusCode::BAD_REQUEST, "Bad Request: CHARGE_ALREADY_REFUNDED", None);
+    }
+    transactions.push(refund_transaction(charge_id, user_id, stars));
+    Json(json!({ "ok": true, "result": true })).into_response()
 }
 
 fn unix_now() -> u64 {
@@ -196,6 +212,8 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
         let limit = body["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
         let page: Vec<Value> = behaviour.star_transactions.iter().skip(offset).take(limit).cloned().collect();
         Json(json!({ "ok": true, "result": { "transactions": page } })).into_response()
+    } else if method.eq_ignore_ascii_case("refundstarpayment") {
+        refund_star_payment(&mut behaviour.star_transactions, &body)
     } else if method.eq_ignore_ascii_case("getwebhookinfo") {
         let url = behaviour.calls.iter().rev().find(|c| c.method.eq_ignore_ascii_case("setwebhook")).map(|c| c.body["url"].clone());
         let info = json!({ "url": url.unwrap_or(json!("")), "has_custom_certificate": false, "pending_update_count": 0 });

@@ -9,10 +9,10 @@ use obentchi_core::i18n::{tr, Text};
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::money::{Currency, Money, ParseMoneyError};
 use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
-use obentchi_core::payments::{PaymentJob, TELEGRAM_STARS};
+use obentchi_core::payments::{PaymentJob, RefundOutcome, TELEGRAM_STARS};
 use teloxide::payloads::AnswerPreCheckoutQuerySetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{Message, PreCheckoutQuery, SuccessfulPayment};
+use teloxide::types::{Message, PreCheckoutQuery, RefundedPayment, SuccessfulPayment};
 
 use super::{keyboard, link_button, Caller, Deps, HandlerResult, Refused, UpdateId};
 
@@ -155,4 +155,20 @@ pub(super) async fn on_successful_payment(
     deps.payment_jobs.enqueue(&job, Some(&job.job_key())).await?;
     let text = tr(caller.lang, Text::PaymentReceived, &[("amount", &job.amount.to_string())]);
     deps.reply(update, message.chat.id.0, text).await
+}
+
+/// Telegram gave a Stars payment back to its payer (a refund an admin started, or one Telegram
+/// made): the deposit is reversed once, keyed by the charge, exactly as the Stars reconciler
+/// does when it reads the refund. Telegram tells the user itself.
+pub(super) async fn on_refunded_payment(refund: RefundedPayment, deps: Deps) -> HandlerResult {
+    if refund.currency != Currency::Xtr.code() {
+        return Err(Refused(format!("unexpected refund currency {}", refund.currency)).into());
+    }
+    let charge = &refund.telegram_payment_charge_id.0;
+    match deps.payments.refund(&ProviderId::new(TELEGRAM_STARS)?, charge).await? {
+        RefundOutcome::Reversed(_) => {}
+        RefundOutcome::Uncovered => tracing::error!(charge, "Telegram refunded a Stars payment whose money the user had spent"),
+        RefundOutcome::UnknownPayment => tracing::error!(charge, "Telegram refunded a Stars payment we never recorded"),
+    }
+    Ok(())
 }

@@ -41,7 +41,7 @@ use serde_json::json;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
 use teloxide::payloads::{AnswerCallbackQuerySetters, AnswerPreCheckoutQuerySetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{CallbackQuery, Me, Message, Update, UpdateKind, User};
+use teloxide::types::{CallbackQuery, Me, Message, MessageKind, Update, UpdateKind, User};
 use teloxide::utils::command::BotCommands;
 use teloxide::Bot;
 
@@ -188,6 +188,14 @@ pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
             Update::filter_message()
                 .filter_map(|m: Message| m.successful_payment().cloned())
                 .endpoint(deposit::on_successful_payment),
+        )
+        .branch(
+            Update::filter_message()
+                .filter_map(|m: Message| match m.kind {
+                    MessageKind::RefundedPayment(refund) => Some(refund.refunded_payment),
+                    _ => None,
+                })
+                .endpoint(deposit::on_refunded_payment),
         )
         .branch(dptree::filter(|caller: Caller| caller.profile.banned).endpoint(on_banned))
         .branch(Update::filter_pre_checkout_query().endpoint(deposit::on_pre_checkout))

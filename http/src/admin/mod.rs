@@ -1,7 +1,9 @@
-//! `/admin/*`: JSON endpoints for admins. Reads need the `read` scope, changes `write`; every
-//! change is written to the audit log with the token that made it.
+//! `/admin/*`: JSON endpoints for admins. Reads need the `read` scope, changes `write`, moving
+//! money by hand (refunds, balance corrections) `money`; every change is written to the audit
+//! log with the token that made it.
 
 pub mod broadcasts;
+pub mod money;
 pub mod queues;
 pub mod stats;
 pub mod users;
@@ -39,6 +41,9 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
         .route("/admin/withdrawals/{id}/approve", post(withdrawals::approve))
         .route("/admin/withdrawals/{id}/reject", post(withdrawals::reject))
         .route("/admin/withdrawals/{id}/retry", post(withdrawals::retry))
+        .route("/admin/payments/stars/{charge_id}/refund", post(money::refund_stars))
+        .route("/admin/users/{id}/adjustments", post(money::adjust))
+        .route("/admin/adjustments/{id}/approve", post(money::approve))
         .route_layer(from_fn_with_state(limits.limiter(Class::Money), enforce));
     reads.merge(writes).merge(money)
 }
