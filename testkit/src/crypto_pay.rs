@@ -237,9 +237,14 @@ fn get_transfers(fake: &Fake, params: &Value) -> Response {
 impl FakeCryptoPay {
     /// Serves on a free loopback port; calls must carry `token`.
     pub async fn start(token: &str) -> FakeCryptoPay {
+        FakeCryptoPay::start_on("127.0.0.1:0", token).await
+    }
+
+    /// Serves on `addr` (local runs use a fixed port).
+    pub async fn start_on(addr: &str, token: &str) -> FakeCryptoPay {
         let fake = Fake { token: token.into(), ledger: Arc::default() };
         let app = Router::new().route("/api/{method}", post(api)).with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake Crypto Pay");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the fake Crypto Pay");
         let addr = listener.local_addr().expect("local addr");
         tokio::spawn(async move { axum::serve(listener, app).await.expect("fake Crypto Pay serves") });
         FakeCryptoPay { addr, fake, client: reqwest::Client::new() }
