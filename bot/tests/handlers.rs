@@ -368,3 +368,46 @@ async fn a_banned_user_gets_a_polite_refusal_and_nothing_else_but_their_payment_
     handle(&message_from(AMINA, 305, "/balance"), &me(), deps).await.unwrap();
     assert!(replies(&deps.outbound).await[0].text.contains("500 XTR"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_group_other_bots_commands_and_chatter_are_ignored_and_money_stays_private() {
+    let w = world().await;
+    const GROUP: i64 = -1_001_234_567_890;
+    let amina = TelegramUser::new(AMINA, "Amina", Some("en"));
+    let group = |update_id: u32, text: &str, replying: Option<i64>| {
+        updates::group_message(update_id, &amina, GROUP, updates::text(text), replying).to_string()
+    };
+    fund(&w.deps, AMINA, "seed", 250).await;
+
+    // Another bot's command, chatter, a command no bot here may have: not a word.
+    for (update, text) in [(1, "/balance@some_other_bot"), (2, "hello everyone"), (3, "/roll")] {
+        handle(&group(update, text, None), &me(), &w.deps).await.unwrap();
+    }
+    assert_eq!(replies(&w.deps.outbound).await, vec![]);
+
+    // Our money command before Amina opened a private chat: the group learns where to ask, and
+    // nothing about her money.
+    handle(&group(4, "/balance@obentchi_bot", None), &me(), &w.deps).await.unwrap();
+    let sent = replies(&w.deps.outbound).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].chat_id, GROUP);
+    assert!(sent[0].text.contains("@obentchi_bot") && !sent[0].text.contains("250"), "{}", sent[0].text);
+
+    // Once she has a private chat, the answer goes there; the group gets a note.
+    handle(&message_from(AMINA, 5, "/start"), &me(), &w.deps).await.unwrap();
+    replies(&w.deps.outbound).await;
+    handle(&group(6, "/balance", None), &me(), &w.deps).await.unwrap();
+    let sent = replies(&w.deps.outbound).await;
+    let in_group: Vec<&OutboundMessage> = sent.iter().filter(|m| m.chat_id == GROUP).collect();
+    let in_private: Vec<&OutboundMessage> = sent.iter().filter(|m| m.chat_id == AMINA).collect();
+    assert_eq!((in_group.len(), in_private.len()), (1, 1), "{sent:?}");
+    assert!(!in_group[0].text.contains("250"), "{}", in_group[0].text);
+    assert!(in_private[0].text.contains("250"), "{}", in_private[0].text);
+
+    // A reply to the bot in the group is for us; /help is fine in a group.
+    handle(&group(7, "what can you do?", Some(42)), &me(), &w.deps).await.unwrap();
+    handle(&group(8, "/help@obentchi_bot", None), &me(), &w.deps).await.unwrap();
+    let sent = replies(&w.deps.outbound).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|m| m.chat_id == GROUP));
+}

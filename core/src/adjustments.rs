@@ -1,11 +1,15 @@
 //! Balance corrections by admins: a signed amount with a reason, posted as an
 //! `admin_adjustment` against the platform's adjustments account. Each is keyed (a repeated
-//! request changes nothing), capped per currency, and above a per-currency amount waits for a
-//! second admin: it is stored as pending, and only an approval by another token posts it.
+//! request changes nothing) and capped per currency. Once a user's corrections in a currency
+//! over the last 24 hours (this one included) pass a per-currency amount, it waits for a second
+//! admin: it is stored as pending, and only an approval by another token posts it. (Summing
+//! keeps one admin from splitting a large correction into small ones; two requests racing can
+//! both pass as small, which the audit log shows.) Every correction is kept in `adjustments`.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
@@ -91,21 +95,23 @@ impl From<LedgerError> for AdjustmentError {
     fn from(err: LedgerError) -> Self {
         match err {
             LedgerError::InsufficientFunds { needed, .. } => AdjustmentError::InsufficientFunds(needed),
+            LedgerError::KeyReused { key } => AdjustmentError::KeyReused(key),
             other => AdjustmentError::Ledger(other),
         }
     }
 }
 
-/// A pending or approved correction.
+/// A correction as kept in `adjustments`: `applied` at once, `pending` a second admin, or
+/// `approved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingAdjustment {
+pub struct AdjustmentRecord {
     #[serde(rename = "_id")]
     pub id: String,
     pub user_id: UserId,
     pub change: Money,
     pub reason: String,
     pub requested_by: String,
-    /// `pending` or `approved`.
+    /// `applied`, `pending` or `approved`.
     pub status: String,
     #[serde(default)]
     pub approved_by: Option<String>,
@@ -116,12 +122,12 @@ pub struct PendingAdjustment {
 #[derive(Clone)]
 pub struct Adjustments {
     ledger: Ledger,
-    pending: Collection<PendingAdjustment>,
+    records: Collection<AdjustmentRecord>,
 }
 
 impl Adjustments {
     pub fn new(store: &Store, ledger: Ledger) -> Adjustments {
-        Adjustments { ledger, pending: store.collection(collections::ADJUSTMENTS) }
+        Adjustments { ledger, records: store.collection(collections::ADJUSTMENTS) }
     }
 
     /// Posts the correction, or stores it for a second admin when it is above the threshold.
@@ -138,46 +144,61 @@ impl Adjustments {
             return Err(AdjustmentError::OverLimit { change: request.change, max: limits.max });
         }
         let id = format!("{}:{}", request.user_id, request.key);
-        if size <= limits.second_approval_above.minor().unsigned_abs() {
-            return self.post(&id, request.user_id, request.change, reason).await.map(AdjustmentOutcome::Applied);
-        }
-        let pending = PendingAdjustment {
+        let recent = self.recent_total(request.user_id, currency).await?;
+        let small = recent.saturating_add(size) <= limits.second_approval_above.minor().unsigned_abs();
+        let record = AdjustmentRecord {
             id: id.clone(),
             user_id: request.user_id,
             change: request.change,
             reason: reason.to_owned(),
             requested_by: request.requested_by,
-            status: "pending".into(),
+            status: if small { "applied" } else { "pending" }.into(),
             approved_by: None,
             created_at: Utc::now(),
         };
-        match self.pending.insert_one(&pending).await {
-            Ok(_) => Ok(AdjustmentOutcome::AwaitingApproval { id }),
+        let stored = match self.records.insert_one(&record).await {
+            Ok(_) => record,
             Err(e) if is_duplicate_key(&e) => {
                 let stored = self.get(&id).await?;
-                if stored.change != pending.change || stored.user_id != pending.user_id {
+                if stored.change != record.change || stored.user_id != record.user_id {
                     return Err(AdjustmentError::KeyReused(id));
                 }
-                Ok(AdjustmentOutcome::AwaitingApproval { id })
+                stored
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        match stored.status.as_str() {
+            "pending" => Ok(AdjustmentOutcome::AwaitingApproval { id }),
+            _ => self.post(&id, stored.user_id, stored.change, &stored.reason).await.map(AdjustmentOutcome::Applied),
         }
     }
 
-    pub async fn get(&self, id: &str) -> Result<PendingAdjustment, AdjustmentError> {
-        self.pending.find_one(doc! { "_id": id }).await?.ok_or_else(|| AdjustmentError::NotFound(id.to_owned()))
+    /// The size of `user`'s corrections in `currency` over the last 24 hours, whatever their
+    /// state, in minor units.
+    async fn recent_total(&self, user: UserId, currency: Currency) -> Result<u64, AdjustmentError> {
+        let since = Bson::DateTime((Utc::now() - chrono::Duration::hours(24)).into());
+        let filter = doc! { "user_id": user.get(), "change.currency": currency.code(), "created_at": { "$gte": since } };
+        let recent: Vec<AdjustmentRecord> = self.records.find(filter).await?.try_collect().await?;
+        Ok(recent.iter().map(|r| r.change.minor().unsigned_abs()).sum())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<AdjustmentRecord, AdjustmentError> {
+        self.records.find_one(doc! { "_id": id }).await?.ok_or_else(|| AdjustmentError::NotFound(id.to_owned()))
     }
 
     /// A second admin approves a pending correction: it is posted (once). The admin who asked
     /// cannot approve their own.
     pub async fn approve(&self, id: &str, approver: &str) -> Result<PostOutcome, AdjustmentError> {
         let pending = self.get(id).await?;
+        if pending.status == "applied" {
+            return Err(AdjustmentError::NotFound(format!("{id} (applied without approval)")));
+        }
         if pending.requested_by == approver {
             return Err(AdjustmentError::SameAdmin(id.to_owned()));
         }
         let outcome = self.post(id, pending.user_id, pending.change, &pending.reason).await?;
         let approved = doc! { "$set": { "status": "approved", "approved_by": approver, "approved_at": Bson::DateTime(Utc::now().into()) } };
-        self.pending.update_one(doc! { "_id": id, "status": "pending" }, approved).await?;
+        self.records.update_one(doc! { "_id": id, "status": "pending" }, approved).await?;
         Ok(outcome)
     }
 

@@ -292,8 +292,11 @@ impl CryptoPay {
 /// Payouts by `transfer`: the withdrawal's address is the user's Telegram id.
 impl PayoutProvider for CryptoPay {
     async fn send(&self, request: &PayoutRequest) -> SendOutcome {
-        let Ok(user) = request.address.parse::<i64>() else {
-            return SendOutcome::Rejected { reason: format!("{:?} is not a Telegram user id", request.address) };
+        // The address of a transfer is the withdrawing user's own id, which also starts the
+        // withdrawal id (`<user>:<request>`): a transfer goes to nobody else.
+        let owner = request.id.split(':').next().unwrap_or_default();
+        let Some(user) = request.address.parse::<i64>().ok().filter(|_| request.address == owner) else {
+            return SendOutcome::Rejected { reason: format!("{:?} is not the withdrawing user's Telegram id", request.address) };
         };
         let amount = Money::from_minor(request.currency, request.amount);
         match self.transfer(user, amount, &request.id).await {
@@ -365,6 +368,8 @@ impl DepositInvoices {
     /// The invoice for the deposit `user` asked for with `update`: created at the first call,
     /// the same one at every later call.
     pub async fn open(&self, api: &CryptoPay, user: UserId, update: u32, amount: Money, description: &str) -> Result<OpenInvoice, DepositError> {
+        // (Update ids repeat only after a week without any update, when Telegram may restart
+        // them: a repeated id would show the old invoice again, never pay it twice.)
         if let Some(found) = self.invoices.find_one(Self::filter(user, update)).await? {
             return Self::as_open(&found);
         }
@@ -402,7 +407,7 @@ impl DepositInvoices {
     }
 
     /// The payment a paid invoice makes, once it is checked against the invoice we created:
-    /// same id, same asset and amount. Marks the invoice paid.
+    /// same id, same asset and amount. The caller records it, then calls `recorded`.
     pub async fn payment_for(&self, invoice: &Invoice) -> Result<PaymentJob, DepositError> {
         let (user, update) = invoice.depositor()?;
         let paid = invoice.money()?;
@@ -412,7 +417,6 @@ impl DepositInvoices {
         if ours.invoice_id != invoice.invoice_id || ours.amount != paid {
             return Err(mismatch(format!("we created {} for {}, Crypto Pay reports {} for {paid}", ours.invoice_id, ours.amount, invoice.invoice_id)));
         }
-        self.set_status(user, update, "paid").await?;
         Ok(PaymentJob {
             user_id: user,
             provider: ProviderId::new(CRYPTO_PAY).expect("a valid provider id"),
@@ -421,8 +425,24 @@ impl DepositInvoices {
         })
     }
 
-    async fn set_status(&self, user: UserId, update: u32, status: &str) -> Result<(), DepositError> {
-        self.invoices.update_one(Self::filter(user, update), doc! { "$set": { "status": status } }).await?;
+    /// The invoice's payment is recorded (the payments collection has it from now on): the
+    /// reconciler stops asking about it. Only after the record, or a failure between the two
+    /// would leave a paid invoice that nothing looks at again.
+    pub async fn recorded(&self, payment: &PaymentJob) -> Result<(), DepositError> {
+        self.close(payment.user_id, &payment.external_id, "paid").await
+    }
+
+    /// A paid invoice that does not match ours: closed for the reconciler (it would only fail
+    /// again) and left to a person, who finds it by this status.
+    pub async fn mismatched(&self, invoice: &Invoice) -> Result<(), DepositError> {
+        let Ok((user, _)) = invoice.depositor() else { return Ok(()) };
+        self.close(user, &invoice.invoice_id.to_string(), "mismatch").await
+    }
+
+    async fn close(&self, user: UserId, invoice_id: &str, status: &str) -> Result<(), DepositError> {
+        let Ok(invoice_id) = invoice_id.parse::<i64>() else { return Ok(()) };
+        let filter = doc! { "user_id": user.get(), "invoice_id": invoice_id };
+        self.invoices.update_one(filter, doc! { "$set": { "status": status } }).await?;
         Ok(())
     }
 
@@ -431,7 +451,7 @@ impl DepositInvoices {
     pub async fn still_open(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<i64>, DepositError> {
         let open: Vec<Document> = self
             .invoices
-            .find(doc! { "status": "active", "created_at": { "$lt": Bson::DateTime(before.into()) } })
+            .find(doc! { "status": "active", "created_at": { "$lte": Bson::DateTime(before.into()) } })
             .sort(doc! { "created_at": 1 })
             .limit(i64::from(limit))
             .comment(Bson::String(FAN_OUT_OPEN_INVOICES.into()))
@@ -443,8 +463,16 @@ impl DepositInvoices {
 
     /// Records that an invoice can no longer be paid.
     pub async fn expired(&self, invoice: &Invoice) -> Result<(), DepositError> {
-        let (user, update) = invoice.depositor()?;
-        self.set_status(user, update, "expired").await
+        let (user, _) = invoice.depositor()?;
+        self.close(user, &invoice.invoice_id.to_string(), "expired").await
+    }
+
+    /// Records that Crypto Pay no longer knows an invoice of ours (deleted, or from another
+    /// network): nothing can pay it, and it must not crowd the reconciler's batch.
+    pub async fn vanished(&self, invoice_id: i64) -> Result<(), DepositError> {
+        let filter = doc! { "invoice_id": invoice_id, "status": "active" };
+        self.invoices.update_many(filter, doc! { "$set": { "status": "vanished" } }).comment(Bson::String(FAN_OUT_OPEN_INVOICES.into())).await?;
+        Ok(())
     }
 }
 

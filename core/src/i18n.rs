@@ -110,10 +110,12 @@ pub enum Text {
     CryptoRefused,
     PaySupport,
     Terms,
+    AnsweredInPrivate,
+    OpenPrivately,
 }
 
 impl Text {
-    pub const ALL: [Text; 58] = [
+    pub const ALL: [Text; 60] = [
         Text::Welcome, Text::Help, Text::Banned, Text::BalanceZero, Text::BalanceHeader, Text::DepositUsage,
         Text::DepositLimits, Text::InvoiceTitle, Text::InvoiceDescription, Text::PaymentReceived, Text::NotUnderstood,
         Text::InvoiceNotYours, Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen,
@@ -125,7 +127,7 @@ impl Text {
         Text::WithdrawAskAddress, Text::WithdrawBadAddress, Text::WithdrawConfirm, Text::WithdrawApproved,
         Text::WithdrawPendingReview, Text::WithdrawRefused, Text::WithdrawStatus, Text::SubscriptionEndsSoon,
         Text::SubscriptionExpired, Text::WithdrawalSent, Text::WithdrawalReturned, Text::CryptoInvoice, Text::PayButton,
-        Text::CryptoRefused, Text::PaySupport, Text::Terms,
+        Text::CryptoRefused, Text::PaySupport, Text::Terms, Text::AnsweredInPrivate, Text::OpenPrivately,
     ];
 }
 
@@ -166,6 +168,12 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::Terms, "Terms: deposits in Telegram Stars pay for subscriptions in this bot and are refunded only through /paysupport. USDT deposits and withdrawals go through @CryptoBot. Withdrawals are checked and may be held for review. Full terms: {url}"),
     (Lang::Ar, Text::Terms, "الشروط: الإيداع بنجوم تيليجرام يُستخدم للاشتراكات في هذا البوت ولا يُسترد إلا عبر ‎/paysupport‎. الإيداع والسحب بعملة USDT يتمّان عبر ‎@CryptoBot‎. تُراجَع طلبات السحب وقد تُعلَّق للمراجعة. الشروط كاملة: {url}"),
     (Lang::Ru, Text::Terms, "Условия: звёзды Telegram идут на подписки в этом боте и возвращаются только через /paysupport. Пополнение и вывод USDT — через @CryptoBot. Выводы проверяются и могут ждать проверки. Полные условия: {url}"),
+    (Lang::En, Text::AnsweredInPrivate, "I answered you in our private chat."),
+    (Lang::Ar, Text::AnsweredInPrivate, "أجبتك في محادثتنا الخاصة."),
+    (Lang::Ru, Text::AnsweredInPrivate, "Я ответил вам в личном чате."),
+    (Lang::En, Text::OpenPrivately, "Your money is not shown in groups: open a private chat with @{bot} and send the command there."),
+    (Lang::Ar, Text::OpenPrivately, "لا تُعرض أموالك في المجموعات: افتح محادثة خاصة مع ‎@{bot}‎ وأرسل الأمر هناك."),
+    (Lang::Ru, Text::OpenPrivately, "Ваши деньги не показываются в группах: откройте личный чат с @{bot} и отправьте команду там."),
     (Lang::En, Text::DepositLimits, "Deposits are {min} to {max} stars, for example /deposit 250."),
     (Lang::Ar, Text::DepositLimits, "الإيداع من {min} إلى {max} نجمة، مثال: ‎/deposit 250‎."),
     (Lang::Ru, Text::DepositLimits, "Пополнение — от {min} до {max} звёзд, например /deposit 250."),

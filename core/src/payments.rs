@@ -69,9 +69,12 @@ struct PaymentDoc {
     external_id: String,
     amount: Money,
     status: PaymentStatus,
-    /// The provider definitively refused a refund we asked for (see `restore_refused_refund`).
+    /// The provider definitively refused a refund we asked for (see `settle_refund`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     refund_refused: bool,
+    /// We reversed the deposit and asked the provider to refund, without an answer yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    refund_pending: bool,
     #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     created_at: DateTime<Utc>,
 }
@@ -126,6 +129,48 @@ pub enum RefundOutcome {
     UnknownPayment,
 }
 
+/// What a provider answered when asked to refund a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundAnswer {
+    /// Refunded now, or before.
+    Refunded,
+    /// A definitive refusal: the refund did not and will not happen.
+    Refused(String),
+    /// No answer, or one that says nothing for sure (5xx, flood control): it may have happened.
+    NoAnswer(String),
+}
+
+impl RefundAnswer {
+    /// Telegram's answer to `refundStarPayment`, from the error it gave (`None`: success; teloxide
+    /// shows an unrecognised one as `Unknown error: "Bad Request: CHARGE_NOT_FOUND"`).
+    /// Only Telegram's documented refusals about the charge itself are definitive; anything
+    /// else, including a 5xx that teloxide reports as an API error, is no answer.
+    pub fn from_telegram(error: Option<&str>) -> RefundAnswer {
+        const REFUSALS: [&str; 2] = ["CHARGE_NOT_FOUND", "CHARGE_ID_INVALID"];
+        match error {
+            None => RefundAnswer::Refunded,
+            Some(e) if e.contains("CHARGE_ALREADY_REFUNDED") => RefundAnswer::Refunded,
+            Some(e) if e.contains("Bad Request") && REFUSALS.iter().any(|r| e.contains(r)) => RefundAnswer::Refused(e.to_owned()),
+            Some(e) => RefundAnswer::NoAnswer(e.to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod refund_answer_tests {
+    use super::RefundAnswer;
+
+    #[test]
+    fn only_telegrams_refusals_about_the_charge_are_final() {
+        assert_eq!(RefundAnswer::from_telegram(None), RefundAnswer::Refunded);
+        assert_eq!(RefundAnswer::from_telegram(Some("Unknown error: \"Bad Request: CHARGE_ALREADY_REFUNDED\"")), RefundAnswer::Refunded);
+        assert!(matches!(RefundAnswer::from_telegram(Some("Unknown error: \"Bad Request: CHARGE_NOT_FOUND\"")), RefundAnswer::Refused(_)));
+        for unsure in ["Unknown error: \"Internal Server Error\"", "Unknown error: \"Bad Request: something new\"", "timeout"] {
+            assert!(matches!(RefundAnswer::from_telegram(Some(unsure)), RefundAnswer::NoAnswer(_)), "{unsure}");
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Payments {
     payments: Collection<PaymentDoc>,
@@ -163,6 +208,7 @@ impl Payments {
             amount: payment.amount,
             status: PaymentStatus::Received,
             refund_refused: false,
+            refund_pending: false,
             created_at: Utc::now(),
         };
         match self.payments.insert_one(&doc).await {
@@ -210,54 +256,63 @@ impl Payments {
 
     /// The provider gave payment `external_id` back to its payer: reverses its deposit, once
     /// (keyed by the payment). A refund of money the user already spent cannot be taken from
-    /// them (balances never go negative): it is marked on the payment instead.
+    /// them (balances never go negative): it is marked on the payment instead. A refund the
+    /// provider refused earlier (its reversal undone) is taken again under a key of its own.
     pub async fn refund(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
-        let outcome = self.reverse(provider, external_id).await?;
-        if let Some((user, claim_id)) = self.claim(provider, external_id).await? {
+        let Some((user, claim_id)) = self.claim(provider, external_id).await? else { return Ok(RefundOutcome::UnknownPayment) };
+        let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
+        let refused_before = self.payments.find_one(record.clone()).await?.is_some_and(|r| r.refund_refused);
+        let key = if refused_before { format!("refund-after-refusal:{claim_id}") } else { format!("refund:{claim_id}") };
+        let outcome = self.reverse_under(provider, external_id, &key).await?;
+        match outcome {
+            RefundOutcome::Reversed(_) => {
+                let done = doc! { "$set": { "refunded": true }, "$unset": { "refund_uncovered": "", "refund_pending": "" } };
+                self.payments.update_one(record, done).await?;
+            }
+            RefundOutcome::Uncovered => {
+                metrics::counter!("payment_refunds_uncovered_total").increment(1);
+                self.payments.update_one(record, doc! { "$set": { "refund_uncovered": true } }).await?;
+            }
+            RefundOutcome::UnknownPayment => {}
+        }
+        Ok(outcome)
+    }
+
+    /// Starts a refund we ask the provider for: takes the deposit back from its payer first
+    /// (once, keyed by the payment), so the money cannot be spent while the provider is asked,
+    /// and marks the refund pending until `settle_refund` hears the provider's answer.
+    /// `Uncovered` when the user has spent the money: then nothing changed.
+    pub async fn start_refund(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
+        let outcome = self.reverse_under(provider, external_id, &format!("refund:{}", claim_id(provider, external_id))).await?;
+        if let (RefundOutcome::Reversed(_), Some((user, claim_id))) = (&outcome, self.claim(provider, external_id).await?) {
             let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
-            match outcome {
-                RefundOutcome::Reversed(_) => {
-                    self.payments.update_one(record, doc! { "$set": { "refunded": true }, "$unset": { "refund_uncovered": "" } }).await?;
-                }
-                RefundOutcome::Uncovered => {
-                    metrics::counter!("payment_refunds_uncovered_total").increment(1);
-                    self.payments.update_one(record, doc! { "$set": { "refund_uncovered": true } }).await?;
-                }
-                RefundOutcome::UnknownPayment => {}
+            self.payments.update_one(record, doc! { "$set": { "refund_pending": true } }).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// What the provider answered to a refund `start_refund` began.
+    /// - `Refunded`: the payment is marked refunded.
+    /// - `Refused`: a definitive refusal. The deposit is given back (once, keyed) and the
+    ///   payment marked `refund_refused`, so nobody asks again by hand. If the provider refunds
+    ///   after all, `refund` takes it again.
+    /// - `NoAnswer`: stays pending. The Stars reconciler asks again (`pending_refunds`), and
+    ///   reads the refund if it happened.
+    pub async fn settle_refund(&self, provider: &ProviderId, external_id: &str, answer: &RefundAnswer) -> Result<(), PaymentError> {
+        match answer {
+            RefundAnswer::Refunded => self.refund(provider, external_id).await.map(drop),
+            RefundAnswer::NoAnswer(_) => Ok(()),
+            RefundAnswer::Refused(_) => {
+                let (user, claim_id) = self.claim(provider, external_id).await?.ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
+                let (_, amount) = self.payer(provider, external_id).await?.ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
+                let key = IdempotencyKey::new(format!("refund-refused:{claim_id}"))?;
+                let restore = Posting::deposit(user, key, provider.clone(), amount, format!("refund refused by {provider}"))?;
+                self.ledger.post(&restore).await?;
+                let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
+                self.payments.update_one(record, doc! { "$set": { "refund_refused": true }, "$unset": { "refund_pending": "" } }).await?;
+                Ok(())
             }
         }
-        Ok(outcome)
-    }
-
-    /// Takes a payment's deposit back from its payer, once (keyed by the payment), without
-    /// marking anything: the first step of a refund we start ourselves, before the provider is
-    /// asked. `Uncovered` when the user has spent the money: then nothing changed.
-    pub async fn reverse(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
-        let Some(claim) = self.claims.find_one(doc! { "_id": claim_id(provider, external_id) }).await? else {
-            return Ok(RefundOutcome::UnknownPayment);
-        };
-        let key = IdempotencyKey::new(format!("refund:{}", claim_id(provider, external_id)))?;
-        let reversal = Posting::payment_refund(claim.user_id, key, provider.clone(), claim.amount, format!("refunded by {provider}"))?;
-        match self.ledger.post(&reversal).await {
-            Ok(outcome) => Ok(RefundOutcome::Reversed(outcome)),
-            Err(LedgerError::InsufficientFunds { .. }) => Ok(RefundOutcome::Uncovered),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Gives back what `reverse` took when the provider definitively refused the refund, once
-    /// (keyed by the payment), and marks the payment: a refund the provider refused is not
-    /// tried again by hand (`refund_refused`). Money comes back only on such a refusal, never on
-    /// an ambiguous answer.
-    pub async fn restore_refused_refund(&self, provider: &ProviderId, external_id: &str) -> Result<PostOutcome, PaymentError> {
-        let (user, claim_id) = self.claim(provider, external_id).await?.ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
-        let amount = self.payer(provider, external_id).await?.map(|(_, amount)| amount).ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
-        let key = IdempotencyKey::new(format!("refund-refused:{claim_id}"))?;
-        let restore = Posting::deposit(user, key, provider.clone(), amount, format!("refund refused by {provider}"))?;
-        let outcome = self.ledger.post(&restore).await?;
-        let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
-        self.payments.update_one(record, doc! { "$set": { "refund_refused": true } }).await?;
-        Ok(outcome)
     }
 
     /// Whether the provider refused a refund of this payment before.
@@ -265,6 +320,27 @@ impl Payments {
         let Some((user, claim_id)) = self.claim(provider, external_id).await? else { return Ok(false) };
         let record = self.payments.find_one(doc! { "_id": record_id(user, &claim_id), "user_id": user.get() }).await?;
         Ok(record.is_some_and(|r| r.refund_refused))
+    }
+
+    /// Refunds of `provider`'s payments we started without hearing a definitive answer, up to
+    /// `limit`: `(payer, payment id)`.
+    pub async fn pending_refunds(&self, provider: &ProviderId, limit: u32) -> Result<Vec<(UserId, String)>, PaymentError> {
+        let filter = doc! { "provider": provider.as_str(), "refund_pending": true };
+        let cursor = self.payments.find(filter).limit(i64::from(limit)).comment(bson::Bson::String("fan-out: pending refunds".into())).await?;
+        let docs: Vec<PaymentDoc> = futures::TryStreamExt::try_collect(cursor).await?;
+        Ok(docs.into_iter().map(|d| (d.user_id, d.external_id)).collect())
+    }
+
+    async fn reverse_under(&self, provider: &ProviderId, external_id: &str, key: &str) -> Result<RefundOutcome, PaymentError> {
+        let Some(claim) = self.claims.find_one(doc! { "_id": claim_id(provider, external_id) }).await? else {
+            return Ok(RefundOutcome::UnknownPayment);
+        };
+        let reversal = Posting::payment_refund(claim.user_id, IdempotencyKey::new(key)?, provider.clone(), claim.amount, format!("refunded by {provider}"))?;
+        match self.ledger.post(&reversal).await {
+            Ok(outcome) => Ok(RefundOutcome::Reversed(outcome)),
+            Err(LedgerError::InsufficientFunds { .. }) => Ok(RefundOutcome::Uncovered),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The payer and claim id of a recorded payment.

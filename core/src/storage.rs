@@ -139,6 +139,8 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
         (SUBSCRIPTIONS, index(doc! { "expires_at": 1 }, "subscriptions_by_end")),
         (ADMIN_AUDIT, index(doc! { "target": 1, "at": 1 }, "admin_audit_by_target")),
         (DEPOSIT_INVOICES, index(doc! { "status": 1, "created_at": 1 }, "deposit_invoices_by_status")),
+        (DEPOSIT_INVOICES, index(doc! { "user_id": 1, "invoice_id": 1 }, "deposit_invoices_by_invoice")),
+        (ADJUSTMENTS, index(doc! { "user_id": 1, "created_at": 1 }, "adjustments_by_user_time")),
     ]
 }
 

@@ -39,6 +39,9 @@ pub struct Profile {
     pub first_name: Option<String>,
     #[serde(default)]
     pub last_name: Option<String>,
+    /// The user has written to the bot in private, so the bot may write to them there.
+    #[serde(default)]
+    pub private_chat: bool,
 }
 
 impl Profile {
@@ -49,6 +52,7 @@ impl Profile {
             || self.first_name.as_deref() != sender.first_name
             || self.last_name.as_deref() != sender.last_name
             || sender.telegram_language.is_some_and(|l| self.telegram_language.as_deref() != Some(l))
+            || (sender.in_private && !self.private_chat)
     }
 }
 
@@ -61,6 +65,8 @@ pub struct Sender<'a> {
     pub last_name: Option<&'a str>,
     /// The Telegram client's language tag, if the client tells.
     pub telegram_language: Option<&'a str>,
+    /// The update came from the user's private chat with the bot.
+    pub in_private: bool,
 }
 
 /// What `register` records about a new user.
@@ -199,6 +205,9 @@ impl Users {
         };
         if let Some(language) = sender.telegram_language {
             set.insert("telegram_language", language);
+        }
+        if sender.in_private {
+            set.insert("private_chat", true);
         }
         set
     }

@@ -10,7 +10,7 @@ use obentchi_core::users::{Registration, Sender, UserFilter, Users};
 use support::{spawn_store, user};
 
 fn sender<'a>(username: Option<&'a str>, first_name: &'a str) -> Sender<'a> {
-    Sender { username, first_name: Some(first_name), last_name: None, telegram_language: Some("en") }
+    Sender { username, first_name: Some(first_name), last_name: None, telegram_language: Some("en"), in_private: true }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

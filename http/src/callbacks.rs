@@ -136,11 +136,13 @@ pub async fn crypto_pay_webhook(
         Err(err) => {
             metrics::counter!("payment_callbacks_total", "outcome" => "mismatch").increment(1);
             tracing::error!(invoice = update.payload.invoice_id, %err, "a paid Crypto Pay invoice was not credited");
+            state.deposit_invoices.mismatched(&update.payload).await.map_err(|e| ApiError::Unavailable(e.into()))?;
             return Ok(Json(CallbackAnswer { status: "ignored" }));
         }
     };
     state.payments.record(&payment).await?;
     state.payment_jobs.enqueue(&payment, Some(&payment.job_key())).await?;
+    state.deposit_invoices.recorded(&payment).await.map_err(|e| ApiError::Unavailable(e.into()))?;
     metrics::counter!("payment_callbacks_total", "outcome" => "accepted").increment(1);
     Ok(Json(CallbackAnswer { status: "accepted" }))
 }

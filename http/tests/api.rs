@@ -430,6 +430,7 @@ async fn ops_endpoints_headers_cors_and_openapi() {
         "/admin/broadcasts", "/admin/broadcasts/{id}", "/admin/broadcasts/{id}/cancel",
         "/admin/queues", "/admin/queues/{queue}/dead-letters", "/admin/queues/{queue}/dead-letters/{id}/retry",
         "/admin/queues/{queue}/dead-letters/{id}/discard", "/admin/stats", "/payments/callback/{provider}", "/admin/dashboard/panel",
+        "/payments/cryptopay", "/admin/payments/stars/{charge_id}/refund", "/admin/users/{id}/adjustments", "/admin/adjustments/{id}/approve",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");

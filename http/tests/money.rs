@@ -94,6 +94,20 @@ async fn a_stars_refund_moves_money_once_and_a_spent_payment_is_refused_unchange
     assert_eq!(available(&app, Currency::Xtr).await, 0);
     assert_eq!(ledger.audit_user(payer).await.unwrap(), vec![]);
 
+    // Telegram does not answer (flood control): pending, the balance already reversed; asked
+    // again, it refunds once.
+    paid_stars(&app, &bot_api, "stxBusy0004", 70).await;
+    assert_eq!(available(&app, Currency::Xtr).await, 70);
+    bot_api.rate_limit_next(1, 1);
+    let view: Value = app.post("/admin/payments/stars/stxBusy0004/refund", Some(&banker), None).await.json().await.unwrap();
+    assert_eq!(view["status"], "pending", "{view}");
+    assert_eq!(available(&app, Currency::Xtr).await, 0, "reversed while Telegram is asked");
+    assert_eq!(refunds_in(&bot_api, "stxBusy0004"), 0);
+    let view: Value = app.post("/admin/payments/stars/stxBusy0004/refund", Some(&banker), None).await.json().await.unwrap();
+    assert_eq!(view["status"], "refunded", "{view}");
+    assert_eq!((refunds_in(&bot_api, "stxBusy0004"), available(&app, Currency::Xtr).await), (1, 0));
+    assert_eq!(ledger.audit_user(payer).await.unwrap(), vec![]);
+
     // An unknown charge.
     let (status, _) = error_code(app.post("/admin/payments/stars/stxNobody/refund", Some(&banker), None).await).await;
     assert_eq!(status, 404);
@@ -142,6 +156,12 @@ async fn a_correction_above_the_threshold_waits_for_a_second_admin() {
         let view: Value = app.post(&path, Some(&first), Some(body)).await.json().await.unwrap();
         assert_eq!(view["status"], "applied", "{view}");
     }
+    assert_eq!(available(&app, Currency::Usdt).await, 50_000_000);
+    // A second small one that takes the day's corrections past the threshold waits too: a
+    // large correction cannot be split into small ones.
+    let body = json!({ "change": usdt(60_000_000), "reason": "the rest of it", "key": "ticket-1b" });
+    let view: Value = app.post(&path, Some(&first), Some(body)).await.json().await.unwrap();
+    assert_eq!(view["status"], "awaiting_approval", "{view}");
     assert_eq!(available(&app, Currency::Usdt).await, 50_000_000);
 
     // Beyond the cap, without a reason, or in a currency without limits: refused.

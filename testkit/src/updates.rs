@@ -1,5 +1,5 @@
-//! Telegram Update JSON as Telegram sends it, for the simulator and for tests: private-chat
-//! messages (a leading /command gets its `bot_command` entity), inline-button presses,
+//! Telegram Update JSON as Telegram sends it, for the simulator and for tests: private-chat and
+//! group messages (a leading /command gets its `bot_command` entity), inline-button presses,
 //! pre-checkout queries and successful Stars payments.
 
 use serde::Deserialize;
@@ -80,6 +80,24 @@ pub fn successful_payment(stars: u32, payload: &str, charge_id: &str) -> Value {
 /// An update with a message from `from` in their private chat; `content` is its text or payment.
 pub fn message(update_id: u32, message_id: u32, from: &TelegramUser, content: Value) -> Value {
     let mut message = json!({ "message_id": message_id, "from": from.user(), "chat": from.chat(), "date": unix_now() });
+    message.as_object_mut().expect("an object").extend(content.as_object().expect("content is an object").clone());
+    json!({ "update_id": update_id, "message": message })
+}
+
+/// An update with a message from `from` in the supergroup `group` (a negative id), optionally
+/// replying to the bot's message `replying_to_bot`.
+pub fn group_message(update_id: u32, from: &TelegramUser, group: i64, content: Value, replying_to_bot: Option<i64>) -> Value {
+    let chat = json!({ "id": group, "type": "supergroup", "title": "Traders" });
+    let mut message = json!({ "message_id": update_id, "from": from.user(), "chat": chat.clone(), "date": unix_now() });
+    if let Some(bot_message) = replying_to_bot {
+        message["reply_to_message"] = json!({
+            "message_id": bot_message,
+            "from": { "id": BOT_ID, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" },
+            "chat": chat,
+            "date": unix_now(),
+            "text": "…",
+        });
+    }
     message.as_object_mut().expect("an object").extend(content.as_object().expect("content is an object").clone());
     json!({ "update_id": update_id, "message": message })
 }

@@ -10,13 +10,13 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::Utc;
 use apalis_redis_streams::Queue;
-use obentchi_core::cryptopay::{CryptoPay, DepositInvoices};
+use obentchi_core::cryptopay::{CryptoPay, DepositError, DepositInvoices, Invoice};
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::payments::{PaymentError, PaymentJob, Payments, RefundOutcome, TELEGRAM_STARS};
+use obentchi_core::payments::{PaymentError, PaymentJob, Payments, RefundAnswer, RefundOutcome, TELEGRAM_STARS};
 use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::stats;
 use obentchi_core::subscriptions::{Notice, Subscriptions};
@@ -163,18 +163,39 @@ impl ScheduledJobs {
         if open.is_empty() {
             return Ok(());
         }
-        for invoice in api.invoices(&open).await.context("getInvoices")? {
-            match invoice.status.as_str() {
-                "paid" => {
-                    let payment = invoices.payment_for(&invoice).await?;
-                    self.payments.record(&payment).await?;
-                    self.payment_jobs.enqueue(&payment, Some(&payment.job_key())).await?;
-                    metrics::counter!("cryptopay_reconciler_total", "outcome" => "recorded").increment(1);
-                    tracing::warn!(invoice = invoice.invoice_id, "recorded a paid Crypto Pay invoice whose webhook never came");
-                }
-                "expired" => invoices.expired(&invoice).await?,
-                _ => {}
+        let answered = api.invoices(&open).await.context("getInvoices")?;
+        for missing in open.iter().filter(|id| !answered.iter().any(|i| i.invoice_id == **id)) {
+            invoices.vanished(*missing).await?;
+        }
+        // One invoice that cannot be handled is reported and closed; the others go on.
+        for invoice in answered {
+            if let Err(err) = self.reconcile_invoice(invoices, &invoice).await {
+                metrics::counter!("cryptopay_reconciler_total", "outcome" => "error").increment(1);
+                tracing::error!(invoice = invoice.invoice_id, %err, "a Crypto Pay invoice could not be reconciled");
             }
+        }
+        Ok(())
+    }
+
+    async fn reconcile_invoice(&self, invoices: &DepositInvoices, invoice: &Invoice) -> anyhow::Result<()> {
+        match invoice.status.as_str() {
+            "paid" => {
+                let payment = match invoices.payment_for(invoice).await {
+                    Ok(payment) => payment,
+                    Err(DepositError::Storage(err)) => return Err(err.into()),
+                    Err(err) => {
+                        invoices.mismatched(invoice).await?;
+                        return Err(err.into());
+                    }
+                };
+                self.payments.record(&payment).await?;
+                self.payment_jobs.enqueue(&payment, Some(&payment.job_key())).await?;
+                invoices.recorded(&payment).await?;
+                metrics::counter!("cryptopay_reconciler_total", "outcome" => "recorded").increment(1);
+                tracing::warn!(invoice = invoice.invoice_id, "recorded a paid Crypto Pay invoice whose webhook never came");
+            }
+            "expired" => invoices.expired(invoice).await?,
+            _ => {}
         }
         Ok(())
     }
@@ -182,6 +203,7 @@ impl ScheduledJobs {
     async fn reconcile_stars(&self) -> anyhow::Result<()> {
         use teloxide::payloads::GetStarTransactionsSetters;
         use teloxide::prelude::Requester;
+        use teloxide::types::TelegramTransactionId;
         let provider = ProviderId::new(TELEGRAM_STARS)?;
         let read = self.payments.transactions_read(&provider).await?;
         let mut offset = read.saturating_sub(STARS_OVERLAP);
@@ -198,6 +220,17 @@ impl ScheduledJobs {
             if ready < 100 {
                 break;
             }
+        }
+        // Refunds an admin asked for without a definitive answer from Telegram: ask again (a
+        // refund that did happen answers CHARGE_ALREADY_REFUNDED).
+        for (user, charge) in self.payments.pending_refunds(&provider, self.config.reconcile_batch).await? {
+            let asked = self.bot.refund_star_payment(teloxide::types::UserId(user.get() as u64), TelegramTransactionId(charge.clone())).await;
+            let answer = match &asked {
+                Ok(_) => RefundAnswer::from_telegram(None),
+                Err(teloxide::RequestError::Api(err)) => RefundAnswer::from_telegram(Some(&err.to_string())),
+                Err(other) => RefundAnswer::NoAnswer(other.to_string()),
+            };
+            self.payments.settle_refund(&provider, &charge, &answer).await?;
         }
         Ok(())
     }

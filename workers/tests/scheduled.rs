@@ -265,3 +265,69 @@ async fn the_stars_reconciler_credits_what_telegram_took_once_and_reverses_refun
         assert!(s.jobs.ledger.audit_user(user).await.unwrap().is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crypto_pay_reconciler_records_paid_invoices_whose_webhook_never_came() {
+    use obentchi_core::config::Secret;
+    use obentchi_core::cryptopay::{CryptoPay, CryptoPayConfig, DepositInvoices, CRYPTO_PAY};
+    use obentchi_testkit::FakeCryptoPay;
+
+    let mut s = setup(ScheduledJobsConfig { stars_grace_ms: 0, ..no_wait() }).await;
+    let fake = FakeCryptoPay::start("reconciler-token").await;
+    let config = CryptoPayConfig {
+        base_url: fake.base_url(),
+        api_token: Secret::new("reconciler-token".into()),
+        timeout_ms: 2_000,
+        assets: vec![Currency::Usdt],
+        invoice_lifetime_s: 3_600,
+    };
+    let api = CryptoPay::new(&config).unwrap();
+    let invoices = DepositInvoices::new(&s.store);
+    let user = UserId::new(31).unwrap();
+    let usdt = |minor| Money::from_minor(Currency::Usdt, minor);
+    let paid = invoices.open(&api, user, 7, usdt(12_500_000), "deposit").await.unwrap();
+    invoices.open(&api, user, 8, usdt(1_000_000), "deposit").await.unwrap();
+    // Paid in @CryptoBot, but the webhook never reached us.
+    fake.pay(paid.invoice_id);
+    s.jobs.crypto_pay = Some((api, invoices));
+
+    for at in [1_000, 2_000, 2_000] {
+        s.jobs.run(&run(ScheduledJob::ReconcileCryptoPay, at)).await.unwrap();
+    }
+    let payment = PaymentJob {
+        user_id: user,
+        provider: ProviderId::new(CRYPTO_PAY).unwrap(),
+        external_id: paid.invoice_id.to_string(),
+        amount: usdt(12_500_000),
+    };
+    assert_eq!(s.jobs.payments.status(&payment).await.unwrap(), Some(PaymentStatus::Received));
+    let queued: Vec<PaymentJob> = drain(&s.jobs.payment_jobs).await;
+    assert_eq!(queued, vec![payment.clone()], "the paid invoice is enqueued once; the unpaid one not at all");
+    s.jobs.payments.credit(&payment).await.unwrap();
+    assert_eq!(s.jobs.ledger.balance(user, UserAccount::Available, Currency::Usdt).await.unwrap(), usdt(12_500_000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stars_refund_left_without_an_answer_is_asked_again_and_refunded_once() {
+    use obentchi_core::payments::{RefundAnswer, RefundOutcome};
+    let s = setup(ScheduledJobsConfig { stars_grace_ms: 0, ..no_wait() }).await;
+    let user = UserId::new(41).unwrap();
+    let stars = ProviderId::new(TELEGRAM_STARS).unwrap();
+    let payment = PaymentJob { user_id: user, provider: stars.clone(), external_id: "ch-pending".into(), amount: xtr(90) };
+    s.bot_api.record_star_payment("ch-pending", 41, 90, "dep:p");
+    s.jobs.payments.record(&payment).await.unwrap();
+    s.jobs.payments.credit(&payment).await.unwrap();
+    // An admin's refund: reversed, then Telegram did not answer.
+    assert!(matches!(s.jobs.payments.start_refund(&stars, "ch-pending").await.unwrap(), RefundOutcome::Reversed(_)));
+    s.jobs.payments.settle_refund(&stars, "ch-pending", &RefundAnswer::NoAnswer("timeout".into())).await.unwrap();
+    assert_eq!(s.jobs.payments.pending_refunds(&stars, 10).await.unwrap(), vec![(user, "ch-pending".to_owned())]);
+
+    for at in [1_000, 2_000] {
+        s.jobs.run(&run(ScheduledJob::ReconcileStars, at)).await.unwrap();
+    }
+    let refunds = s.bot_api.star_transactions().iter().filter(|t| t["id"] == "ch-pending" && !t["receiver"].is_null()).count();
+    assert_eq!(refunds, 1, "Telegram refunded once");
+    assert!(s.jobs.payments.pending_refunds(&stars, 10).await.unwrap().is_empty());
+    assert_eq!(s.jobs.ledger.balance(user, UserAccount::Available, Currency::Xtr).await.unwrap(), xtr(0));
+    assert!(s.jobs.ledger.audit_user(user).await.unwrap().is_empty());
+}

@@ -197,6 +197,9 @@ pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
                 })
                 .endpoint(deposit::on_refunded_payment),
         )
+        // Group chatter that is not for us: another bot's command, or text that is not a reply
+        // to us. Left alone, without a word.
+        .branch(Update::filter_message().filter(|m: Message, me: Me| not_for_us(&m, &me)).endpoint(|| async { Ok(()) }))
         .branch(dptree::filter(|caller: Caller| caller.profile.banned).endpoint(on_banned))
         .branch(Update::filter_pre_checkout_query().endpoint(deposit::on_pre_checkout))
         .branch(Update::filter_callback_query().endpoint(on_callback))
@@ -216,6 +219,7 @@ pub async fn handle(raw: &str, me: &Me, deps: &Deps) -> HandlerResult {
         first_name: Some(from.first_name.as_str()),
         last_name: from.last_name.as_deref(),
         telegram_language: from.language_code.as_deref(),
+        in_private: update.chat().is_some_and(|c| c.is_private()),
     };
     let profile = deps.users.observe(id, &sender).await?;
     let caller = Caller { id, lang: Lang::for_user(&profile, from.language_code.as_deref()), profile };
@@ -243,8 +247,50 @@ async fn on_banned(update: Update, caller: Caller, deps: Deps, id: UpdateId) -> 
     Ok(())
 }
 
+/// A message in a group, supergroup or channel.
+fn in_group(message: &Message) -> bool {
+    !message.chat.is_private()
+}
+
+/// A command addressed to another bot (`/balance@other_bot`), or, in a group, text that is
+/// neither a command nor a reply to one of our messages.
+fn not_for_us(message: &Message, me: &Me) -> bool {
+    let text = message.text().unwrap_or_default();
+    let addressee = text.strip_prefix('/').and_then(|t| t.split_whitespace().next()).and_then(|c| c.split_once('@')).map(|(_, bot)| bot);
+    if let Some(bot) = addressee {
+        return !bot.eq_ignore_ascii_case(me.username());
+    }
+    let replies_to_us = message.reply_to_message().and_then(|r| r.from.as_ref()).is_some_and(|from| from.id == me.id);
+    in_group(message) && !text.starts_with('/') && !replies_to_us
+}
+
+impl Command {
+    /// Commands whose answer shows the user's money, or moves it: never answered in a group.
+    fn shows_money(&self) -> bool {
+        matches!(
+            self,
+            Command::Balance | Command::History | Command::Deposit(_) | Command::Withdraw | Command::Referral | Command::Subscribe
+        )
+    }
+}
+
 async fn on_command(message: Message, command: Command, caller: Caller, me: Me, deps: Deps, update: UpdateId) -> HandlerResult {
-    let (deps, caller, chat) = (&deps, &caller, message.chat.id.0);
+    let (deps, caller, mut chat) = (&deps, &caller, message.chat.id.0);
+    if in_group(&message) && command.shows_money() {
+        // Answered in the user's private chat if they opened one (its id is theirs), with a
+        // note in the group; otherwise the group is told where to ask.
+        let note = if caller.profile.private_chat {
+            chat = caller.id.get();
+            tr(caller.lang, Text::AnsweredInPrivate, &[])
+        } else {
+            tr(caller.lang, Text::OpenPrivately, &[("bot", me.username())])
+        };
+        let key = format!("reply:{}:{}:group", deps.bot_id, update.0);
+        deps.outbound.enqueue(&OutboundMessage::text(message.chat.id.0, note), Some(&key)).await?;
+        if !caller.profile.private_chat {
+            return Ok(());
+        }
+    }
     match command {
         Command::Start(payload) => start::start(deps, caller, &message, &payload, update).await,
         Command::Balance => balance::balance(deps, caller, chat, update).await,
@@ -297,6 +343,10 @@ async fn on_callback(query: CallbackQuery, caller: Caller, deps: Deps, update: U
 /// Plain text: the next step of a conversation, if one is going on.
 async fn on_text(message: Message, caller: Caller, deps: Deps, update: UpdateId) -> HandlerResult {
     let Some(text) = message.text() else { return Ok(()) };
+    if in_group(&message) && text.starts_with('/') {
+        // A command we do not have, sent to every bot of the group: not ours to answer.
+        return Ok(());
+    }
     let chat = message.chat.id.0;
     let reply = match deps.conversations.get(chat, caller.id).await? {
         Some(state) => withdraw::next_step(&deps, &caller, chat, state, text).await?,

@@ -7,7 +7,7 @@ use obentchi_core::adjustments::{AdjustmentError, AdjustmentOutcome, AdjustmentR
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::PostOutcome;
 use obentchi_core::money::Money;
-use obentchi_core::payments::{RefundOutcome, TELEGRAM_STARS};
+use obentchi_core::payments::{RefundAnswer, RefundOutcome, TELEGRAM_STARS};
 use serde::{Deserialize, Serialize};
 use teloxide::prelude::Requester;
 use teloxide::types::TelegramTransactionId;
@@ -23,16 +23,16 @@ pub struct RefundView {
     pub charge_id: String,
     pub user_id: i64,
     pub amount: Money,
-    /// `refunded` (Telegram confirmed, now or before) or `pending` (Telegram did not answer:
-    /// the balance is already reversed, and the Stars reconciler confirms the refund when
-    /// Telegram lists it; calling again is safe).
+    /// `refunded` (Telegram confirmed, now or before) or `pending` (no definitive answer: the
+    /// balance is already reversed, and the Stars reconciler asks Telegram again until it
+    /// answers; calling again is safe).
     pub status: &'static str,
 }
 
 /// Refund a Stars payment: the deposit is reversed first (refused, changing nothing, if the
 /// user has spent the money), then Telegram is asked (`refundStarPayment`). Telegram's
-/// definitive refusal gives the balance back; no answer leaves the reversal for the reconciler
-/// to confirm. Idempotent.
+/// definitive refusal gives the balance back; no answer leaves the refund pending, and the
+/// Stars reconciler asks Telegram again. Idempotent.
 #[utoipa::path(post, path = "/admin/payments/stars/{charge_id}/refund", params(("charge_id" = String, Path)),
     security(("bearer" = ["money"])),
     responses((status = 200, body = RefundView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -53,31 +53,29 @@ async fn refund(state: &AppState, charge_id: &str) -> Result<RefundView, ApiErro
     if state.payments.refund_was_refused(&provider, charge_id).await? {
         return Err(ApiError::Conflict(format!("Telegram refused to refund {charge_id} before; the balance was given back")));
     }
-    match state.payments.reverse(&provider, charge_id).await? {
+    match state.payments.start_refund(&provider, charge_id).await? {
         RefundOutcome::Reversed(_) => {}
         RefundOutcome::Uncovered => {
             return Err(ApiError::Conflict(format!("user {user} has already spent part of the {amount} paid; nothing was refunded")));
         }
         RefundOutcome::UnknownPayment => return Err(ApiError::NotFound(format!("Stars payment {charge_id}"))),
     }
-    let view = |status| RefundView { charge_id: charge_id.to_owned(), user_id: user.get(), amount, status };
     let asked = bot.refund_star_payment(teloxide::types::UserId(user.get() as u64), TelegramTransactionId(charge_id.to_owned())).await;
-    match asked {
-        Ok(_) => {}
-        Err(teloxide::RequestError::Api(err)) if err.to_string().contains("CHARGE_ALREADY_REFUNDED") => {}
-        Err(teloxide::RequestError::Api(err)) => {
-            // Telegram's own refusal: the refund did not happen, so the money goes back.
-            state.payments.restore_refused_refund(&provider, charge_id).await?;
-            return Err(ApiError::Conflict(format!("Telegram refused the refund ({err}); the balance is as before")));
-        }
-        Err(other) => {
-            tracing::warn!(charge_id, %other, "refundStarPayment unanswered; the reconciler confirms the refund");
-            return Ok(view("pending"));
+    let answer = match &asked {
+        Ok(_) => RefundAnswer::from_telegram(None),
+        Err(teloxide::RequestError::Api(err)) => RefundAnswer::from_telegram(Some(&err.to_string())),
+        Err(other) => RefundAnswer::NoAnswer(other.to_string()),
+    };
+    state.payments.settle_refund(&provider, charge_id, &answer).await?;
+    let view = |status| RefundView { charge_id: charge_id.to_owned(), user_id: user.get(), amount, status };
+    match answer {
+        RefundAnswer::Refunded => Ok(view("refunded")),
+        RefundAnswer::Refused(reason) => Err(ApiError::Conflict(format!("Telegram refused the refund ({reason}); the balance is as before"))),
+        RefundAnswer::NoAnswer(reason) => {
+            tracing::warn!(charge_id, reason, "refundStarPayment gave no definitive answer; the Stars reconciler asks again");
+            Ok(view("pending"))
         }
     }
-    // Marks the payment refunded (the reversal itself is already posted: keyed, so once).
-    state.payments.refund(&provider, charge_id).await?;
-    Ok(view("refunded"))
 }
 
 #[derive(Deserialize, ToSchema)]
