@@ -18,6 +18,7 @@ pub use obentchi_core::queues::UPDATES_QUEUE;
 use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
 use obentchi_core::cryptopay::{CryptoPay, CryptoPayConfig, DepositInvoices};
 use obentchi_core::ledger::Ledger;
+use obentchi_core::outbound::ReplyOrder;
 use obentchi_core::payments::Payments;
 use obentchi_core::storage::Store;
 use obentchi_core::subscriptions::{SubscriptionsConfig, Subscriptions};
@@ -259,6 +260,7 @@ impl handlers::Deps {
                 Duration::from_millis(config.conversation_ttl_ms),
             ),
             outbound: queue(OUTBOUND_QUEUE),
+            reply_order: ReplyOrder::new(redis.clone(), &bot_id),
             crypto_pay: config.cryptopay.as_ref().map(CryptoPay::new).transpose().expect("an HTTP client for Crypto Pay"),
             deposit_invoices: DepositInvoices::new(store),
             support: Arc::new(config.support.clone()),

@@ -6,6 +6,15 @@
 //! set from Telegram's `retry_after`. All keys of one bot share the hash tag `{flood:<bot>}`, so
 //! the script is single-slot on a cluster. The caller passes the clock in, which keeps the
 //! decision deterministic under test.
+//!
+//! Replies to one chat go out in the order they were produced (`ReplyOrder`). A reply carries
+//! its place, `order`: the zero-padded id of the update it answers, which grows with every
+//! update of a chat. The bot registers it in the chat's set of unsent replies before
+//! enqueueing. The same flood-control script lets a reply go only when no earlier one of its
+//! chat is still unsent; a later one waits (`Permit::Behind`) and tries again after a chat
+//! interval. So flood-control waits, 429s, retries and several worker replicas cannot swap two
+//! replies, and other chats are not held back. A reply stuck longer than `ORDER_ABANDON_MS`
+//! (dead-lettered, or its job lost with Redis) stops holding the ones after it.
 
 use redis::Script;
 use serde::{Deserialize, Serialize};
@@ -27,11 +36,51 @@ pub struct OutboundMessage {
     /// Send a Telegram Stars invoice (with `text` as its description) instead of a text message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invoice: Option<StarsInvoice>,
+    /// The reply's place among its chat's replies (`ReplyOrder`); `None` for messages that need
+    /// none (broadcasts, notices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
 }
 
 impl OutboundMessage {
     pub fn text(chat_id: i64, text: impl Into<String>) -> OutboundMessage {
-        OutboundMessage { chat_id, text: text.into(), reply_markup: None, broadcast: None, invoice: None }
+        OutboundMessage { chat_id, text: text.into(), reply_markup: None, broadcast: None, invoice: None, order: None }
+    }
+}
+
+/// A reply unsent this long stops holding back the later replies of its chat.
+pub const ORDER_ABANDON_MS: u64 = 120_000;
+
+/// Each chat's replies not sent yet, in order (a sorted set per chat under the bot's flood
+/// tag). See the module's notes.
+#[derive(Clone)]
+pub struct ReplyOrder {
+    redis: RedisConn,
+    bot: String,
+}
+
+impl ReplyOrder {
+    pub fn new(redis: RedisConn, bot: &str) -> ReplyOrder {
+        ReplyOrder { redis, bot: bot.to_owned() }
+    }
+
+    /// The place of the reply to update `update_id`: sorts as the updates do.
+    pub fn place(update_id: u32) -> String {
+        format!("{update_id:010}")
+    }
+
+    fn key(&self, chat_id: i64) -> String {
+        format!("{{flood:{}}}:order:{chat_id}", self.bot)
+    }
+
+    /// Records a reply to `chat_id` at `place` as unsent (again: idempotent).
+    pub async fn register(&self, chat_id: i64, place: &str, now_ms: u64) -> redis::RedisResult<()> {
+        redis::cmd("ZADD").arg(self.key(chat_id)).arg("NX").arg(now_ms).arg(place).query_async(&mut self.redis.clone()).await
+    }
+
+    /// The reply at `place` is sent (or will never be): the next one may go.
+    pub async fn done(&self, chat_id: i64, place: &str) -> redis::RedisResult<()> {
+        redis::cmd("ZREM").arg(self.key(chat_id)).arg(place).query_async(&mut self.redis.clone()).await
     }
 }
 
@@ -66,13 +115,22 @@ pub enum Permit {
     Granted,
     /// Not before this many milliseconds from `now`.
     RetryIn(u64),
+    /// An earlier reply to this chat is still unsent: it goes first.
+    Behind,
 }
 
-// KEYS: bot tat, chat tat, bot pause, chat pause.
-// ARGV: now ms, bot interval ms, bot tolerance ms, chat interval ms, chat tolerance ms.
-// Returns 0 (granted, both cells advanced) or the milliseconds to wait.
+// KEYS: bot tat, chat tat, bot pause, chat pause, chat's unsent replies.
+// ARGV: now ms, bot interval ms, bot tolerance ms, chat interval ms, chat tolerance ms,
+// this reply's place ('' if none), abandon-before ms.
+// Returns 0 (granted, both cells advanced), the milliseconds to wait, or -1 (an earlier reply
+// of the chat is unsent).
 const GCRA: &str = r"
 local now = tonumber(ARGV[1])
+if ARGV[6] ~= '' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[7])
+    local head = redis.call('ZRANGE', KEYS[5], 0, 0)
+    if head[1] and head[1] < ARGV[6] then return -1 end
+end
 local wait = 0
 for i = 3, 4 do
     local paused_until = tonumber(redis.call('GET', KEYS[i]) or '0')
@@ -99,6 +157,7 @@ return 0
 pub struct FloodControl {
     redis: RedisConn,
     bot: String,
+    order: ReplyOrder,
     bot_interval_ms: u64,
     bot_tolerance_ms: u64,
     chat_interval_ms: u64,
@@ -110,6 +169,7 @@ impl FloodControl {
     pub fn new(redis: RedisConn, bot: &str, config: &FloodConfig) -> FloodControl {
         let bot_interval_ms = 1_000 / u64::from(config.per_bot_per_second.max(1));
         FloodControl {
+            order: ReplyOrder::new(redis.clone(), bot),
             redis,
             bot: bot.to_owned(),
             bot_interval_ms,
@@ -125,20 +185,43 @@ impl FloodControl {
 
     /// Takes one send for `chat_id` at `now_ms`, or says how long to wait.
     pub async fn acquire(&self, chat_id: i64, now_ms: u64) -> redis::RedisResult<Permit> {
-        let wait: u64 = self
+        self.acquire_in_order(chat_id, None, now_ms).await
+    }
+
+    /// `acquire` for a reply at `place` among its chat's replies: `Behind` while an earlier one
+    /// is unsent.
+    pub async fn acquire_in_order(&self, chat_id: i64, place: Option<&str>, now_ms: u64) -> redis::RedisResult<Permit> {
+        let wait: i64 = self
             .script
             .key(self.key("bot"))
             .key(self.key(&format!("chat:{chat_id}")))
             .key(self.key("pause"))
             .key(self.key(&format!("pause:{chat_id}")))
+            .key(self.order.key(chat_id))
             .arg(now_ms)
             .arg(self.bot_interval_ms)
             .arg(self.bot_tolerance_ms)
             .arg(self.chat_interval_ms)
             .arg(0)
+            .arg(place.unwrap_or_default())
+            .arg(now_ms.saturating_sub(ORDER_ABANDON_MS))
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok(if wait == 0 { Permit::Granted } else { Permit::RetryIn(wait) })
+        Ok(match wait {
+            0 => Permit::Granted,
+            -1 => Permit::Behind,
+            wait => Permit::RetryIn(wait.unsigned_abs()),
+        })
+    }
+
+    /// The chat's unsent replies.
+    pub fn order(&self) -> &ReplyOrder {
+        &self.order
+    }
+
+    /// How long a chat waits between two messages.
+    pub fn chat_interval_ms(&self) -> u64 {
+        self.chat_interval_ms
     }
 
     /// Honours a 429: nothing more to this chat, nor from this bot, until `until_ms`.

@@ -1,5 +1,6 @@
 //! The outbound sender: delivers `OutboundMessage` jobs through teloxide's `Bot`, within the
-//! flood control that every replica shares.
+//! flood control that every replica shares, and each chat's replies in the order they were
+//! produced (`obentchi_core::outbound::ReplyOrder`).
 
 use std::time::Duration;
 
@@ -42,12 +43,17 @@ fn postpone(wait: Duration, reason: &str) -> BoxDynError {
 impl Sender {
     async fn send(&self, message: OutboundMessage) -> Result<(), BoxDynError> {
         loop {
-            match self.flood.acquire(message.chat_id, now_ms()).await? {
+            match self.flood.acquire_in_order(message.chat_id, message.order.as_deref(), now_ms()).await? {
                 Permit::Granted => break,
                 Permit::RetryIn(ms) if Duration::from_millis(ms) <= MAX_INLINE_WAIT => {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
                 Permit::RetryIn(ms) => return Err(postpone(Duration::from_millis(ms), "flood control")),
+                // It cannot go before the earlier reply anyway, which itself waits a chat interval.
+                Permit::Behind => {
+                    let wait = Duration::from_millis(self.flood.chat_interval_ms().max(100));
+                    return Err(postpone(wait, "an earlier reply to this chat goes first"));
+                }
             }
         }
         let sent = match &message.invoice {
@@ -67,6 +73,10 @@ impl Sender {
                 request.await.map(drop)
             }
         };
+        let sent_or_never = matches!(sent, Ok(_) | Err(RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated)));
+        if let (true, Some(place)) = (sent_or_never, &message.order) {
+            self.flood.order().done(message.chat_id, place).await?;
+        }
         match sent {
             Ok(_) => {
                 metrics::counter!("outbound_messages_total", "outcome" => "sent").increment(1);

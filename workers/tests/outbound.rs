@@ -104,3 +104,48 @@ async fn a_broadcast_reaches_every_user_once_and_a_cancelled_one_nobody() {
     assert_eq!((cancelled.status, cancelled.enqueued), (obentchi_core::broadcasts::BroadcastStatus::Cancelled, 0));
     assert!(platform.bot_api.calls().iter().all(|c| c.body["text"] != "Never sent"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chats_replies_arrive_in_order_through_flood_waits_and_a_429_and_other_chats_are_not_held_back() {
+    use obentchi_core::outbound::ReplyOrder;
+    const CHAT: i64 = 5005;
+    const OTHER: i64 = 6006;
+    let mut platform = Platform::start().await;
+    // What the bot does for each reply: register its place, then enqueue it. Ten replies to one
+    // chat, produced faster than its limit of one per second, then one to another chat.
+    let order = ReplyOrder::new(platform.outbound_queue.redis().clone(), "123456");
+    let produce = async |chat: i64, update: u32, text: String| {
+        let place = ReplyOrder::place(update);
+        order.register(chat, &place, apalis_redis_streams::now_ms()).await.unwrap();
+        let reply = OutboundMessage { order: Some(place), ..message(chat, &text) };
+        platform.outbound_queue.enqueue(&reply, Some(&format!("reply-{update}"))).await.unwrap();
+    };
+    for i in 1..=10 {
+        produce(CHAT, 1_000 + i, format!("reply {i}")).await;
+    }
+    produce(OTHER, 2_000, "other chat".into()).await;
+    let worker = platform.spawn_worker();
+
+    let delivered = async |count: usize| {
+        for _ in 0..600 {
+            if platform.bot_api.delivered_to(CHAT).len() >= count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{count} replies not delivered: {:#?}\n{}", platform.bot_api.calls(), platform.worker_log(worker));
+    };
+    delivered(4).await;
+    // Telegram answers the next call with 429 retry_after 1.
+    platform.bot_api.rate_limit_next(1, 1);
+    delivered(10).await;
+
+    let expected: Vec<String> = (1..=10).map(|i| format!("reply {i}")).collect();
+    assert_eq!(platform.bot_api.delivered_to(CHAT), expected, "in the order produced");
+    let calls = platform.bot_api.calls();
+    assert!(calls.iter().any(|c| c.status == 429), "the 429 happened");
+    let position = |text: &str| calls.iter().position(|c| c.status == 200 && c.body["text"] == text).unwrap();
+    assert!(position("other chat") < position("reply 3"), "the other chat waited only for its own limit");
+    let stats = Platform::settled(&platform.outbound_queue).await;
+    assert_eq!((stats.depth, stats.in_flight, stats.dead), (0, 0, 0));
+}

@@ -25,14 +25,14 @@ mod withdraw;
 use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
 
-use apalis_redis_streams::Queue;
+use apalis_redis_streams::{now_ms, Queue};
 use chrono::{DateTime, Utc};
 use obentchi_core::cryptopay::{CryptoPay, DepositInvoices};
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ids::UserId;
 use obentchi_core::ledger::{Ledger, UserAccount};
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::outbound::OutboundMessage;
+use obentchi_core::outbound::{OutboundMessage, ReplyOrder};
 use obentchi_core::payments::Payments;
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
 use obentchi_core::users::{Profile, Sender, Users};
@@ -119,6 +119,8 @@ pub struct Deps {
     pub withdrawal_policy: Arc<WithdrawalPolicy>,
     pub conversations: Conversations,
     pub outbound: Queue,
+    /// Each chat's replies in order (see `obentchi_core::outbound::ReplyOrder`).
+    pub reply_order: ReplyOrder,
     /// Crypto Pay, when configured: USDT deposits by invoice.
     pub crypto_pay: Option<CryptoPay>,
     pub deposit_invoices: DepositInvoices,
@@ -141,7 +143,12 @@ struct Caller {
 }
 
 impl Deps {
+    /// Queues the reply to `update`, registered first in its chat's reply order so the
+    /// senders keep it after the replies to earlier updates.
     async fn send(&self, update: UpdateId, message: OutboundMessage) -> HandlerResult {
+        let place = ReplyOrder::place(update.0);
+        self.reply_order.register(message.chat_id, &place, now_ms()).await?;
+        let message = OutboundMessage { order: Some(place), ..message };
         self.outbound.enqueue(&message, Some(&format!("reply:{}:{}", self.bot_id, update.0))).await?;
         Ok(())
     }
