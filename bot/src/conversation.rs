@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use apalis_redis_streams::RedisConn;
-use obentchi_core::money::Money;
+use obentchi_core::money::{Currency, Money};
 use obentchi_core::ids::UserId;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Conversation {
-    /// `/withdraw` asked for the amount.
-    WithdrawAmount { started_by: u32 },
+    /// `/withdraw` asked for the amount (in `currency`; none: the first policy's, as stored by
+    /// earlier versions).
+    WithdrawAmount {
+        started_by: u32,
+        #[serde(default)]
+        currency: Option<Currency>,
+    },
     /// The amount passed the checks; asked for the address.
     WithdrawAddress { started_by: u32, amount: Money },
     /// Asked to confirm with the buttons.
@@ -29,7 +34,7 @@ impl Conversation {
     /// The update that started it: its id is the withdrawal's request id.
     pub fn started_by(&self) -> u32 {
         match self {
-            Conversation::WithdrawAmount { started_by }
+            Conversation::WithdrawAmount { started_by, .. }
             | Conversation::WithdrawAddress { started_by, .. }
             | Conversation::WithdrawConfirm { started_by, .. } => *started_by,
         }

@@ -23,7 +23,7 @@ use obentchi_core::payments::Payments;
 use obentchi_core::storage::Store;
 use obentchi_core::subscriptions::{SubscriptionsConfig, Subscriptions};
 use obentchi_core::users::Users;
-use obentchi_core::withdrawals::{WithdrawalPolicy, Withdrawals};
+use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
 use obentchi_core::service::{self, Connections, ServiceConfig};
@@ -122,8 +122,10 @@ pub struct Config {
     pub queues: QueuesConfig,
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
+    /// One policy per currency users may withdraw (`[withdrawals]`, or `[[withdrawals]]` for
+    /// several).
     #[serde(default)]
-    pub withdrawals: WithdrawalPolicy,
+    pub withdrawals: WithdrawalPolicies,
     /// Crypto Pay: what `/deposit` offers besides Stars, and its invoices.
     #[serde(default)]
     pub cryptopay: Option<CryptoPayConfig>,
@@ -253,7 +255,7 @@ impl handlers::Deps {
             plans: Arc::new(config.subscriptions.clone()),
             withdrawals: Withdrawals::new(store, ledger.clone()),
             withdrawal_jobs: queue(WITHDRAWALS_QUEUE),
-            withdrawal_policy: Arc::new(config.withdrawals.clone()),
+            withdrawal_policies: Arc::new(config.withdrawals.clone()),
             conversations: conversation::Conversations::new(
                 redis.clone(),
                 bot_id.clone(),

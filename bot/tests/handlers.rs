@@ -67,12 +67,17 @@ address_format = "ton"
 "#;
 
 async fn world() -> World {
+    world_with(TEST_SETTINGS).await
+}
+
+/// A world with these plans and withdrawal policies.
+async fn world_with(test_settings: &str) -> World {
     let (redis, mongo) = (RedisServer::start(), MongoServer::start());
     let bot_api = FakeBotApi::start().await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bot.toml");
     let settings = format!(
-        "[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n[telegram]\nbot_token = \"7000000001:test\"\napi_url = \"{}\"\n[webhook]\nsecret = \"s\"\n{TEST_SETTINGS}",
+        "[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n[telegram]\nbot_token = \"7000000001:test\"\napi_url = \"{}\"\n[webhook]\nsecret = \"s\"\n{test_settings}",
         mongo.uri(),
         redis.url(),
         bot_api.url()
@@ -410,4 +415,70 @@ async fn in_a_group_other_bots_commands_and_chatter_are_ignored_and_money_stays_
     let sent = replies(&w.deps.outbound).await;
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(sent.iter().all(|m| m.chat_id == GROUP));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_policy_per_currency_the_user_picks_the_balance_and_its_limits_apply() {
+    let w = world_with(
+        r#"
+[[withdrawals]]
+min = "100 XTR"
+max = "500 XTR"
+daily_limit = "600 XTR"
+fee = "5 XTR"
+auto_approve_up_to = "300 XTR"
+address_format = "ton"
+[[withdrawals]]
+min = "1 USDT"
+max = "100 USDT"
+daily_limit = "500 USDT"
+fee = "0.5 USDT"
+auto_approve_up_to = "50 USDT"
+address_format = "telegram"
+"#,
+    )
+    .await;
+    let deps = &w.deps;
+    let usdt = |deps: &Deps, minor| {
+        let deposit = Posting::deposit(
+            UserId::new(AMINA).unwrap(),
+            IdempotencyKey::new(format!("usdt:{minor}")).unwrap(),
+            ProviderId::new("cryptopay").unwrap(),
+            Money::from_minor(Currency::Usdt, minor),
+            "deposit",
+        )
+        .unwrap();
+        let ledger = deps.ledger.clone();
+        async move { ledger.post(&deposit).await.unwrap() }
+    };
+    // Only USDT can be withdrawn: no question asked, its limits shown.
+    usdt(deps, 20_000_000).await;
+    handle(&message_from(AMINA, 300, "/withdraw"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].text.starts_with("How much"), "USDT only");
+    handle(&press_from(AMINA, 301, "cancel"), &me(), deps).await.unwrap();
+    replies(&deps.outbound).await;
+
+    // Stars too: the user picks; USDT's fee and the Telegram account (no address) follow.
+    fund(deps, AMINA, "stars", 1_000).await;
+    handle(&message_from(AMINA, 302, "/withdraw"), &me(), deps).await.unwrap();
+    let choice = replies(&deps.outbound).await.remove(0);
+    let buttons: Vec<String> = choice.reply_markup.unwrap()["inline_keyboard"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["callback_data"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(buttons, ["wd:cur:XTR:302", "wd:cur:USDT:302"]);
+    handle(&press_from(AMINA, 303, "wd:cur:USDT:302"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].text.starts_with("How much"));
+    handle(&message_from(AMINA, 304, "150"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].text.contains("the maximum withdrawal is 100.00 USDT"), "USDT's own limit");
+    handle(&message_from(AMINA, 305, "10"), &me(), deps).await.unwrap();
+    let confirm = replies(&deps.outbound).await.remove(0);
+    assert!(confirm.text.starts_with(&format!("Withdraw 10.00 USDT (fee 0.50 USDT) to {AMINA}")), "{}", confirm.text);
+    handle(&press_from(AMINA, 306, "wd:ok:302"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].text.starts_with("Withdrawal of 10.00 USDT approved"));
+    let withdrawal = deps.withdrawals.get(UserId::new(AMINA).unwrap(), "tg:302").await.unwrap();
+    assert_eq!((withdrawal.amount, withdrawal.fee, withdrawal.address.as_str()), (Money::from_minor(Currency::Usdt, 10_000_000), Money::from_minor(Currency::Usdt, 500_000), "581234567"));
+    assert_eq!(available(deps, AMINA).await, 1_000, "the Stars balance untouched");
 }

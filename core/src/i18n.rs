@@ -112,10 +112,11 @@ pub enum Text {
     Terms,
     AnsweredInPrivate,
     OpenPrivately,
+    WithdrawChooseCurrency,
 }
 
 impl Text {
-    pub const ALL: [Text; 60] = [
+    pub const ALL: [Text; 61] = [
         Text::Welcome, Text::Help, Text::Banned, Text::BalanceZero, Text::BalanceHeader, Text::DepositUsage,
         Text::DepositLimits, Text::InvoiceTitle, Text::InvoiceDescription, Text::PaymentReceived, Text::NotUnderstood,
         Text::InvoiceNotYours, Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen,
@@ -128,6 +129,7 @@ impl Text {
         Text::WithdrawPendingReview, Text::WithdrawRefused, Text::WithdrawStatus, Text::SubscriptionEndsSoon,
         Text::SubscriptionExpired, Text::WithdrawalSent, Text::WithdrawalReturned, Text::CryptoInvoice, Text::PayButton,
         Text::CryptoRefused, Text::PaySupport, Text::Terms, Text::AnsweredInPrivate, Text::OpenPrivately,
+        Text::WithdrawChooseCurrency,
     ];
 }
 
@@ -174,6 +176,9 @@ const TRANSLATIONS: Table = &[
     (Lang::En, Text::OpenPrivately, "Your money is not shown in groups: open a private chat with @{bot} and send the command there."),
     (Lang::Ar, Text::OpenPrivately, "لا تُعرض أموالك في المجموعات: افتح محادثة خاصة مع ‎@{bot}‎ وأرسل الأمر هناك."),
     (Lang::Ru, Text::OpenPrivately, "Ваши деньги не показываются в группах: откройте личный чат с @{bot} и отправьте команду там."),
+    (Lang::En, Text::WithdrawChooseCurrency, "Which balance do you withdraw from?"),
+    (Lang::Ar, Text::WithdrawChooseCurrency, "من أي رصيد تريد السحب؟"),
+    (Lang::Ru, Text::WithdrawChooseCurrency, "С какого баланса вывести?"),
     (Lang::En, Text::DepositLimits, "Deposits are {min} to {max} stars, for example /deposit 250."),
     (Lang::Ar, Text::DepositLimits, "الإيداع من {min} إلى {max} نجمة، مثال: ‎/deposit 250‎."),
     (Lang::Ru, Text::DepositLimits, "Пополнение — от {min} до {max} звёзд, например /deposit 250."),

@@ -36,7 +36,7 @@ use obentchi_core::outbound::{OutboundMessage, ReplyOrder};
 use obentchi_core::payments::Payments;
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
 use obentchi_core::users::{Profile, Sender, Users};
-use obentchi_core::withdrawals::{WithdrawalPolicy, Withdrawals};
+use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use serde_json::json;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
 use teloxide::payloads::{AnswerCallbackQuerySetters, AnswerPreCheckoutQuerySetters};
@@ -116,7 +116,7 @@ pub struct Deps {
     pub withdrawals: Withdrawals,
     /// The withdrawals queue: approved withdrawals go there to be paid out.
     pub withdrawal_jobs: Queue,
-    pub withdrawal_policy: Arc<WithdrawalPolicy>,
+    pub withdrawal_policies: Arc<WithdrawalPolicies>,
     pub conversations: Conversations,
     pub outbound: Queue,
     /// Each chat's replies in order (see `obentchi_core::outbound::ReplyOrder`).
@@ -337,6 +337,10 @@ async fn on_callback(query: CallbackQuery, caller: Caller, deps: Deps, update: U
     }
     if let Some((plan, shown_by)) = data.strip_prefix("subok:").and_then(|rest| rest.split_once(':')) {
         return subscribe::buy(deps, caller, chat, plan, shown_by, update).await;
+    }
+    if let Some((code, started_by)) = data.strip_prefix("wd:cur:").and_then(|rest| rest.split_once(':')) {
+        let Ok(started_by) = started_by.parse::<u32>() else { return Ok(()) };
+        return withdraw::currency_chosen(deps, caller, chat, code, started_by, update).await;
     }
     if let Some(started_by) = data.strip_prefix("wd:ok:").and_then(|n| n.parse::<u32>().ok()) {
         return withdraw::confirm(deps, caller, chat, started_by, update).await;

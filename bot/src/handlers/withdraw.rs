@@ -1,33 +1,80 @@
-//! `/withdraw`: amount → address → confirm, the state kept in `conversation` (no address step
-//! when payouts go to the user's own Telegram account by Crypto Pay transfer). Confirming
+//! `/withdraw`: (currency →) amount → address → confirm, the state kept in `conversation`. Each
+//! currency has its own policy; the currency is asked only when the user could withdraw in more
+//! than one. No address step when payouts go to the user's own Telegram account by Crypto Pay
+//! transfer. Confirming
 //! requests the withdrawal (key: the update that started the conversation) and holds the money.
 
 use chrono::Utc;
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ids::{IdempotencyKey, UserId};
-use obentchi_core::money::Money;
+use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::OutboundMessage;
-use obentchi_core::withdrawals::{NewWithdrawal, PayoutAddress, Withdrawal, WithdrawalError, WithdrawalStatus};
+use obentchi_core::withdrawals::{NewWithdrawal, PayoutAddress, Withdrawal, WithdrawalError, WithdrawalPolicy, WithdrawalStatus};
 
-use super::{button, with_keyboard, Caller, Deps, HandlerError, HandlerResult, UpdateId};
+use super::{button, with_keyboard, Caller, Deps, HandlerError, HandlerResult, Refused, UpdateId};
 use crate::conversation::Conversation;
 
+/// `/withdraw`: with money in one currency that can be withdrawn, asks the amount; in several,
+/// asks which first (`currency_chosen`); in none, says what the first currency needs.
 pub(super) async fn start(deps: &Deps, caller: &Caller, chat: i64, update: UpdateId) -> HandlerResult {
-    let policy = &deps.withdrawal_policy;
-    let available = deps.available(caller.id, policy.currency()).await?;
-    let smallest = policy.min().checked_add(policy.fee())?;
-    let args = [
+    let mut possible = Vec::new();
+    for policy in deps.withdrawal_policies.all() {
+        let available = deps.available(caller.id, policy.currency()).await?;
+        if available.minor() >= policy.min().checked_add(policy.fee())?.minor() {
+            possible.push(policy.currency());
+        }
+    }
+    match possible.as_slice() {
+        [currency] => ask_amount(deps, caller, chat, update.0, *currency, update).await,
+        [] => {
+            let first = deps.withdrawal_policies.all().first().map(|p| p.currency());
+            let Some(policy) = first.and_then(|c| deps.withdrawal_policies.for_currency(c)) else {
+                return deps.reply(update, chat, tr(caller.lang, Text::NotUnderstood, &[])).await;
+            };
+            let available = deps.available(caller.id, policy.currency()).await?;
+            let args = limits(policy, available);
+            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            deps.reply(update, chat, tr(caller.lang, Text::WithdrawNotEnough, &args)).await
+        }
+        several => {
+            let buttons = several.iter().map(|c| button(c.code(), format!("wd:cur:{}:{}", c.code(), update.0))).collect();
+            deps.send(update, with_keyboard(chat, tr(caller.lang, Text::WithdrawChooseCurrency, &[]), vec![buttons])).await
+        }
+    }
+}
+
+/// A currency button of `/withdraw` (started by update `started_by`) was pressed.
+pub(super) async fn currency_chosen(deps: &Deps, caller: &Caller, chat: i64, code: &str, started_by: u32, update: UpdateId) -> HandlerResult {
+    match code.parse::<Currency>() {
+        Ok(currency) if deps.withdrawal_policies.for_currency(currency).is_some() => {
+            ask_amount(deps, caller, chat, started_by, currency, update).await
+        }
+        _ => deps.reply(update, chat, tr(caller.lang, Text::Expired, &[])).await,
+    }
+}
+
+async fn ask_amount(deps: &Deps, caller: &Caller, chat: i64, started_by: u32, currency: Currency, update: UpdateId) -> HandlerResult {
+    let policy = deps.withdrawal_policies.for_currency(currency).ok_or_else(|| Refused(format!("no withdrawals in {currency}")))?;
+    let available = deps.available(caller.id, currency).await?;
+    let args = limits(policy, available);
+    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let state = Conversation::WithdrawAmount { started_by, currency: Some(currency) };
+    deps.conversations.set(chat, caller.id, &state).await?;
+    deps.reply(update, chat, tr(caller.lang, Text::WithdrawAskAmount, &args)).await
+}
+
+fn limits(policy: &WithdrawalPolicy, available: Money) -> [(&'static str, String); 4] {
+    [
         ("min", policy.min().to_string()),
         ("max", policy.max().to_string()),
         ("fee", policy.fee().to_string()),
         ("available", available.to_string()),
-    ];
-    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    if available.minor() < smallest.minor() {
-        return deps.reply(update, chat, tr(caller.lang, Text::WithdrawNotEnough, &args)).await;
-    }
-    deps.conversations.set(chat, caller.id, &Conversation::WithdrawAmount { started_by: update.0 }).await?;
-    deps.reply(update, chat, tr(caller.lang, Text::WithdrawAskAmount, &args)).await
+    ]
+}
+
+/// The policy of `currency`; a currency no longer configured ends the conversation.
+fn policy(deps: &Deps, currency: Currency) -> Result<&WithdrawalPolicy, HandlerError> {
+    Ok(deps.withdrawal_policies.for_currency(currency).ok_or_else(|| Refused(format!("no withdrawals in {currency}")))?)
 }
 
 /// Text sent while a withdrawal conversation is going on: its next step.
@@ -39,7 +86,11 @@ pub(super) async fn next_step(
     text: &str,
 ) -> Result<OutboundMessage, HandlerError> {
     Ok(match state {
-        Conversation::WithdrawAmount { started_by } => withdrawal_amount(deps, caller, chat, started_by, text).await?,
+        Conversation::WithdrawAmount { started_by, currency } => {
+            let first = deps.withdrawal_policies.all().first().map(|p| p.currency());
+            let Some(currency) = currency.or(first) else { return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::Expired, &[]))) };
+            withdrawal_amount(deps, caller, chat, started_by, currency, text).await?
+        }
         Conversation::WithdrawAddress { started_by, amount } => {
             withdrawal_address(deps, caller, chat, started_by, amount, text).await?
         }
@@ -52,7 +103,7 @@ pub(super) async fn next_step(
 /// Checks an amount against the policy, what the user requested in the last 24 hours and their
 /// balance; `Err` is the reason to show.
 async fn check_withdrawal_amount(deps: &Deps, user: UserId, amount: Money) -> Result<Result<(), String>, HandlerError> {
-    let policy = &deps.withdrawal_policy;
+    let policy = policy(deps, amount.currency())?;
     let requested = deps.withdrawals.requested_since(user, policy.currency(), Utc::now() - chrono::Duration::hours(24)).await?;
     if let Err(violation) = policy.check_amount(amount, requested) {
         return Ok(Err(violation.to_string()));
@@ -65,8 +116,15 @@ async fn check_withdrawal_amount(deps: &Deps, user: UserId, amount: Money) -> Re
     Ok(Ok(()))
 }
 
-async fn withdrawal_amount(deps: &Deps, caller: &Caller, chat: i64, started_by: u32, text: &str) -> Result<OutboundMessage, HandlerError> {
-    let policy = &deps.withdrawal_policy;
+async fn withdrawal_amount(
+    deps: &Deps,
+    caller: &Caller,
+    chat: i64,
+    started_by: u32,
+    currency: Currency,
+    text: &str,
+) -> Result<OutboundMessage, HandlerError> {
+    let policy = policy(deps, currency)?;
     let checked = match Money::parse(policy.currency(), text) {
         Ok(amount) => check_withdrawal_amount(deps, caller.id, amount).await?.map(|()| amount),
         Err(err) => Err(err.to_string()),
@@ -92,7 +150,7 @@ async fn withdrawal_address(
     amount: Money,
     text: &str,
 ) -> Result<OutboundMessage, HandlerError> {
-    let format = deps.withdrawal_policy.address_format();
+    let format = policy(deps, amount.currency())?.address_format();
     let Ok(address) = PayoutAddress::parse(format, text) else {
         let format = format.to_string();
         return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawBadAddress, &[("format", &format)])));
@@ -104,7 +162,7 @@ async fn withdrawal_address(
 }
 
 fn withdrawal_confirm_prompt(deps: &Deps, lang: Lang, chat: i64, started_by: u32, amount: Money, address: &str) -> OutboundMessage {
-    let fee = deps.withdrawal_policy.fee().to_string();
+    let fee = deps.withdrawal_policies.for_currency(amount.currency()).map_or_else(String::new, |p| p.fee().to_string());
     let text = tr(lang, Text::WithdrawConfirm, &[("amount", &amount.to_string()), ("fee", &fee), ("address", address)]);
     let buttons = vec![button(tr(lang, Text::Confirm, &[]), format!("wd:ok:{started_by}")), button(tr(lang, Text::Cancel, &[]), "cancel")];
     with_keyboard(chat, text, vec![buttons])
@@ -121,10 +179,10 @@ pub(super) async fn confirm(deps: &Deps, caller: &Caller, chat: i64, started_by:
         Err(WithdrawalError::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    let policy = &deps.withdrawal_policy;
     let withdrawal = match existing {
         // Recorded, but the process died before approving or holding it: finish that.
         Some(w) if w.status == WithdrawalStatus::Requested => {
+            let policy = policy(deps, w.amount.currency())?;
             let again = NewWithdrawal {
                 user_id: w.user_id,
                 request_id,
@@ -140,6 +198,7 @@ pub(super) async fn confirm(deps: &Deps, caller: &Caller, chat: i64, started_by:
             let Some(Conversation::WithdrawConfirm { amount, address, .. }) = state.filter(|s| s.started_by() == started_by) else {
                 return deps.reply(update, chat, tr(lang, Text::Expired, &[])).await;
             };
+            let policy = policy(deps, amount.currency())?;
             // Checked again: time has passed since the amount step.
             if let Err(error) = check_withdrawal_amount(deps, caller.id, amount).await? {
                 deps.conversations.clear(chat, caller.id).await?;

@@ -50,7 +50,7 @@ use crate::money::{Currency, Money};
 use crate::storage::{collections, Store};
 
 pub use notices::{notify_outcome, NoticeError};
-pub use policy::{AddressFormat, PayoutAddress, PolicyViolation, WithdrawalPolicy};
+pub use policy::{AddressFormat, PayoutAddress, PolicyViolation, WithdrawalPolicies, WithdrawalPolicy};
 
 
 /// How long a claim on `processing` lasts unless configured otherwise.

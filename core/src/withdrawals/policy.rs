@@ -132,6 +132,59 @@ impl Default for WithdrawalPolicy {
     }
 }
 
+/// The withdrawal policy of each currency users may withdraw: one table in the configuration
+/// (`[withdrawals]`, one currency), or an array of tables (`[[withdrawals]]`), one per
+/// currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "OneOrMany", into = "Vec<WithdrawalPolicy>")]
+pub struct WithdrawalPolicies(Vec<WithdrawalPolicy>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(WithdrawalPolicy),
+    Many(Vec<WithdrawalPolicy>),
+}
+
+impl TryFrom<OneOrMany> for WithdrawalPolicies {
+    type Error = String;
+    fn try_from(policies: OneOrMany) -> Result<Self, String> {
+        let policies = match policies {
+            OneOrMany::One(policy) => vec![policy],
+            OneOrMany::Many(policies) => policies,
+        };
+        for (i, policy) in policies.iter().enumerate() {
+            if policies[..i].iter().any(|p| p.currency() == policy.currency()) {
+                return Err(format!("two withdrawal policies for {}", policy.currency()));
+            }
+        }
+        Ok(WithdrawalPolicies(policies))
+    }
+}
+
+impl From<WithdrawalPolicies> for Vec<WithdrawalPolicy> {
+    fn from(policies: WithdrawalPolicies) -> Self {
+        policies.0
+    }
+}
+
+impl Default for WithdrawalPolicies {
+    fn default() -> Self {
+        WithdrawalPolicies(vec![WithdrawalPolicy::default()])
+    }
+}
+
+impl WithdrawalPolicies {
+    /// In the order configured (the first is the one shown when a user can withdraw nothing).
+    pub fn all(&self) -> &[WithdrawalPolicy] {
+        &self.0
+    }
+
+    pub fn for_currency(&self, currency: Currency) -> Option<&WithdrawalPolicy> {
+        self.0.iter().find(|p| p.currency() == currency)
+    }
+}
+
 /// Why a withdrawal cannot be requested as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyViolation {
