@@ -47,9 +47,10 @@ plans = [{{ id = "month", price = "100 XTR", days = 30 }}]
     )
 }
 
-/// Polls `check` until it gives a value, for at most 30 s.
+/// Polls `check` until it gives a value, for at most 90 s.
 async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: the consumer's getMe backoff grows to 30 s, and a first run on a slow machine is slow.
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(value) = check().await {
             return value;
