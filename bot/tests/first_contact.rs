@@ -10,7 +10,7 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mongodb::options::ClientOptions;
 use obentchi_core::api_tokens::{ApiTokens, Scope};
@@ -18,46 +18,25 @@ use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
 use serde_json::{json, Value};
-use support::{deliver, spawn, spawn_bot, wait_healthy, workspace_binary};
+use support::{deliver, shared_settings, spawn, spawn_bot, start_platform, wait_healthy, workspace_binary};
 
 const SECRET: &str = "first-contact-secret";
 
 fn settings(mongo: &MongoServer, redis: &RedisServer, bot_api_url: &str) -> String {
-    format!(
-        r#"
-[telemetry]
-log_format = "json"
-[mongodb]
-uri = "{mongo}"
-[redis]
-urls = ["{redis}"]
-[telegram]
-bot_token = "7000000001:test-token"
-api_url = "{bot_api_url}"
-[webhook]
-secret = "{SECRET}"
+    shared_settings(&mongo.uri(), &redis.url(), bot_api_url, SECRET)
+        + r#"
 [payout]
 base_url = "http://127.0.0.1:9"
 api_token = "unused"
 [subscriptions]
-plans = [{{ id = "month", price = "100 XTR", days = 30 }}]
-"#,
-        mongo = mongo.uri(),
-        redis = redis.url(),
-    )
+plans = [{ id = "month", price = "100 XTR", days = 30 }]
+"#
 }
 
-/// Polls `check` until it gives a value, for at most 90 s.
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    // Generous: the consumer's getMe backoff grows to 30 s, and a first run on a slow machine is slow.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Polls `check` until it gives a value, for at most 90 s: the consumer's getMe backoff grows
+/// to 30 s, and a first run on a slow machine is slow.
+async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    support::eventually(what, Duration::from_secs(90), check).await
 }
 
 struct Admin {
@@ -96,18 +75,10 @@ async fn users_first_seen_through_any_update_are_users_everywhere_and_usernames_
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("platform.toml");
     std::fs::write(&config, settings(&mongo, &redis, &bot_api.url())).unwrap();
-    let ports: Vec<u16> = (0..4).map(|_| free_port(false)).collect();
-    let log = |name: &str| dir.path().join(name);
-    let _receiver = spawn_bot(&config, &["serve"], ports[0], &log("receiver.log"));
-    let _consumer = spawn_bot(&config, &["consume"], ports[1], &log("consumer.log"));
-    let _workers = spawn(&workspace_binary("obentchi-workers"), &config, &[], ports[2], &log("workers.log"));
-    let _api = spawn(&workspace_binary("obentchi-http"), &config, &[], ports[3], &log("api.log"));
+    let (_platform, ports) = start_platform(&config, dir.path()).await;
     let client = reqwest::Client::new();
-    for port in &ports {
-        wait_healthy(&client, *port).await;
-    }
-    let admin = Admin { client: client.clone(), port: ports[3], token };
-    let receiver = ports[0];
+    let admin = Admin { client: client.clone(), port: ports.api, token };
+    let receiver = ports.receiver;
     let send = |update: String| {
         let client = client.clone();
         async move { assert_eq!(deliver(&client, receiver, SECRET, update).await, 200) }
@@ -153,7 +124,7 @@ async fn users_first_seen_through_any_update_are_users_everywhere_and_usernames_
 
     // A broadcast reaches all three.
     let created = client
-        .post(format!("http://127.0.0.1:{}/admin/broadcasts", ports[3]))
+        .post(format!("http://127.0.0.1:{}/admin/broadcasts", ports.api))
         .bearer_auth(&admin.token)
         .json(&json!({ "text": "Hello from the team" }))
         .send()

@@ -15,7 +15,7 @@ use obentchi_core::storage::{migrate, Store};
 use obentchi_core::withdrawals::{WithdrawalStatus, Withdrawals};
 use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{free_port, FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisServer};
-use support::{deliver, spawn, spawn_bot, wait_healthy, workspace_binary};
+use support::{deliver, shared_settings, spawn, spawn_bot, wait_healthy, workspace_binary};
 
 const SECRET: &str = "full-flow-secret";
 const REFERRER: i64 = 402_118_833;
@@ -70,19 +70,9 @@ async fn referral_deposit_subscription_commission_and_withdrawal_end_to_end() {
     // One configuration file for every service, as a Kubernetes ConfigMap would give them.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("platform.toml");
-    let settings = format!(
-        r#"
-[telemetry]
-log_format = "json"
-[mongodb]
-uri = "{mongo}"
-[redis]
-urls = ["{redis}"]
-[telegram]
-bot_token = "7000000001:test-token"
-api_url = "{bot_api}"
-[webhook]
-secret = "{SECRET}"
+    let settings = shared_settings(&mongo.uri(), &redis.url(), &bot_api.url(), SECRET)
+        + &format!(
+            r#"
 [payout]
 base_url = "{provider}"
 api_token = "test-token"
@@ -98,11 +88,8 @@ fee = "1 XTR"
 auto_approve_up_to = "100 XTR"
 address_format = "ton"
 "#,
-        mongo = mongo.uri(),
-        redis = redis.url(),
-        bot_api = bot_api.url(),
-        provider = provider.base_url(),
-    );
+            provider = provider.base_url(),
+        );
     std::fs::write(&config, settings).unwrap();
     let ports: Vec<u16> = (0..3).map(|_| free_port(false)).collect();
     let receiver = ports[0];

@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mongodb::options::ClientOptions;
 use obentchi_core::ids::UserId;
@@ -16,22 +16,15 @@ use obentchi_core::money::Currency;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_core::withdrawals::{WithdrawalStatus, Withdrawals};
 use obentchi_testkit::updates::{self, TelegramUser};
-use obentchi_testkit::{free_port, CryptoPayFaults, FakeBotApi, FakeCryptoPay, MongoServer, RedisServer};
-use support::{deliver, spawn, spawn_bot, wait_healthy, workspace_binary};
+use obentchi_testkit::{CryptoPayFaults, FakeBotApi, FakeCryptoPay, MongoServer, RedisServer};
+use support::{deliver, shared_settings, start_platform};
 
 const SECRET: &str = "usdt-flow-secret";
 const CRYPTO_PAY_TOKEN: &str = "12345:AAtestCryptoPayToken";
 const USER: i64 = 581_777_001;
 
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    support::eventually(what, Duration::from_secs(60), check).await
 }
 
 /// Runs the flow; returns how many `transfer` calls Crypto Pay received.
@@ -44,21 +37,12 @@ async fn usdt_flow(faults: CryptoPayFaults) -> u32 {
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("platform.toml");
-    let settings = format!(
-        r#"
-# The workers' claim on a withdrawal being paid: longer than cryptopay.timeout_ms.
-withdrawal_lease_ms = 1500
-[telemetry]
-log_format = "json"
-[mongodb]
-uri = "{mongo}"
-[redis]
-urls = ["{redis}"]
-[telegram]
-bot_token = "7000000001:test-token"
-api_url = "{bot_api}"
-[webhook]
-secret = "{SECRET}"
+    // The workers' claim on a withdrawal being paid (a top-level key, so first): longer than
+    // cryptopay.timeout_ms.
+    let settings = "withdrawal_lease_ms = 1500\n".to_owned()
+        + &shared_settings(&mongo.uri(), &redis.url(), &bot_api.url(), SECRET)
+        + &format!(
+            r#"
 [payout]
 base_url = "http://127.0.0.1:9"
 api_token = "unused: no on-chain payouts here"
@@ -81,25 +65,14 @@ max_attempts = 50
 retry_backoff_base_ms = 200
 retry_backoff_max_ms = 1000
 "#,
-        mongo = mongo.uri(),
-        redis = redis.url(),
-        bot_api = bot_api.url(),
-        crypto_pay = crypto_pay.base_url(),
-    );
+            crypto_pay = crypto_pay.base_url(),
+        );
     std::fs::write(&config, settings).unwrap();
-    let ports: Vec<u16> = (0..4).map(|_| free_port(false)).collect();
-    let log = |name: &str| dir.path().join(name);
-    let _receiver = spawn_bot(&config, &["serve"], ports[0], &log("receiver.log"));
-    let _consumer = spawn_bot(&config, &["consume"], ports[1], &log("consumer.log"));
-    let _workers = spawn(&workspace_binary("obentchi-workers"), &config, &[], ports[2], &log("workers.log"));
-    let _api = spawn(&workspace_binary("obentchi-http"), &config, &[], ports[3], &log("api.log"));
+    let (_platform, ports) = start_platform(&config, dir.path()).await;
     let client = reqwest::Client::new();
-    for port in &ports {
-        wait_healthy(&client, *port).await;
-    }
     crypto_pay.set_faults(faults);
     let user = TelegramUser::new(USER, "Layla", Some("en"));
-    let receiver = ports[0];
+    let receiver = ports.receiver;
     let send = |update_id: u32, text: &str| {
         let (client, update) = (client.clone(), updates::message(update_id, update_id, &user, updates::text(text)).to_string());
         async move { assert_eq!(deliver(&client, receiver, SECRET, update).await, 200) }
@@ -131,7 +104,7 @@ retry_backoff_max_ms = 1000
 
     // Paid; Crypto Pay delivers the webhook three times (its retries); one credit.
     let paid = crypto_pay.pay(invoice_id);
-    let webhook = format!("http://127.0.0.1:{}/payments/cryptopay", ports[3]);
+    let webhook = format!("http://127.0.0.1:{}/payments/cryptopay", ports.api);
     for _ in 0..3 {
         assert_eq!(crypto_pay.deliver_webhook(&webhook, &paid).await, 200);
     }

@@ -184,6 +184,17 @@ impl Money {
             return Err(not_a_number());
         }
 
+        Self::from_digits(currency, &whole, &fraction, not_a_number)
+    }
+
+    /// The amount `whole`.`fraction` (ASCII digits; either may be empty) in `currency`:
+    /// refused if finer than a minor unit or beyond `MAX_PARSED_UNITS`, never rounded.
+    fn from_digits(
+        currency: Currency,
+        whole: &str,
+        fraction: &str,
+        not_a_number: impl Fn() -> ParseMoneyError,
+    ) -> Result<Money, ParseMoneyError> {
         let fraction = fraction.trim_end_matches('0');
         let decimals = currency.decimals();
         if fraction.len() > decimals as usize {
@@ -220,26 +231,7 @@ impl Money {
         if whole.is_empty() || !digits(whole) || !digits(fraction) || (text.contains('.') && fraction.is_empty()) {
             return Err(not_a_number());
         }
-        let decimals = currency.decimals() as usize;
-        let significant = fraction.trim_end_matches('0');
-        if significant.len() > decimals {
-            return Err(ParseMoneyError::TooManyDecimals { currency, max: currency.decimals() });
-        }
-        let too_large = ParseMoneyError::TooLarge { currency, max_units: Self::MAX_PARSED_UNITS };
-        let whole = whole.trim_start_matches('0');
-        if whole.len() > 13 {
-            return Err(too_large);
-        }
-        let units: i64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| not_a_number())? };
-        let fraction_minor: i64 = if significant.is_empty() {
-            0
-        } else {
-            significant.parse::<i64>().map_err(|_| not_a_number())? * 10_i64.pow((decimals - significant.len()) as u32)
-        };
-        if units > Self::MAX_PARSED_UNITS || (units == Self::MAX_PARSED_UNITS && fraction_minor > 0) {
-            return Err(too_large);
-        }
-        Ok(Money::from_minor(currency, units * currency.minor_per_unit() + fraction_minor))
+        Self::from_digits(currency, whole, fraction, not_a_number)
     }
 
     /// The amount as `from_decimal` reads it, in its shortest form: no trailing zeros and no
@@ -259,17 +251,14 @@ impl Money {
     /// The amount without its currency, locale-neutral: `.` as the decimal point, no grouping,
     /// trailing zeros trimmed to two decimals (`12.50`, `0.000001`, `150`).
     pub fn amount_text(self) -> String {
-        let decimals = self.currency.decimals() as usize;
-        let sign = if self.minor < 0 { "-" } else { "" };
-        let abs = self.minor.unsigned_abs();
-        if decimals == 0 {
-            return format!("{sign}{abs}");
+        let text = self.decimal();
+        if self.currency.decimals() == 0 {
+            return text;
         }
-        let per_unit = self.currency.minor_per_unit().unsigned_abs();
-        let fraction = format!("{:0width$}", abs % per_unit, width = decimals);
-        let trimmed = fraction.trim_end_matches('0');
-        let shown = if trimmed.len() < 2 { &fraction[..2] } else { trimmed };
-        format!("{sign}{}.{shown}", abs / per_unit)
+        match text.split_once('.') {
+            None => format!("{text}.00"),
+            Some((whole, fraction)) => format!("{whole}.{fraction:0<2}"),
+        }
     }
 }
 

@@ -103,6 +103,13 @@ struct PaymentClaim {
     amount: Money,
 }
 
+impl PaymentClaim {
+    /// The payment's record on its payer's shard.
+    fn record_filter(&self) -> mongodb::bson::Document {
+        doc! { "_id": record_id(self.user_id, &self.id), "user_id": self.user_id.get() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
     #[error("payment id: {0}")]
@@ -259,19 +266,18 @@ impl Payments {
     /// them (balances never go negative): it is marked on the payment instead. A refund the
     /// provider refused earlier (its reversal undone) is taken again under a key of its own.
     pub async fn refund(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
-        let Some((user, claim_id)) = self.claim(provider, external_id).await? else { return Ok(RefundOutcome::UnknownPayment) };
-        let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
-        let refused_before = self.payments.find_one(record.clone()).await?.is_some_and(|r| r.refund_refused);
-        let key = if refused_before { format!("refund-after-refusal:{claim_id}") } else { format!("refund:{claim_id}") };
-        let outcome = self.reverse_under(provider, external_id, &key).await?;
+        let Some(claim) = self.claim(provider, external_id).await? else { return Ok(RefundOutcome::UnknownPayment) };
+        let refused_before = self.payments.find_one(claim.record_filter()).await?.is_some_and(|r| r.refund_refused);
+        let key = if refused_before { format!("refund-after-refusal:{}", claim.id) } else { format!("refund:{}", claim.id) };
+        let outcome = self.reverse(provider, &claim, &key).await?;
         match outcome {
             RefundOutcome::Reversed(_) => {
                 let done = doc! { "$set": { "refunded": true }, "$unset": { "refund_uncovered": "", "refund_pending": "" } };
-                self.payments.update_one(record, done).await?;
+                self.payments.update_one(claim.record_filter(), done).await?;
             }
             RefundOutcome::Uncovered => {
                 metrics::counter!("payment_refunds_uncovered_total").increment(1);
-                self.payments.update_one(record, doc! { "$set": { "refund_uncovered": true } }).await?;
+                self.payments.update_one(claim.record_filter(), doc! { "$set": { "refund_uncovered": true } }).await?;
             }
             RefundOutcome::UnknownPayment => {}
         }
@@ -283,10 +289,10 @@ impl Payments {
     /// and marks the refund pending until `settle_refund` hears the provider's answer.
     /// `Uncovered` when the user has spent the money: then nothing changed.
     pub async fn start_refund(&self, provider: &ProviderId, external_id: &str) -> Result<RefundOutcome, PaymentError> {
-        let outcome = self.reverse_under(provider, external_id, &format!("refund:{}", claim_id(provider, external_id))).await?;
-        if let (RefundOutcome::Reversed(_), Some((user, claim_id))) = (&outcome, self.claim(provider, external_id).await?) {
-            let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
-            self.payments.update_one(record, doc! { "$set": { "refund_pending": true } }).await?;
+        let Some(claim) = self.claim(provider, external_id).await? else { return Ok(RefundOutcome::UnknownPayment) };
+        let outcome = self.reverse(provider, &claim, &format!("refund:{}", claim.id)).await?;
+        if let RefundOutcome::Reversed(_) = outcome {
+            self.payments.update_one(claim.record_filter(), doc! { "$set": { "refund_pending": true } }).await?;
         }
         Ok(outcome)
     }
@@ -303,13 +309,12 @@ impl Payments {
             RefundAnswer::Refunded => self.refund(provider, external_id).await.map(drop),
             RefundAnswer::NoAnswer(_) => Ok(()),
             RefundAnswer::Refused(_) => {
-                let (user, claim_id) = self.claim(provider, external_id).await?.ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
-                let (_, amount) = self.payer(provider, external_id).await?.ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
-                let key = IdempotencyKey::new(format!("refund-refused:{claim_id}"))?;
-                let restore = Posting::deposit(user, key, provider.clone(), amount, format!("refund refused by {provider}"))?;
+                let claim = self.claim(provider, external_id).await?.ok_or_else(|| PaymentError::Conflict(external_id.to_owned()))?;
+                let key = IdempotencyKey::new(format!("refund-refused:{}", claim.id))?;
+                let restore = Posting::deposit(claim.user_id, key, provider.clone(), claim.amount, format!("refund refused by {provider}"))?;
                 self.ledger.post(&restore).await?;
-                let record = doc! { "_id": record_id(user, &claim_id), "user_id": user.get() };
-                self.payments.update_one(record, doc! { "$set": { "refund_refused": true }, "$unset": { "refund_pending": "" } }).await?;
+                let refused = doc! { "$set": { "refund_refused": true }, "$unset": { "refund_pending": "" } };
+                self.payments.update_one(claim.record_filter(), refused).await?;
                 Ok(())
             }
         }
@@ -317,9 +322,8 @@ impl Payments {
 
     /// Whether the provider refused a refund of this payment before.
     pub async fn refund_was_refused(&self, provider: &ProviderId, external_id: &str) -> Result<bool, PaymentError> {
-        let Some((user, claim_id)) = self.claim(provider, external_id).await? else { return Ok(false) };
-        let record = self.payments.find_one(doc! { "_id": record_id(user, &claim_id), "user_id": user.get() }).await?;
-        Ok(record.is_some_and(|r| r.refund_refused))
+        let Some(claim) = self.claim(provider, external_id).await? else { return Ok(false) };
+        Ok(self.payments.find_one(claim.record_filter()).await?.is_some_and(|r| r.refund_refused))
     }
 
     /// Refunds of `provider`'s payments we started without hearing a definitive answer, up to
@@ -331,10 +335,8 @@ impl Payments {
         Ok(docs.into_iter().map(|d| (d.user_id, d.external_id)).collect())
     }
 
-    async fn reverse_under(&self, provider: &ProviderId, external_id: &str, key: &str) -> Result<RefundOutcome, PaymentError> {
-        let Some(claim) = self.claims.find_one(doc! { "_id": claim_id(provider, external_id) }).await? else {
-            return Ok(RefundOutcome::UnknownPayment);
-        };
+    /// Posts the reversal of `claim`'s deposit under `key`.
+    async fn reverse(&self, provider: &ProviderId, claim: &PaymentClaim, key: &str) -> Result<RefundOutcome, PaymentError> {
         let reversal = Posting::payment_refund(claim.user_id, IdempotencyKey::new(key)?, provider.clone(), claim.amount, format!("refunded by {provider}"))?;
         match self.ledger.post(&reversal).await {
             Ok(outcome) => Ok(RefundOutcome::Reversed(outcome)),
@@ -343,15 +345,14 @@ impl Payments {
         }
     }
 
-    /// The payer and claim id of a recorded payment.
-    async fn claim(&self, provider: &ProviderId, external_id: &str) -> Result<Option<(UserId, String)>, PaymentError> {
-        let id = claim_id(provider, external_id);
-        Ok(self.claims.find_one(doc! { "_id": &id }).await?.map(|c| (c.user_id, id)))
+    /// The claim of a recorded payment: its payer and amount.
+    async fn claim(&self, provider: &ProviderId, external_id: &str) -> Result<Option<PaymentClaim>, PaymentError> {
+        Ok(self.claims.find_one(doc! { "_id": claim_id(provider, external_id) }).await?)
     }
 
     /// Who paid payment `external_id`, and how much; `None` if it was never recorded.
     pub async fn payer(&self, provider: &ProviderId, external_id: &str) -> Result<Option<(UserId, Money)>, PaymentError> {
-        Ok(self.claims.find_one(doc! { "_id": claim_id(provider, external_id) }).await?.map(|c| (c.user_id, c.amount)))
+        Ok(self.claim(provider, external_id).await?.map(|c| (c.user_id, c.amount)))
     }
 
     /// How many of a provider's transactions a reconciler has read (0 at first).
