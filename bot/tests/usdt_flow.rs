@@ -3,7 +3,8 @@
 //! credit → a subscription bought in USDT → a withdrawal paid by one transfer to the user's
 //! Telegram account. Then the same with Crypto Pay answering like a stressed provider: the
 //! transfer executes but its answer comes too late, the re-sent `spend_id` is refused as
-//! already used, and lookups lag. The outcome must be the same: one transfer, no refund.
+//! already used, lookups lag, and a 429 and a 502 come first. The outcome must be the same: one
+//! transfer, no refund.
 
 mod support;
 
@@ -70,7 +71,6 @@ retry_backoff_max_ms = 1000
     std::fs::write(&config, settings).unwrap();
     let (_platform, ports) = start_platform(&config, dir.path()).await;
     let client = reqwest::Client::new();
-    crypto_pay.set_faults(faults);
     let user = TelegramUser::new(USER, "Layla", Some("en"));
     let receiver = ports.receiver;
     let send = |update_id: u32, text: &str| {
@@ -123,6 +123,9 @@ retry_backoff_max_ms = 1000
     reply("Done: month_usdt until").await;
     assert_eq!(available().await, 15_000_000);
 
+    // From here on Crypto Pay answers the way this run's faults say (they concern payouts).
+    crypto_pay.set_faults(faults);
+
     // Withdraw 10 USDT (+ 0.5 fee) to their own Telegram account: no address asked.
     send(5, "/withdraw").await;
     reply("How much").await;
@@ -163,9 +166,12 @@ async fn usdt_withdrawal_survives_a_late_answer_a_refused_resend_and_lagging_loo
         late_by: Duration::from_millis(2_000),
         refuse_resent_spend_id: true,
         lookup_lag: 2,
+        rate_limited_calls: 1,
+        server_error_calls: 1,
     })
     .await;
-    // The first answer came too late and lookups did not show the transfer, so it was sent
-    // again with the same spend_id and refused as already used: still one transfer.
+    // The first send met a 429 and a lookup a 502; the send that executed answered too late and
+    // lookups did not show the transfer, so it was sent again with the same spend_id and refused
+    // as already used: still one transfer.
     assert!(sends >= 2, "the faults were exercised: {sends} transfer calls");
 }

@@ -10,7 +10,7 @@ use obentchi_core::api_tokens::{ApiTokens, Scope};
 use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
 use obentchi_core::ledger::{Ledger, UserAccount};
 use obentchi_core::money::{Currency, Money};
-use obentchi_core::payments::{PaymentJob, Payments, TELEGRAM_STARS};
+use obentchi_core::payments::{PaymentJob, Payments, RefundOutcome, TELEGRAM_STARS};
 use obentchi_core::subscriptions::{Plan, Subscriptions};
 use obentchi_testkit::FakeBotApi;
 use serde_json::{json, Value};
@@ -139,6 +139,13 @@ async fn a_refund_telegram_refuses_gives_the_balance_back() {
     // Not tried again by hand.
     assert_eq!(app.post(app_path, Some(&banker), None).await.status(), 409);
     assert_eq!(available(&app, Currency::Xtr).await, 100);
+    // Should Telegram refund it after all (as the reconciler or a refunded_payment update would
+    // report), the money is taken again, once, however often that is reported.
+    let provider = ProviderId::new(TELEGRAM_STARS).unwrap();
+    for _ in 0..3 {
+        assert!(matches!(payments.refund(&provider, "stxUnknownToTelegram").await.unwrap(), RefundOutcome::Reversed(_)));
+    }
+    assert_eq!(available(&app, Currency::Xtr).await, 0);
     assert_eq!(Ledger::new(app.store.clone()).audit_user(UserId::new(PAYER).unwrap()).await.unwrap(), vec![]);
 }
 

@@ -5,8 +5,8 @@
 //! Invoices are created active and paid by the test (`pay`), which then delivers the signed
 //! `invoice_paid` webhook as often as it likes (`deliver_paid_webhook`). Transfers are executed
 //! once per `spend_id`. Faults make it answer like a stressed provider: a transfer that executes
-//! and then answers too late for the client, a re-sent `spend_id` refused as already used, and
-//! lookups (`getTransfers`) that do not show a new transfer for a while.
+//! and then answers too late for the client, a re-sent `spend_id` refused as already used,
+//! lookups (`getTransfers`) that do not show a new transfer for a while, 429s and 5xx pages.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,6 +32,11 @@ pub struct CryptoPayFaults {
     pub refuse_resent_spend_id: bool,
     /// A new transfer is missing from this many `getTransfers` answers before it shows.
     pub lookup_lag: u32,
+    /// The next this many calls (any method) are refused by flood control, unexecuted: 429
+    /// `TOO_MANY_REQUESTS`.
+    pub rate_limited_calls: u32,
+    /// The next this many calls (any method) meet a failing proxy, unexecuted: a 502 HTML page.
+    pub server_error_calls: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -139,6 +144,17 @@ fn text(params: &Value, name: &str) -> Option<String> {
 async fn api(State(fake): State<Fake>, Path(method): Path<String>, headers: HeaderMap, body: String) -> Response {
     if headers.get("crypto-pay-api-token").and_then(|v| v.to_str().ok()) != Some(&*fake.token) {
         return error(401, "UNAUTHORIZED");
+    }
+    {
+        let mut ledger = fake.ledger.lock().unwrap();
+        if ledger.faults.rate_limited_calls > 0 {
+            ledger.faults.rate_limited_calls -= 1;
+            return error(429, "TOO_MANY_REQUESTS");
+        }
+        if ledger.faults.server_error_calls > 0 {
+            ledger.faults.server_error_calls -= 1;
+            return (StatusCode::BAD_GATEWAY, "<html><body>502 Bad Gateway</body></html>").into_response();
+        }
     }
     let params: Value = if body.is_empty() { json!({}) } else { serde_json::from_str(&body).unwrap_or(json!({})) };
     match method.as_str() {

@@ -59,8 +59,9 @@ async fn crypto_invoice(
     let description = tr(lang, Text::InvoiceTitle, &[("amount", &amount.to_string())]);
     let invoice = match deps.deposit_invoices.open(api, caller.id, update.0, amount, &description).await {
         Ok(invoice) => invoice,
-        // Crypto Pay's own refusal (an amount below its minimum, say): final, so say why.
-        Err(DepositError::Call(CallError::Api { name, .. })) => {
+        // Crypto Pay's own refusal of the request (an amount below its minimum, say): final, so
+        // say why. Anything else (a 429, a 5xx) is passing: the update is handled again.
+        Err(DepositError::Call(CallError::Api { code: 400, name })) => {
             return deps.reply(update, chat, tr(lang, Text::CryptoRefused, &[("error", &name)])).await;
         }
         Err(other) => return Err(other.into()),
