@@ -2,6 +2,7 @@
 //! prints a Markdown table for docs/BENCHMARKS.md. Run release builds via scripts/bench.sh.
 
 mod admin_api;
+mod e2e;
 mod ledger;
 mod measure;
 mod payments;
@@ -24,6 +25,8 @@ enum Benchmark {
     Payments(payments::Args),
     /// The webhook receiver under wrk (needs `--bot <release obentchi-bot>`).
     Receiver(receiver::Args),
+    /// Webhook to reply through every process, against the grammY peer (`scripts/bench.sh e2e`).
+    E2e(e2e::Args),
     /// The admin API under wrk: /healthz and GET /admin/queues (needs `--http <release obentchi-http>`).
     AdminApi(admin_api::Args),
 }
@@ -35,5 +38,6 @@ async fn main() -> anyhow::Result<()> {
         Benchmark::Payments(args) => payments::run(args).await,
         Benchmark::Receiver(args) => receiver::run(args).await,
         Benchmark::AdminApi(args) => admin_api::run(args).await,
+        Benchmark::E2e(args) => e2e::run(args).await,
     }
 }

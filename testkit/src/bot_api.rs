@@ -21,6 +21,8 @@ pub struct BotCall {
     pub method: String,
     pub body: Value,
     pub status: u16,
+    /// When the call arrived (the end-to-end benchmark's reply latency ends here).
+    pub at: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -101,6 +103,22 @@ impl FakeBotApi {
     /// Every call received, answered or not.
     pub fn calls(&self) -> Vec<BotCall> {
         self.shared.0.lock().unwrap().calls.clone()
+    }
+
+    /// How many calls arrived so far.
+    pub fn call_count(&self) -> usize {
+        self.shared.0.lock().unwrap().calls.len()
+    }
+
+    /// How many calls to `method` arrived after the first `skip` calls.
+    pub fn count_after(&self, skip: usize, method: &str) -> usize {
+        let behaviour = self.shared.0.lock().unwrap();
+        behaviour.calls.get(skip..).unwrap_or_default().iter().filter(|c| c.method.eq_ignore_ascii_case(method)).count()
+    }
+
+    /// The calls that arrived after the first `skip`, in order.
+    pub fn calls_after(&self, skip: usize) -> Vec<BotCall> {
+        self.shared.0.lock().unwrap().calls.get(skip..).unwrap_or_default().to_vec()
     }
 
     /// Every call about `chat_id`, in order.
@@ -240,6 +258,6 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
         }
         Json(json!({ "ok": true, "result": result })).into_response()
     };
-    behaviour.calls.push(BotCall { method, body, status: answer.status().as_u16() });
+    behaviour.calls.push(BotCall { method, body, status: answer.status().as_u16(), at: std::time::Instant::now() });
     answer
 }
