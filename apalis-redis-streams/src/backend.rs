@@ -106,9 +106,12 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
     let mut next_sweep = Instant::now();
     let mut failures = 0u32;
     let mut start = 0u16;
+    // Taken before the first fetch: a wake that comes while a round runs is kept for the wait.
+    let bell = queue.bell(None);
     while !stop.is_cancelled() {
         let round = async {
             let mut fetched = 0;
+            let mut next_due_ms: Option<u64> = None;
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + sweep_every;
                 // Ours first: a job still running here must not look abandoned to the sweep.
@@ -131,16 +134,28 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
                 drop(permits);
                 let room = tasks.capacity();
                 let batch = queue.fetch(partition, &consumer, room.min(config.fetch_batch)).await?;
-                fetched += batch.len();
-                deliver_all(&queue, batch, &tasks, &running).await?;
+                next_due_ms = match (next_due_ms, batch.next_due_ms) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                fetched += batch.deliveries.len();
+                deliver_all(&queue, batch.deliveries, &tasks, &running).await?;
             }
             start = (start + 1) % config.partitions;
-            Ok::<usize, QueueError>(fetched)
+            Ok::<(usize, Option<u64>), QueueError>((fetched, next_due_ms))
         };
         let pause = tokio::select! {
             _ = stop.cancelled() => break,
             result = round => match result {
-                Ok(0) => Duration::from_millis(config.idle_poll_ms),
+                Ok((0, next_due_ms)) => {
+                    // Every partition is marked asleep: the next write wakes this reader.
+                    let until_sweep = next_sweep.saturating_duration_since(Instant::now());
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = queue.wait_for_work(&bell, next_due_ms, until_sweep) => {}
+                    }
+                    Duration::ZERO
+                }
                 Ok(_) => { failures = 0; Duration::ZERO }
                 Err(err) => {
                     failures += 1;

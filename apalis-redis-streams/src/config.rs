@@ -20,8 +20,12 @@ pub struct QueueConfig {
     pub dedupe_ttl_ms: u64,
     /// Dead letters kept per partition (approximate cap; older ones are trimmed).
     pub dead_letter_cap: u32,
-    /// Pause between fetch rounds that found nothing.
+    /// Pause between fetch rounds that found nothing while wakes do not arrive (the wake
+    /// subscription is down).
     pub idle_poll_ms: u64,
+    /// The longest an idle reader sleeps without a wake (see the `wake` module): the bound on
+    /// how late a job is picked up if its wake was lost.
+    pub idle_wait_max_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -36,6 +40,7 @@ impl Default for QueueConfig {
             dedupe_ttl_ms: 24 * 3_600_000,
             dead_letter_cap: 100_000,
             idle_poll_ms: 50,
+            idle_wait_max_ms: 30_000,
         }
     }
 }

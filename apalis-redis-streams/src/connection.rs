@@ -2,6 +2,7 @@
 //! Both are multiplexed, cheap to clone and reconnect by themselves; the cluster connection also
 //! follows MOVED/ASK redirections and survives a failover.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -11,6 +12,8 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use serde::{Deserialize, Serialize};
+
+use crate::wake::Doorbell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,8 +47,17 @@ impl ConnectOptions {
     }
 }
 
+/// A connection to Redis, and this process's subscription to queue wakes (see `wake`), opened
+/// on first use.
 #[derive(Clone)]
-pub enum RedisConn {
+pub struct RedisConn {
+    kind: Kind,
+    urls: Arc<[String]>,
+    doorbell: Arc<OnceLock<Arc<Doorbell>>>,
+}
+
+#[derive(Clone)]
+enum Kind {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -62,7 +74,7 @@ impl RedisConn {
                 let manager_config = ConnectionManagerConfig::new()
                     .set_response_timeout(Some(options.response_timeout))
                     .set_connection_timeout(Some(options.connect_timeout));
-                Ok(RedisConn::Single(client.get_connection_manager_lazy(manager_config)?))
+                Ok(RedisConn::new(Kind::Single(client.get_connection_manager_lazy(manager_config)?), options))
             }
             RedisMode::Cluster => {
                 if options.urls.is_empty() {
@@ -72,9 +84,18 @@ impl RedisConn {
                     .response_timeout(options.response_timeout)
                     .connection_timeout(options.connect_timeout)
                     .build()?;
-                Ok(RedisConn::Cluster(client.get_async_connection().await?))
+                Ok(RedisConn::new(Kind::Cluster(client.get_async_connection().await?), options))
             }
         }
+    }
+
+    fn new(kind: Kind, options: &ConnectOptions) -> RedisConn {
+        RedisConn { kind, urls: options.urls.clone().into(), doorbell: Arc::default() }
+    }
+
+    /// This process's subscription to queue wakes (started on first call; needs a Tokio runtime).
+    pub fn doorbell(&self) -> Arc<Doorbell> {
+        self.doorbell.get_or_init(|| Doorbell::start(self.urls.to_vec())).clone()
     }
 
     pub async fn ping(&mut self) -> RedisResult<()> {
@@ -88,9 +109,9 @@ impl RedisConn {
     pub async fn wait_for_replicas(&self, key: &str, replicas: u32, timeout: Duration) -> RedisResult<u32> {
         let mut wait = redis::cmd("WAIT");
         wait.arg(replicas).arg(timeout.as_millis() as u64);
-        match self {
-            RedisConn::Single(c) => wait.query_async(&mut c.clone()).await,
-            RedisConn::Cluster(c) => {
+        match &self.kind {
+            Kind::Single(c) => wait.query_async(&mut c.clone()).await,
+            Kind::Cluster(c) => {
                 let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
                 let value = c.clone().route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route))).await?;
                 Ok(redis::from_redis_value(value)?)
@@ -101,8 +122,8 @@ impl RedisConn {
     /// The masters that have no replica attached right now (their writes live on one node), and
     /// how many masters there are.
     pub async fn masters_without_replicas(&self) -> RedisResult<(Vec<String>, usize)> {
-        match self {
-            RedisConn::Single(c) => {
+        match &self.kind {
+            Kind::Single(c) => {
                 let info: String = redis::cmd("INFO").arg("replication").query_async(&mut c.clone()).await?;
                 let replicas = info
                     .lines()
@@ -111,7 +132,7 @@ impl RedisConn {
                     .unwrap_or(0);
                 Ok((if replicas == 0 { vec!["the Redis server".to_owned()] } else { Vec::new() }, 1))
             }
-            RedisConn::Cluster(c) => {
+            Kind::Cluster(c) => {
                 let nodes: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut c.clone()).await?;
                 Ok(masters_without_replicas(&nodes))
             }
@@ -151,9 +172,9 @@ b3 127.0.0.1:7006@17006 slave a3 0 0 3 connected
 
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            RedisConn::Single(c) => c.req_packed_command(cmd),
-            RedisConn::Cluster(c) => c.req_packed_command(cmd),
+        match &mut self.kind {
+            Kind::Single(c) => c.req_packed_command(cmd),
+            Kind::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -163,16 +184,16 @@ impl ConnectionLike for RedisConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            RedisConn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            RedisConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        match &mut self.kind {
+            Kind::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Kind::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            RedisConn::Single(c) => c.get_db(),
-            RedisConn::Cluster(c) => c.get_db(),
+        match &self.kind {
+            Kind::Single(c) => c.get_db(),
+            Kind::Cluster(c) => c.get_db(),
         }
     }
 }

@@ -98,11 +98,15 @@ impl Queue {
             .revive
             .key(self.dead_key(partition))
             .key(self.stream_key(partition))
+            .key(self.sleeping_key(partition))
             .arg(entry_id)
             .arg(envelope)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok(revived == 1)
+        if revived == 2 {
+            self.wake(partition).await;
+        }
+        Ok(revived >= 1)
     }
 }
 

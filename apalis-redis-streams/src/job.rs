@@ -51,6 +51,14 @@ impl Delivery {
     }
 }
 
+/// What one fetch of a partition read.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub deliveries: Vec<Delivery>,
+    /// When nothing was read: the earliest delayed job's due time, if any (when to look again).
+    pub next_due_ms: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     Added { job_id: String },

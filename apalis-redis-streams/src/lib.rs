@@ -9,6 +9,7 @@ mod lease;
 mod queue;
 mod scripts;
 mod stats;
+mod wake;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,10 +19,11 @@ pub use backend::{job_span, AckLayer, AckService, QueueBackend};
 pub use config::QueueConfig;
 pub use connection::{ConnectOptions, RedisConn, RedisMode};
 pub use dead_letters::DeadLetter;
-pub use job::{Delivery, Enqueued, Envelope, FailOutcome, Postpone};
+pub use job::{Delivery, Enqueued, Envelope, FailOutcome, Fetched, Postpone};
 pub use lease::{Acquired, Lease};
 pub use queue::Queue;
 pub use stats::QueueStats;
+pub use wake::Doorbell;
 
 /// Everything a queue operation can fail with.
 #[derive(Debug, thiserror::Error)]

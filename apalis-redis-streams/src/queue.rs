@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::connection::RedisConn;
 use crate::scripts::Scripts;
-use crate::{now_ms, Delivery, Enqueued, Envelope, FailOutcome, QueueConfig, QueueError};
+use tokio::sync::Notify;
+
+use crate::{now_ms, Delivery, Enqueued, Envelope, FailOutcome, Fetched, QueueConfig, QueueError};
 
 /// The consumer group every worker of a queue joins.
 pub(crate) const GROUP: &str = "workers";
@@ -78,6 +80,40 @@ impl Queue {
         format!("{}:dead", self.tag(partition))
     }
 
+    /// Set while readers of the partition sleep (see the `wake` module).
+    pub(crate) fn sleeping_key(&self, partition: u16) -> String {
+        format!("{}:sleeping", self.tag(partition))
+    }
+
+    /// Tells the readers sleeping on `partition` that it has work. A lost wake costs latency
+    /// (readers wake by themselves after `idle_wait_max_ms`), never a job.
+    pub(crate) async fn wake(&self, partition: u16) {
+        let published: Result<i64, RedisError> =
+            redis::cmd("PUBLISH").arg(crate::wake::channel(&self.name)).arg(partition).query_async(&mut self.redis.clone()).await;
+        if let Err(err) = published {
+            tracing::warn!(queue = %self.name, partition, %err, "could not wake sleeping readers");
+        }
+    }
+
+    /// The bell a reader of `partition` (of every partition: `None`) waits on; take it before
+    /// the fetch after which it may wait.
+    pub fn bell(&self, partition: Option<u16>) -> Arc<Notify> {
+        self.redis.doorbell().bell(&self.name, partition)
+    }
+
+    /// After a fetch found nothing: sleeps until `bell` rings, the earliest delayed job is due
+    /// (`next_due_ms`), `idle_wait_max_ms` passed or `at_most` passed, whichever comes first.
+    /// While wakes do not arrive, sleeps `idle_poll_ms` instead.
+    pub async fn wait_for_work(&self, bell: &Notify, next_due_ms: Option<u64>, at_most: Duration) {
+        let longest = if self.redis.doorbell().is_live() { self.config.idle_wait_max_ms } else { self.config.idle_poll_ms };
+        let until_due = next_due_ms.map_or(u64::MAX, |due| due.saturating_sub(now_ms()));
+        let wait = Duration::from_millis(longest.min(until_due)).min(at_most);
+        tokio::select! {
+            _ = bell.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+
     pub(crate) fn dedupe_key(&self, partition: u16, key: &str) -> String {
         format!("{}:dedupe:{key}", self.tag(partition))
     }
@@ -137,7 +173,13 @@ impl Queue {
             Some(key) => self.enqueue_in(self.partition_of(key), job, key).await,
             None => {
                 let envelope = Self::envelope(job, None)?;
-                let _: Value = self.add_entry(self.any_partition(), &envelope).query_async(&mut self.redis.clone()).await?;
+                let partition = self.any_partition();
+                let mut pipe = redis::pipe();
+                pipe.add_command(self.add_entry(partition, &envelope)).ignore().del(self.sleeping_key(partition));
+                let (asleep,): (i64,) = pipe.query_async(&mut self.redis.clone()).await?;
+                if asleep == 1 {
+                    self.wake(partition).await;
+                }
                 metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(1);
                 Ok(Enqueued::Added { job_id: envelope.id })
             }
@@ -157,19 +199,41 @@ impl Queue {
     }
 
     async fn enqueue_in<T: Serialize + ?Sized>(&self, partition: u16, job: &T, key: &str) -> Result<Enqueued, QueueError> {
-        let envelope = Self::envelope(job, Some(key))?;
-        let (added, job_id): (i64, String) = self
-            .scripts
-            .enqueue
-            .key(self.stream_key(partition))
-            .key(self.dedupe_key(partition, key))
-            .arg(envelope.encode())
-            .arg(&envelope.id)
-            .arg(self.config.dedupe_ttl_ms)
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(added as u64);
-        Ok(if added == 1 { Enqueued::Added { job_id } } else { Enqueued::Duplicate { job_id } })
+        let mut enqueued = self.enqueue_keyed_in(partition, &[(Self::envelope(job, Some(key))?, key)]).await?;
+        Ok(enqueued.pop().expect("one job, one answer"))
+    }
+
+    /// `enqueue_ordered` for many jobs sharing one partition key, in order, in one script call:
+    /// `(job, idempotency key)` each.
+    pub async fn enqueue_ordered_batch<T: Serialize>(&self, jobs: &[(T, String)], partition_key: &str) -> Result<Vec<Enqueued>, QueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let envelopes = jobs.iter().map(|(job, key)| Ok((Self::envelope(job, Some(key))?, key.as_str()))).collect::<Result<Vec<_>, QueueError>>()?;
+        self.enqueue_keyed_in(self.partition_of(partition_key), &envelopes).await
+    }
+
+    async fn enqueue_keyed_in(&self, partition: u16, jobs: &[(Envelope, &str)]) -> Result<Vec<Enqueued>, QueueError> {
+        let mut call = self.scripts.enqueue.key(self.stream_key(partition));
+        call.key(self.sleeping_key(partition)).arg(self.config.dedupe_ttl_ms);
+        for (envelope, key) in jobs {
+            call.key(self.dedupe_key(partition, key)).arg(envelope.encode()).arg(&envelope.id);
+        }
+        let reply: Vec<Value> = call.invoke_async(&mut self.redis.clone()).await?;
+        let mut reply = reply.into_iter();
+        let asleep: i64 = redis::from_redis_value(reply.next().ok_or_else(|| QueueError::Reply("enqueue: empty reply".into()))?)?;
+        if asleep == 1 {
+            self.wake(partition).await;
+        }
+        let mut enqueued = Vec::with_capacity(jobs.len());
+        let mut added_count = 0;
+        while let (Some(added), Some(job_id)) = (reply.next(), reply.next()) {
+            let (added, job_id): (i64, String) = (redis::from_redis_value(added)?, redis::from_redis_value(job_id)?);
+            added_count += added as u64;
+            enqueued.push(if added == 1 { Enqueued::Added { job_id } } else { Enqueued::Duplicate { job_id } });
+        }
+        metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(added_count);
+        Ok(enqueued)
     }
 
     /// Waits until what was written to the partition of `partition_key` reached `replicas`
@@ -191,18 +255,24 @@ impl Queue {
             pipes[usize::from(partition)].add_command(self.add_entry(partition, &envelope)).ignore();
         }
         let mut redis = self.redis.clone();
-        for pipe in pipes.iter().filter(|p| p.cmd_iter().next().is_some()) {
-            let () = pipe.query_async(&mut redis).await?;
+        for (partition, pipe) in pipes.iter_mut().enumerate().filter(|(_, p)| p.cmd_iter().next().is_some()) {
+            let partition = partition as u16;
+            let (asleep,): (i64,) = pipe.del(self.sleeping_key(partition)).query_async(&mut redis).await?;
+            if asleep == 1 {
+                self.wake(partition).await;
+            }
         }
         metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(jobs.len() as u64);
         Ok(())
     }
 
     /// Reads up to `count` new jobs of one partition for `consumer` (promoting due retries).
-    pub async fn fetch(&self, partition: u16, consumer: &str, count: usize) -> Result<Vec<Delivery>, QueueError> {
+    /// Finding none marks the partition's readers asleep, so the next write wakes them.
+    pub async fn fetch(&self, partition: u16, consumer: &str, count: usize) -> Result<Fetched, QueueError> {
         let invocation = || {
             let mut call = self.scripts.fetch.key(self.stream_key(partition));
-            call.key(self.delayed_key(partition)).arg(GROUP).arg(consumer).arg(count).arg(now_ms());
+            call.key(self.delayed_key(partition)).key(self.sleeping_key(partition));
+            call.arg(GROUP).arg(consumer).arg(count).arg(now_ms()).arg(self.config.idle_wait_max_ms.saturating_mul(2));
             call
         };
         let reply: Value = match invocation().invoke_async(&mut self.redis.clone()).await {
@@ -212,7 +282,10 @@ impl Queue {
             }
             other => other?,
         };
-        parse_read_reply(partition, consumer, reply)
+        if let Value::Int(due) = reply {
+            return Ok(Fetched { deliveries: Vec::new(), next_due_ms: u64::try_from(due).ok() });
+        }
+        Ok(Fetched { deliveries: parse_read_reply(partition, consumer, reply)?, next_due_ms: None })
     }
 
     /// Takes over jobs of one partition that another consumer held past the visibility timeout.
@@ -302,6 +375,7 @@ impl Queue {
             .retry
             .key(self.stream_key(delivery.partition))
             .key(self.delayed_key(delivery.partition))
+            .key(self.sleeping_key(delivery.partition))
             .arg(GROUP)
             .arg(&delivery.entry_id)
             .arg(due_ms)
@@ -309,7 +383,11 @@ impl Queue {
             .arg(&*delivery.consumer)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        Ok(if moved == 1 { FailOutcome::RetryAt { due_ms } } else { FailOutcome::NotOwned })
+        // Sleeping readers learn the new due time.
+        if moved == 2 {
+            self.wake(delivery.partition).await;
+        }
+        Ok(if moved >= 1 { FailOutcome::RetryAt { due_ms } } else { FailOutcome::NotOwned })
     }
 
     /// Moves a job to the dead letters with `error`.
@@ -338,16 +416,20 @@ impl Queue {
 
     /// Gives back a fetched job that was never started (shutdown), without counting a delivery.
     pub async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        let _: i64 = self
+        let released: i64 = self
             .scripts
             .release
             .key(self.stream_key(delivery.partition))
+            .key(self.sleeping_key(delivery.partition))
             .arg(GROUP)
             .arg(&delivery.entry_id)
             .arg(delivery.envelope.encode())
             .arg(&*delivery.consumer)
             .invoke_async(&mut self.redis.clone())
             .await?;
+        if released == 2 {
+            self.wake(delivery.partition).await;
+        }
         Ok(())
     }
 

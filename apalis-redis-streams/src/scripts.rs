@@ -35,19 +35,36 @@ pub struct Scripts {
 impl Scripts {
     pub fn new() -> Scripts {
         Scripts {
-            // KEYS: stream, dedupe. ARGV: envelope, job id, dedupe ttl ms.
-            // Returns {1, job id} when added, {0, first job id} for a duplicate key.
+            // KEYS: stream, sleeping, then one dedupe key per job. ARGV: dedupe ttl ms, then
+            // (envelope, job id) per job. Adds each job whose key is new.
+            // Returns {readers asleep (1/0), then per job: 1 and its id when added, 0 and the
+            // first job's id for a duplicate key}.
             enqueue: Script::new(
                 r"
-                local first = redis.call('GET', KEYS[2])
-                if first then return {0, first} end
-                redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-                redis.call('XADD', KEYS[1], '*', 'j', ARGV[1])
-                return {1, ARGV[2]}
+                local out = {0}
+                local added = false
+                for i = 3, #KEYS do
+                    local envelope, id = ARGV[2 * (i - 2)], ARGV[2 * (i - 2) + 1]
+                    local first = redis.call('GET', KEYS[i])
+                    if first then
+                        table.insert(out, 0)
+                        table.insert(out, first)
+                    else
+                        redis.call('SET', KEYS[i], id, 'PX', ARGV[1])
+                        redis.call('XADD', KEYS[1], '*', 'j', envelope)
+                        table.insert(out, 1)
+                        table.insert(out, id)
+                        added = true
+                    end
+                end
+                if added then out[1] = redis.call('DEL', KEYS[2]) end
+                return out
                 ",
             ),
-            // KEYS: stream, delayed. ARGV: group, consumer, count, now ms.
+            // KEYS: stream, delayed, sleeping. ARGV: group, consumer, count, now ms, sleeping ttl ms.
             // Promotes due delayed jobs (at most `count`), then reads up to `count` new entries.
+            // Finding none, marks the partition sleeping and returns the earliest delayed job's
+            // due time (-1: none) instead.
             fetch: Script::new(
                 r"
                 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, ARGV[3])
@@ -55,7 +72,12 @@ impl Scripts {
                     redis.call('XADD', KEYS[1], '*', 'j', envelope)
                 end
                 if #due > 0 then redis.call('ZREM', KEYS[2], unpack(due)) end
-                return redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+                local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+                if read then return read end
+                redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
+                local next = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+                if next[2] then return tonumber(next[2]) end
+                return -1
                 ",
             ),
             // KEYS: stream. ARGV: group, consumer, min idle ms, count.
@@ -91,14 +113,15 @@ impl Scripts {
                 return redis.call('XDEL', KEYS[1], unpack(ids))
                 ",
             ),
-            // KEYS: stream, delayed. ARGV: group, entry id, due ms, new envelope, consumer.
+            // KEYS: stream, delayed, sleeping. ARGV: group, entry id, due ms, new envelope, consumer.
+            // Returns 0 (not ours), 1 (moved), 2 (moved; readers were asleep).
             retry: owned_script(
                 r"
                 if not owns(ARGV[5]) then return 0 end
                 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
                 redis.call('XDEL', KEYS[1], ARGV[2])
                 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-                return 1
+                return 1 + redis.call('DEL', KEYS[3])
                 ",
             ),
             // KEYS: stream, dead. ARGV: group, entry id, envelope, error, now ms, dead cap, consumer.
@@ -111,15 +134,16 @@ impl Scripts {
                 return 1
                 ",
             ),
-            // KEYS: stream. ARGV: group, entry id, envelope, consumer. Gives back a fetched entry
-            // that was never started (shutdown), at the tail, without counting a delivery.
+            // KEYS: stream, sleeping. ARGV: group, entry id, envelope, consumer. Gives back a
+            // fetched entry that was never started (shutdown), at the tail, without counting a
+            // delivery. Returns 0 (not ours), 1 (given back), 2 (given back; readers were asleep).
             release: owned_script(
                 r"
                 if not owns(ARGV[4]) then return 0 end
                 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
                 redis.call('XDEL', KEYS[1], ARGV[2])
                 redis.call('XADD', KEYS[1], '*', 'j', ARGV[3])
-                return 1
+                return 1 + redis.call('DEL', KEYS[2])
                 ",
             ),
             // KEYS: stream, delayed, dead. ARGV: group.
@@ -154,13 +178,15 @@ impl Scripts {
                 return touched
                 ",
             ),
-            // KEYS: dead, stream. ARGV: dead entry id, fresh envelope or '' to discard.
-            // Moves a dead letter back to the queue (or deletes it). Returns 0 if it is gone.
+            // KEYS: dead, stream, sleeping. ARGV: dead entry id, fresh envelope or '' to discard.
+            // Moves a dead letter back to the queue (or deletes it). Returns 0 if it is gone, 1
+            // when done, 2 when moved back while readers were asleep.
             revive: Script::new(
                 r"
                 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-                if ARGV[2] ~= '' then redis.call('XADD', KEYS[2], '*', 'j', ARGV[2]) end
-                return 1
+                if ARGV[2] == '' then return 1 end
+                redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
+                return 1 + redis.call('DEL', KEYS[3])
                 ",
             ),
         }

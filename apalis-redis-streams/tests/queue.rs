@@ -78,6 +78,7 @@ on_both_topologies!(
     a_graceful_stop_finishes_running_jobs_and_gives_back_the_rest,
     a_job_running_longer_than_the_visibility_timeout_is_not_taken_from_its_own_worker,
     a_lease_has_one_holder_and_a_growing_fencing_token,
+    an_idle_worker_sleeps_until_woken_by_new_work_or_a_due_retry,
 );
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -111,7 +112,7 @@ async fn queue_operations_are_cluster_safe_and_idempotent(redis: Redis) {
 
     let mut seen = Vec::new();
     for partition in queue.partitions() {
-        let batch = queue.fetch(partition, "c1", 100).await.unwrap();
+        let batch = queue.fetch(partition, "c1", 100).await.unwrap().deliveries;
         assert!(batch.iter().all(|d| d.attempt() == 1));
         let ids: Vec<String> = batch.iter().map(|d| d.entry_id.clone()).collect();
         seen.extend(batch.into_iter().map(|d| d.envelope.decode_payload::<Job>().unwrap().n));
@@ -130,7 +131,7 @@ async fn a_job_held_by_a_dead_consumer_is_reclaimed_and_counted_as_a_delivery(re
     let queue = redis.queue("reclaim", config).await;
     queue.enqueue(&Job { n: 7, fail: false }, None).await.unwrap();
 
-    let held = queue.fetch(0, "crashed-consumer", 10).await.unwrap();
+    let held = queue.fetch(0, "crashed-consumer", 10).await.unwrap().deliveries;
     assert_eq!(held.len(), 1);
     assert!(queue.reclaim(0, "rescuer", 10).await.unwrap().is_empty(), "not idle long enough yet");
     let mut reclaimed = Vec::new();
@@ -164,7 +165,7 @@ async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_d
     for attempt in 1..=3 {
         let mut batch = Vec::new();
         wait_for("the retry to come due", async || {
-            batch = queue.fetch(partition, "c", 10).await.unwrap();
+            batch = queue.fetch(partition, "c", 10).await.unwrap().deliveries;
             !batch.is_empty()
         })
         .await;
@@ -186,7 +187,7 @@ async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_d
 
     assert!(queue.retry_dead(&dead[0].id).await.unwrap());
     assert!(!queue.retry_dead(&dead[0].id).await.unwrap(), "a dead letter is retried once");
-    let revived = queue.fetch(partition, "c", 10).await.unwrap();
+    let revived = queue.fetch(partition, "c", 10).await.unwrap().deliveries;
     assert_eq!(revived[0].attempt(), 1, "a retried dead letter starts over");
     assert_eq!(queue.bury(&revived[0], "poison").await.unwrap(), FailOutcome::DeadLettered);
     let dead = queue.dead_letters(10).await.unwrap();
@@ -378,4 +379,60 @@ async fn a_lease_has_one_holder_and_a_growing_fencing_token(redis: Redis) {
     assert!(!first.renew().await.unwrap(), "a lapsed holder learns it lost the lease");
     assert!(second.release().await.unwrap());
     assert!(matches!(first.acquire().await.unwrap(), Acquired::New { .. }));
+}
+
+/// Whether every partition's readers sleep, waiting for a wake.
+async fn asleep(queue: Queue) -> bool {
+    let mut redis = queue.redis().clone();
+    let mut all = queue.redis().doorbell().is_live();
+    for partition in queue.partitions() {
+        let key = format!("{}:sleeping", queue.tag(partition));
+        all &= redis::cmd("EXISTS").arg(&key).query_async::<u32>(&mut redis).await.unwrap() == 1;
+    }
+    all
+}
+
+/// Postpones job 3 once, by a second.
+async fn postponing_job(job: Job, runs: Data<Runs>) -> Result<(), BoxDynError> {
+    runs.record(job.n);
+    if job.n == 3 && runs.snapshot()[&3] == 1 {
+        return Err(Box::new(apalis_redis_streams::Postpone { wait: Duration::from_secs(1), reason: "test".into() }));
+    }
+    Ok(())
+}
+
+/// With an hour as the longest idle sleep, a job can only run promptly if its enqueue woke the
+/// worker (or, for a postponed job, if the worker slept until the job was due).
+async fn an_idle_worker_sleeps_until_woken_by_new_work_or_a_due_retry(redis: Redis) {
+    let hour = 3_600_000;
+    let config = QueueConfig { partitions: 4, idle_wait_max_ms: hour, visibility_timeout_ms: hour, ..QueueConfig::default() };
+    let queue = redis.queue("idle", config).await;
+    let runs = Runs::default();
+    let backend = QueueBackend::<Job>::start(queue.clone(), "idle-1".into());
+    let worker = WorkerBuilder::new("idle-1").backend(backend).data(runs.clone()).build(postponing_job);
+    let done = Arc::new(tokio::sync::Notify::new());
+    let finished = done.clone();
+    let running = tokio::spawn(worker.run_with_ctx(move |ctx: WorkerContext| {
+        let finished = finished.clone();
+        async move {
+            finished.notified().await;
+            ctx.stop()
+        }
+    }));
+
+    wait_for("the worker to fall asleep", async || asleep(queue.clone()).await).await;
+    queue.enqueue(&Job { n: 1, fail: false }, Some("one")).await.unwrap();
+    queue.enqueue(&Job { n: 2, fail: false }, None).await.unwrap();
+    wait_for("jobs 1 and 2 to run", async || runs.snapshot().len() == 2).await;
+
+    wait_for("the worker to fall asleep again", async || asleep(queue.clone()).await).await;
+    queue.enqueue(&Job { n: 3, fail: false }, Some("three")).await.unwrap();
+    wait_for("job 3 to run again once due", async || runs.snapshot().get(&3) == Some(&2)).await;
+
+    wait_for("the worker to fall asleep once more", async || asleep(queue.clone()).await).await;
+    queue.enqueue_batch(&(10..20).map(|n| Job { n, fail: false }).collect::<Vec<_>>()).await.unwrap();
+    wait_for("the batch to run", async || runs.snapshot().len() == 13).await;
+    done.notify_one();
+    running.await.unwrap().unwrap();
+    assert!(runs.snapshot().iter().all(|(n, count)| *count == if *n == 3 { 2 } else { 1 }));
 }

@@ -15,17 +15,16 @@
 //! backoff, holding the chat's later updates back: for up to `TRANSIENT_WINDOW`, and for an
 //! update that carries a payment for as long as it takes — Telegram will not send it again.
 
-use apalis_redis_streams::{Acquired, Delivery, Lease, Queue, RedisConn, now_ms};
+use apalis_redis_streams::{Acquired, Delivery, Fetched, Lease, Queue, RedisConn, now_ms};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use redis::Script;
 use teloxide::types::Me;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::handlers::{self, Deps};
+use crate::handlers::{self, Deps, ReplyBuffer};
 use crate::receiver::UpdateHead;
 
 /// Handling attempts before an update that fails for good is dead-lettered (it cannot be put
@@ -38,16 +37,6 @@ const TRANSIENT_WINDOW: Duration = Duration::from_secs(120);
 const MAX_PAYMENT_BACKOFF: Duration = Duration::from_secs(30);
 /// How long the last handled id of a chat is remembered.
 const LAST_ID_TTL_MS: u64 = 7 * 24 * 3_600_000;
-
-// KEYS: last handled id of a chat. ARGV: update id. Returns 0 for a duplicate, -1 for an update
-// older than the last, 1 otherwise.
-const CHECK_ORDER: &str = r"
-local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
-local id = tonumber(ARGV[1])
-if id == last then return 0 end
-if id < last then return -1 end
-return 1
-";
 
 #[derive(Clone)]
 pub struct Consumer {
@@ -180,20 +169,25 @@ impl Consumer {
     }
 
     /// Reads one partition in order while holding its lease.
-    async fn consume(self, partition: u16, stop: CancellationToken) {
+    async fn consume(mut self, partition: u16, stop: CancellationToken) {
+        // Replies wait here while a batch is handled, and are queued before it is acknowledged.
+        self.deps = Deps { replies: Some(ReplyBuffer::default()), ..self.deps };
         let mut holding = Holding { lease: self.lease(partition), every: self.lease_ttl / 3, renewed_at: tokio::time::Instant::now() };
+        let mut unsettled = Unsettled::default();
         let mut taking_over = true;
+        // Taken before the first fetch: a wake that comes meanwhile is kept for the wait.
+        let bell = self.queue.bell(Some(partition));
         while !stop.is_cancelled() {
             if !holding.keep().await {
                 tracing::warn!(partition, "partition lease lost");
                 return;
             }
             let batch = if taking_over {
-                self.queue.reclaim_idle(partition, &self.name, 100, 0).await
+                self.queue.reclaim_idle(partition, &self.name, 100, 0).await.map(|deliveries| Fetched { deliveries, next_due_ms: None })
             } else {
                 self.queue.fetch(partition, &self.name, 10).await
             };
-            let batch = match batch {
+            let Fetched { deliveries: batch, next_due_ms } = match batch {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::warn!(%err, partition, "fetch failed");
@@ -201,58 +195,127 @@ impl Consumer {
                     continue;
                 }
             };
-            if !batch.is_empty() {
-                tracing::debug!(partition, taking_over, entries = ?batch.iter().map(|d| d.entry_id.as_str()).collect::<Vec<_>>(), "batch");
-            }
             if batch.is_empty() {
                 if taking_over {
                     taking_over = false;
                 } else {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Asleep until an update arrives, or the lease is due for renewal.
+                    let renewal_due = holding.every.saturating_sub(holding.renewed_at.elapsed());
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = self.queue.wait_for_work(&bell, next_due_ms, renewal_due) => {}
+                    }
                 }
                 continue;
             }
+            tracing::debug!(partition, taking_over, entries = ?batch.iter().map(|d| d.entry_id.as_str()).collect::<Vec<_>>(), "batch");
+            let mut last_handled = self.last_handled(partition, &batch).await;
             for delivery in batch {
                 // The rest of the batch stays pending; the partition's next holder takes it over.
                 if stop.is_cancelled() {
                     break;
                 }
-                if !holding.keep().await || self.handle_in_order(&delivery, &mut holding, &stop).await == Handled::LeaseLost {
+                let handled = if holding.keep().await {
+                    let span = apalis_redis_streams::job_span(self.queue.name(), &delivery.envelope.id);
+                    self.handle_in_order(&delivery, &mut last_handled, &mut unsettled, &mut holding, &stop).instrument(span).await
+                } else {
+                    Handled::LeaseLost
+                };
+                if handled == Handled::LeaseLost {
                     tracing::warn!(partition, "partition lease lost mid-batch; the rest stays for its next holder");
+                    self.settle(partition, &mut unsettled).await;
                     return;
                 }
             }
+            self.settle(partition, &mut unsettled).await;
         }
+        self.settle(partition, &mut unsettled).await;
         if let Err(err) = holding.lease.release().await {
             tracing::warn!(%err, partition, "lease release failed; it expires by itself");
         }
     }
 
-    async fn handle_in_order(&self, delivery: &Delivery, holding: &mut Holding, stop: &CancellationToken) -> Handled {
-        let span = apalis_redis_streams::job_span(self.queue.name(), &delivery.envelope.id);
-        self.handle_in_span(delivery, holding, stop).instrument(span).await
+    /// The key of the last update id handled in `chat` (in the partition's slot).
+    fn last_key(&self, partition: u16, chat: i64) -> String {
+        format!("{}:last:{chat}", self.queue.tag(partition))
     }
 
-    async fn handle_in_span(&self, delivery: &Delivery, holding: &mut Holding, stop: &CancellationToken) -> Handled {
+    /// The last handled update id of each chat in `batch`, in one read. Unknown (or Redis
+    /// unreachable): absent, and the update is handled.
+    async fn last_handled(&self, partition: u16, batch: &[Delivery]) -> HashMap<String, i64> {
+        let mut keys: Vec<String> = batch
+            .iter()
+            .filter_map(|d| UpdateHead::parse(d.envelope.payload.get().as_bytes()).ok()?.chat)
+            .map(|chat| self.last_key(partition, chat))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return HashMap::new();
+        }
+        let read: redis::RedisResult<Vec<Option<i64>>> = redis::cmd("MGET").arg(&keys).query_async(&mut self.redis.clone()).await;
+        match read {
+            Ok(ids) => keys.into_iter().zip(ids).filter_map(|(key, id)| Some((key, id?))).collect(),
+            Err(err) => {
+                tracing::warn!(%err, "could not read the last handled updates");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Settles what the partition handled: its replies are queued first, then each chat's last
+    /// handled update is recorded, then the entries are acknowledged. If the replies cannot be
+    /// queued, nothing is acknowledged yet (the next settle tries again; a new holder of the
+    /// partition handles the entries again, and the replies' keys keep them single).
+    async fn settle(&self, partition: u16, unsettled: &mut Unsettled) {
+        let partition_key = format!("{}:{partition}", self.queue.name());
+        if let Err(err) = self.deps.flush_replies(&partition_key).await {
+            tracing::warn!(%err, partition, "could not queue replies; the batch stays unacknowledged");
+            return;
+        }
+        if !unsettled.last_handled.is_empty() {
+            let mut pipe = redis::pipe();
+            for (key, update_id) in unsettled.last_handled.drain() {
+                pipe.cmd("SET").arg(key).arg(update_id).arg("PX").arg(LAST_ID_TTL_MS).ignore();
+            }
+            let recorded: redis::RedisResult<()> = pipe.query_async(&mut self.redis.clone()).await;
+            if let Err(err) = recorded {
+                tracing::warn!(%err, "could not record the last handled updates");
+            }
+        }
+        if !unsettled.acks.is_empty() {
+            // Unacknowledged, they come back to this partition's next holder, which skips them.
+            if let Err(err) = self.queue.ack(partition, &unsettled.acks).await {
+                tracing::warn!(%err, "ack failed");
+            }
+            unsettled.acks.clear();
+        }
+    }
+
+    async fn handle_in_order(
+        &self,
+        delivery: &Delivery,
+        last_handled: &mut HashMap<String, i64>,
+        unsettled: &mut Unsettled,
+        holding: &mut Holding,
+        stop: &CancellationToken,
+    ) -> Handled {
         let raw = delivery.envelope.payload.get();
         let head = UpdateHead::parse(raw.as_bytes()).ok();
-        let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| format!("{}:last:{chat}", self.queue.tag(delivery.partition))));
+        let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| self.last_key(delivery.partition, chat)));
         if let (Some(head), Some(key)) = (&head, &last_key) {
-            let order: i64 = Script::new(CHECK_ORDER)
-                .key(key)
-                .arg(head.update_id)
-                .invoke_async(&mut self.redis.clone())
-                .await
-                .unwrap_or(1);
-            if order == 0 {
-                tracing::info!(update_id = head.update_id, "update already handled; skipped");
-                metrics::counter!("updates_total", "outcome" => "duplicate").increment(1);
-                self.ack(delivery).await;
-                return Handled::Done;
-            }
-            if order < 0 {
-                metrics::counter!("updates_out_of_order_total").increment(1);
-                tracing::error!(update_id = head.update_id, "update handled out of order");
+            match last_handled.get(key) {
+                Some(&last) if last == head.update_id => {
+                    tracing::info!(update_id = head.update_id, "update already handled; skipped");
+                    metrics::counter!("updates_total", "outcome" => "duplicate").increment(1);
+                    unsettled.acks.push(delivery.entry_id.clone());
+                    return Handled::Done;
+                }
+                Some(&last) if last > head.update_id => {
+                    metrics::counter!("updates_out_of_order_total").increment(1);
+                    tracing::error!(update_id = head.update_id, "update handled out of order");
+                }
+                _ => {}
             }
         }
         let carries_payment = head.as_ref().is_some_and(|h| h.carries_payment);
@@ -270,6 +333,10 @@ impl Consumer {
             if carries_payment && !permanent {
                 metrics::counter!("payment_update_retries_total").increment(1);
             }
+            if attempt == 1 {
+                // The earlier updates' replies need not wait for this one's retries.
+                self.settle(delivery.partition, unsettled).await;
+            }
             let pause = Duration::from_millis(100u64 << attempt.min(9)).min(MAX_PAYMENT_BACKOFF);
             tokio::select! {
                 _ = stop.cancelled() => return Handled::Stopped,
@@ -284,20 +351,12 @@ impl Consumer {
         tracing::debug!(update_id = head.as_ref().map(|h| h.update_id), entry = delivery.entry_id, ok = outcome.is_ok(), "update handled");
         match outcome {
             Ok(()) => {
-                if let (Some(head), Some(key)) = (&head, &last_key) {
-                    let recorded: redis::RedisResult<()> = redis::cmd("SET")
-                        .arg(key)
-                        .arg(head.update_id)
-                        .arg("PX")
-                        .arg(LAST_ID_TTL_MS)
-                        .query_async(&mut self.redis.clone())
-                        .await;
-                    if let Err(err) = recorded {
-                        tracing::warn!(%err, "could not record the last handled update");
-                    }
+                if let (Some(head), Some(key)) = (&head, last_key) {
+                    last_handled.insert(key.clone(), head.update_id);
+                    unsettled.last_handled.insert(key, head.update_id);
                 }
                 metrics::counter!("updates_total", "outcome" => "handled").increment(1);
-                self.ack(delivery).await;
+                unsettled.acks.push(delivery.entry_id.clone());
             }
             Err(err) => {
                 metrics::counter!("updates_total", "outcome" => "dead").increment(1);
@@ -308,11 +367,14 @@ impl Consumer {
         }
         Handled::Done
     }
+}
 
-    async fn ack(&self, delivery: &Delivery) {
-        if let Err(err) = self.queue.ack(delivery.partition, std::slice::from_ref(&delivery.entry_id)).await {
-            // It comes back to this partition's next holder, which skips it as a duplicate.
-            tracing::warn!(%err, "ack failed");
-        }
-    }
+/// What a partition's reader handled but has not yet settled with Redis (see `settle`); the
+/// replies wait in the handlers' reply buffer.
+#[derive(Default)]
+struct Unsettled {
+    /// Each chat's last handled update id, by key.
+    last_handled: HashMap<String, i64>,
+    /// Entries to acknowledge.
+    acks: Vec<String>,
 }

@@ -137,6 +137,10 @@ pub struct Config {
     /// How long a consumer's claim on a partition lasts without renewal.
     #[serde(default = "default_lease_ttl_ms")]
     pub partition_lease_ms: u64,
+    /// How long a consumer trusts a profile it read (a ban or language set elsewhere reaches it
+    /// within this time); 0 reads the profile for every update.
+    #[serde(default = "default_profile_cache_ms")]
+    pub profile_cache_ms: u64,
 }
 
 /// Where `/paysupport` and `/terms` send people.
@@ -159,6 +163,9 @@ impl Default for SupportConfig {
 
 fn default_lease_ttl_ms() -> u64 {
     10_000
+}
+fn default_profile_cache_ms() -> u64 {
+    15_000
 }
 fn default_conversation_ttl_ms() -> u64 {
     15 * 60 * 1000
@@ -263,6 +270,7 @@ impl handlers::Deps {
             ),
             outbound: queue(OUTBOUND_QUEUE),
             reply_order: ReplyOrder::new(redis.clone(), &bot_id),
+            replies: None,
             crypto_pay: config.cryptopay.as_ref().map(CryptoPay::new).transpose().expect("an HTTP client for Crypto Pay"),
             deposit_invoices: DepositInvoices::new(store),
             support: Arc::new(config.support.clone()),
@@ -329,7 +337,10 @@ async fn consume_once_bot_api_answers(
         backoff = (backoff * 2).min(GET_ME_BACKOFF_MAX);
     };
     bot_api_answered.store(true, Ordering::Relaxed);
-    let deps = handlers::Deps::build(&config, &store, &redis, bot);
+    let mut deps = handlers::Deps::build(&config, &store, &redis, bot);
+    if config.profile_cache_ms > 0 {
+        deps.users = deps.users.with_profile_cache(Duration::from_millis(config.profile_cache_ms));
+    }
     let updates = Queue::new(UPDATES_QUEUE, config.queues.updates.clone(), redis.clone());
     updates.ensure_groups().await?;
     let consumer = consumer::Consumer {

@@ -35,7 +35,7 @@ async fn new_jobs<T: serde::de::DeserializeOwned>(queue: &Queue) -> Vec<T> {
     queue.ensure_groups().await.unwrap();
     let mut jobs = Vec::new();
     for partition in queue.partitions() {
-        for delivery in queue.fetch(partition, "test", 100).await.unwrap() {
+        for delivery in queue.fetch(partition, "test", 100).await.unwrap().deliveries {
             jobs.push(delivery.envelope.decode_payload().unwrap());
         }
     }

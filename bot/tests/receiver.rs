@@ -82,7 +82,7 @@ impl TestApp {
         self.queue.ensure_groups().await.unwrap();
         let mut stored: HashMap<i64, Vec<String>> = HashMap::new();
         for partition in self.queue.partitions() {
-            for delivery in self.queue.fetch(partition, "test-reader", 1_000).await.unwrap() {
+            for delivery in self.queue.fetch(partition, "test-reader", 1_000).await.unwrap().deliveries {
                 let raw = delivery.envelope.payload.get().to_owned();
                 let value: serde_json::Value = serde_json::from_str(&raw).unwrap();
                 stored.entry(value["update_id"].as_i64().unwrap()).or_default().push(raw);

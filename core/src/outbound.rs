@@ -73,9 +73,13 @@ impl ReplyOrder {
         format!("{{flood:{}}}:order:{chat_id}", self.bot)
     }
 
-    /// Records a reply to `chat_id` at `place` as unsent (again: idempotent).
-    pub async fn register(&self, chat_id: i64, place: &str, now_ms: u64) -> redis::RedisResult<()> {
-        redis::cmd("ZADD").arg(self.key(chat_id)).arg("NX").arg(now_ms).arg(place).query_async(&mut self.redis.clone()).await
+    /// Records replies as unsent, `(chat, place)` each (again: idempotent); one round trip.
+    pub async fn register(&self, replies: &[(i64, &str)], now_ms: u64) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for (chat_id, place) in replies {
+            pipe.cmd("ZADD").arg(self.key(*chat_id)).arg("NX").arg(now_ms).arg(*place).ignore();
+        }
+        pipe.query_async(&mut self.redis.clone()).await
     }
 
     /// The reply at `place` is sent (or will never be): the next one may go.

@@ -7,6 +7,10 @@
 //! An @username belongs to one user at a time: Telegram lets a released name be claimed by
 //! someone else, so whoever shows up with it last holds it here, and earlier holders lose it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
@@ -106,11 +110,55 @@ const FAN_OUT_USERNAME: &str = "fan-out: username taken over";
 #[derive(Clone)]
 pub struct Users {
     users: Collection<Document>,
+    cache: Option<Arc<ProfileCache>>,
+}
+
+/// Profiles this process read recently, so an update from a user seen moments ago costs no
+/// database read. A change made by another process (a ban through the admin API) is seen here
+/// within `ttl`; changes made through this `Users` drop the entry at once.
+struct ProfileCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<UserId, (Profile, Instant)>>,
+}
+
+/// Profiles a cache holds at most; past that it starts over (a bound, not an LRU: cheap, and
+/// a refill costs one read per user).
+const PROFILE_CACHE_CAPACITY: usize = 100_000;
+
+impl ProfileCache {
+    fn get(&self, user_id: UserId) -> Option<Profile> {
+        let entries = self.entries.lock().expect("profile cache lock");
+        entries.get(&user_id).filter(|(_, at)| at.elapsed() < self.ttl).map(|(profile, _)| profile.clone())
+    }
+
+    fn put(&self, user_id: UserId, profile: &Profile) {
+        let mut entries = self.entries.lock().expect("profile cache lock");
+        if entries.len() >= PROFILE_CACHE_CAPACITY {
+            entries.clear();
+        }
+        entries.insert(user_id, (profile.clone(), Instant::now()));
+    }
+
+    fn forget(&self, user_id: UserId) {
+        self.entries.lock().expect("profile cache lock").remove(&user_id);
+    }
 }
 
 impl Users {
     pub fn new(store: &Store) -> Users {
-        Users { users: store.collection(collections::USERS) }
+        Users { users: store.collection(collections::USERS), cache: None }
+    }
+
+    /// `observe` answers from profiles read within `ttl` (the update consumers: every update
+    /// observes its sender).
+    pub fn with_profile_cache(self, ttl: Duration) -> Users {
+        Users { cache: Some(Arc::new(ProfileCache { ttl, entries: Mutex::default() })), ..self }
+    }
+
+    fn forget(&self, user_id: UserId) {
+        if let Some(cache) = &self.cache {
+            cache.forget(user_id);
+        }
     }
 
     /// `_id` and the shard key: targeted to the user's shard.
@@ -158,6 +206,18 @@ impl Users {
     /// stores who they are on Telegram when an update shows it changed (no write otherwise).
     /// Returns their profile.
     pub async fn observe(&self, user_id: UserId, sender: &Sender<'_>) -> mongodb::error::Result<Profile> {
+        let cached = self.cache.as_ref().and_then(|cache| cache.get(user_id));
+        if let Some(profile) = cached.filter(|p| !p.is_outdated_by(sender)) {
+            return Ok(profile);
+        }
+        let profile = self.observe_stored(user_id, sender).await?;
+        if let Some(cache) = &self.cache {
+            cache.put(user_id, &profile);
+        }
+        Ok(profile)
+    }
+
+    async fn observe_stored(&self, user_id: UserId, sender: &Sender<'_>) -> mongodb::error::Result<Profile> {
         match self.profile(user_id).await? {
             Some(profile) if !profile.is_outdated_by(sender) => Ok(profile),
             Some(_) => {
@@ -179,6 +239,7 @@ impl Users {
         let mut unset = Self::filter(user_id);
         unset.insert("referrer_id", Bson::Null);
         let set = self.users.update_one(unset, doc! { "$set": { "referrer_id": referrer.get() } }).await?.modified_count == 1;
+        self.forget(user_id);
         if set {
             self.upsert(referrer, doc! { "$inc": { "referrals": 1_i64 } }).await?;
         }
@@ -233,16 +294,23 @@ impl Users {
 
     /// Bans or unbans (idempotent). A banned user gets a polite refusal and nothing else.
     pub async fn set_banned(&self, user_id: UserId, banned: bool) -> mongodb::error::Result<()> {
-        self.upsert(user_id, doc! { "$set": { "banned": banned, "updated_at": Self::now() } }).await
+        let written = self.upsert(user_id, doc! { "$set": { "banned": banned, "updated_at": Self::now() } }).await;
+        // After the write: a read between the two cannot bring the old profile back.
+        self.forget(user_id);
+        written
     }
 
     pub async fn set_language(&self, user_id: UserId, code: &str) -> mongodb::error::Result<()> {
-        self.upsert(user_id, doc! { "$set": { "language": code } }).await
+        let written = self.upsert(user_id, doc! { "$set": { "language": code } }).await;
+        self.forget(user_id);
+        written
     }
 
     /// Records that the user blocked the bot (idempotent).
     pub async fn mark_blocked(&self, user_id: UserId) -> mongodb::error::Result<()> {
-        self.upsert(user_id, doc! { "$set": { "blocked_bot": true, "updated_at": Self::now() } }).await
+        let written = self.upsert(user_id, doc! { "$set": { "blocked_bot": true, "updated_at": Self::now() } }).await;
+        self.forget(user_id);
+        written
     }
 
     pub async fn has_blocked_bot(&self, user_id: UserId) -> mongodb::error::Result<bool> {

@@ -56,7 +56,7 @@ async fn queued<T: serde::de::DeserializeOwned>(queue: &Queue) -> Vec<T> {
     let mut jobs = Vec::new();
     for partition in queue.partitions() {
         queue.ensure_groups().await.unwrap();
-        let deliveries = queue.fetch(partition, "test", 1_000).await.unwrap();
+        let deliveries = queue.fetch(partition, "test", 1_000).await.unwrap().deliveries;
         let ids: Vec<String> = deliveries.iter().map(|d| d.entry_id.clone()).collect();
         jobs.extend(deliveries.iter().map(|d| d.envelope.decode_payload::<T>().unwrap()));
         queue.ack(partition, &ids).await.unwrap();
@@ -285,7 +285,7 @@ async fn queues_show_stats_and_dead_letters_can_be_retried_once_or_discarded() {
         payments.enqueue(&json!({ "poison": n }), None).await.unwrap();
     }
     for partition in payments.partitions() {
-        for delivery in payments.fetch(partition, "test", 10).await.unwrap() {
+        for delivery in payments.fetch(partition, "test", 10).await.unwrap().deliveries {
             payments.bury(&delivery, "boom").await.unwrap();
         }
     }

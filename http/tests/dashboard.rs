@@ -106,7 +106,7 @@ async fn the_dashboard_shows_the_queues_and_its_retry_button_revives_a_dead_lett
     payments.ensure_groups().await.unwrap();
     payments.enqueue(&json!({ "poison": true }), None).await.unwrap();
     for partition in payments.partitions() {
-        for delivery in payments.fetch(partition, "test", 10).await.unwrap() {
+        for delivery in payments.fetch(partition, "test", 10).await.unwrap().deliveries {
             payments.bury(&delivery, "provider said no").await.unwrap();
         }
     }

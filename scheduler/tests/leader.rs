@@ -106,7 +106,7 @@ async fn one_leader_a_takeover_after_its_death_and_every_run_fired_once() {
     queue.ensure_groups().await.unwrap();
     let mut fired = Vec::new();
     for partition in queue.partitions() {
-        for delivery in queue.fetch(partition, "test", 1_000).await.unwrap() {
+        for delivery in queue.fetch(partition, "test", 1_000).await.unwrap().deliveries {
             let run: ScheduledRun = delivery.envelope.decode_payload().unwrap();
             // The default schedules of the other jobs may fire meanwhile; only this one is counted.
             if run.job == ScheduledJob::LedgerAudit {

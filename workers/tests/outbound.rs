@@ -116,7 +116,7 @@ async fn a_chats_replies_arrive_in_order_through_flood_waits_and_a_429_and_other
     let order = ReplyOrder::new(platform.outbound_queue.redis().clone(), "123456");
     let produce = async |chat: i64, update: u32, text: String| {
         let place = ReplyOrder::place(update);
-        order.register(chat, &place, apalis_redis_streams::now_ms()).await.unwrap();
+        order.register(&[(chat, place.as_str())], apalis_redis_streams::now_ms()).await.unwrap();
         let reply = OutboundMessage { order: Some(place), ..message(chat, &text) };
         platform.outbound_queue.enqueue(&reply, Some(&format!("reply-{update}"))).await.unwrap();
     };

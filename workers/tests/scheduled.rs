@@ -76,7 +76,7 @@ async fn deposit(ledger: &Ledger, user: UserId, amount: Money) {
 async fn drain<T: serde::de::DeserializeOwned>(queue: &Queue) -> Vec<T> {
     let mut jobs = Vec::new();
     for partition in queue.partitions() {
-        let deliveries = queue.fetch(partition, "test", 1_000).await.unwrap();
+        let deliveries = queue.fetch(partition, "test", 1_000).await.unwrap().deliveries;
         let ids: Vec<String> = deliveries.iter().map(|d| d.entry_id.clone()).collect();
         jobs.extend(deliveries.iter().map(|d| d.envelope.decode_payload::<T>().unwrap()));
         queue.ack(partition, &ids).await.unwrap();
@@ -206,7 +206,7 @@ async fn queue_upkeep_drops_old_dead_letters_and_departed_consumers() {
     let queue = &s.jobs.payment_jobs;
     queue.enqueue(&serde_json::json!({"poison": true}), None).await.unwrap();
     for partition in queue.partitions() {
-        for delivery in queue.fetch(partition, "departed", 10).await.unwrap() {
+        for delivery in queue.fetch(partition, "departed", 10).await.unwrap().deliveries {
             queue.bury(&delivery, "boom").await.unwrap();
         }
     }

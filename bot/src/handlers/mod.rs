@@ -121,6 +121,8 @@ pub struct Deps {
     pub outbound: Queue,
     /// Each chat's replies in order (see `obentchi_core::outbound::ReplyOrder`).
     pub reply_order: ReplyOrder,
+    /// Where replies wait while a consumer handles a batch (`None`: queued one by one).
+    pub replies: Option<ReplyBuffer>,
     /// Crypto Pay, when configured: USDT deposits by invoice.
     pub crypto_pay: Option<CryptoPay>,
     pub deposit_invoices: DepositInvoices,
@@ -142,14 +144,44 @@ struct Caller {
     profile: Profile,
 }
 
+/// Replies produced while a consumer handles a batch of updates, queued together by
+/// `Deps::queue_replies` before the batch is acknowledged.
+pub type ReplyBuffer = Arc<std::sync::Mutex<Vec<(OutboundMessage, String)>>>;
+
 impl Deps {
-    /// Queues the reply to `update`, registered first in its chat's reply order so the
-    /// senders keep it after the replies to earlier updates.
+    /// The reply to `update`, with its place in its chat's reply order so the senders keep it
+    /// after the replies to earlier updates: kept in `replies` when a consumer batches them,
+    /// queued at once otherwise.
     async fn send(&self, update: UpdateId, message: OutboundMessage) -> HandlerResult {
-        let place = ReplyOrder::place(update.0);
-        self.reply_order.register(message.chat_id, &place, now_ms()).await?;
-        let message = OutboundMessage { order: Some(place), ..message };
-        self.outbound.enqueue(&message, Some(&format!("reply:{}:{}", self.bot_id, update.0))).await?;
+        let message = OutboundMessage { order: Some(ReplyOrder::place(update.0)), ..message };
+        let key = format!("reply:{}:{}", self.bot_id, update.0);
+        match &self.replies {
+            Some(buffer) => buffer.lock().expect("reply buffer lock").push((message, key)),
+            None => {
+                let partition_key = key.clone();
+                self.queue_replies(&[(message, key)], &partition_key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the replies kept in `replies` (registered in their chats' reply order first),
+    /// on the outbound partition of `partition_key`; they stay kept if that fails.
+    pub async fn flush_replies(&self, partition_key: &str) -> HandlerResult {
+        let Some(buffer) = &self.replies else { return Ok(()) };
+        let replies = buffer.lock().expect("reply buffer lock").clone();
+        self.queue_replies(&replies, partition_key).await?;
+        buffer.lock().expect("reply buffer lock").drain(..replies.len());
+        Ok(())
+    }
+
+    async fn queue_replies(&self, replies: &[(OutboundMessage, String)], partition_key: &str) -> HandlerResult {
+        if replies.is_empty() {
+            return Ok(());
+        }
+        let places: Vec<(i64, &str)> = replies.iter().filter_map(|(m, _)| Some((m.chat_id, m.order.as_deref()?))).collect();
+        self.reply_order.register(&places, now_ms()).await?;
+        self.outbound.enqueue_ordered_batch(replies, partition_key).await?;
         Ok(())
     }
 

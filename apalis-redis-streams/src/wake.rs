@@ -1,0 +1,127 @@
+//! Waking idle readers instead of polling them.
+//!
+//! A fetch that finds a partition empty marks it `sleeping` (a key in the partition's slot,
+//! set by the same script, so no write can slip between the read and the mark). A write that
+//! gives the partition work — an enqueue, a retry moved to the delayed set, a released or
+//! revived job — deletes the mark in the same round trip; when there was one, the writer
+//! publishes the partition's number on the queue's wake channel. Every process subscribes to
+//! all wake channels once (`Doorbell`, one connection per process; on a Redis Cluster a classic
+//! PUBLISH reaches subscribers on every node) and rings the matching bells.
+//!
+//! So an idle reader costs Redis nothing until work arrives, or until its longest sleep
+//! (`QueueConfig::idle_wait_max_ms`) or a delayed job's due time. Under load nobody sleeps, so
+//! writers pay only for deleting a key that is not there. While the subscription is down, readers
+//! poll every `idle_poll_ms` as before; after it comes back, every bell rings once, since a wake
+//! may have been missed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+/// The channel a queue's wakes go to; the message is the partition's number.
+pub(crate) fn channel(queue: &str) -> String {
+    format!("{CHANNEL_PREFIX}{queue}")
+}
+
+const CHANNEL_PREFIX: &str = "queue-wake:";
+
+/// A process's subscription to every queue's wakes, and the bells of the readers waiting here.
+pub struct Doorbell {
+    live: AtomicBool,
+    /// (queue, partition) → bell; partition `None`: a reader of every partition of the queue.
+    bells: Mutex<HashMap<(String, Option<u16>), Arc<Notify>>>,
+}
+
+impl Doorbell {
+    /// Subscribes through one of `urls` (in turn, reconnecting with backoff) until the doorbell
+    /// is dropped.
+    pub(crate) fn start(urls: Vec<String>) -> Arc<Doorbell> {
+        let doorbell = Arc::new(Doorbell { live: AtomicBool::new(false), bells: Mutex::default() });
+        tokio::spawn(subscribe(Arc::downgrade(&doorbell), urls));
+        doorbell
+    }
+
+    /// The bell of a reader of `partition` of `queue` (every partition: `None`). Take it before
+    /// the fetch that may find nothing: a wake in between is kept for the next wait.
+    pub fn bell(&self, queue: &str, partition: Option<u16>) -> Arc<Notify> {
+        self.bells.lock().expect("bells lock").entry((queue.to_owned(), partition)).or_default().clone()
+    }
+
+    /// Whether wakes arrive now; if not, readers poll.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    fn ring(&self, queue: &str, partition: Option<u16>) {
+        let bells = self.bells.lock().expect("bells lock");
+        for ((q, p), bell) in bells.iter() {
+            if q == queue && (p.is_none() || partition.is_none() || *p == partition) {
+                bell.notify_one();
+            }
+        }
+    }
+
+    fn ring_all(&self) {
+        for bell in self.bells.lock().expect("bells lock").values() {
+            bell.notify_one();
+        }
+    }
+}
+
+async fn subscribe(doorbell: Weak<Doorbell>, urls: Vec<String>) {
+    let mut failures = 0u32;
+    for url in urls.iter().cycle() {
+        let connected = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+                .await
+                .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
+            pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        let pubsub = match connected {
+            Ok(pubsub) => pubsub,
+            Err(err) => {
+                let Some(_) = doorbell.upgrade() else { return };
+                failures += 1;
+                tracing::warn!(%err, url, failures, "cannot subscribe to queue wakes; idle readers poll");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(25)))).await;
+                continue;
+            }
+        };
+        failures = 0;
+        {
+            let Some(doorbell) = doorbell.upgrade() else { return };
+            doorbell.live.store(true, Ordering::Relaxed);
+            // A wake may have been published while nobody listened.
+            doorbell.ring_all();
+        }
+        let mut messages = pubsub.into_on_message();
+        let mut check = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else { break };
+                    let Some(doorbell) = doorbell.upgrade() else { return };
+                    let Some(queue) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else { continue };
+                    let partition = message.get_payload::<u16>().ok();
+                    doorbell.ring(queue, partition);
+                }
+                _ = check.tick() => {
+                    if doorbell.strong_count() == 0 {
+                        return;
+                    }
+                }
+            }
+        }
+        let Some(doorbell) = doorbell.upgrade() else { return };
+        doorbell.live.store(false, Ordering::Relaxed);
+        doorbell.ring_all();
+        tracing::warn!(url, "queue wake subscription lost; reconnecting");
+    }
+}
