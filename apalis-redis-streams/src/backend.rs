@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::{Delivery, FailOutcome, Postpone, Queue, QueueConfig, QueueError};
+use crate::{Woken, Delivery, FailOutcome, Postpone, Queue, QueueConfig, QueueError};
 
 /// The span a job runs in (`job` with `queue` and `job_id`): every log line inside names the job.
 pub fn job_span(queue: &str, job_id: &str) -> tracing::Span {
@@ -105,13 +105,15 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
     let sweep_every = Duration::from_millis((config.visibility_timeout_ms / 2).max(100));
     let mut next_sweep = Instant::now();
     let mut failures = 0u32;
-    let mut start = 0u16;
     // Taken before the first fetch: a wake that comes while a round runs is kept for the wait.
     let bell = queue.bell(None);
+    // The partitions that may have work: all at first, then those rung awake. A fetch that
+    // reads less than it asked for leaves its partition asleep (marked in Redis, so the next
+    // write to it rings here).
+    let mut awake: BTreeSet<u16> = queue.partitions().collect();
+    let mut next_due_ms: Option<u64> = None;
     while !stop.is_cancelled() {
         let round = async {
-            let mut fetched = 0;
-            let mut next_due_ms: Option<u64> = None;
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + sweep_every;
                 // Ours first: a job still running here must not look abandoned to the sweep.
@@ -120,12 +122,10 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
                 }
                 for partition in queue.partitions() {
                     let reclaimed = queue.reclaim(partition, &consumer, config.fetch_batch).await?;
-                    fetched += reclaimed.len();
                     deliver_all(&queue, reclaimed, &tasks, &running).await?;
                 }
             }
-            for offset in 0..config.partitions {
-                let partition = (start + offset) % config.partitions;
+            for partition in awake.clone() {
                 // Fetch only what the channel can take now, so nothing waits fetched for long,
                 // and only once a quarter of it is free: a fetch per freed slot would cost a
                 // round trip per job when jobs are slow.
@@ -134,33 +134,40 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
                 drop(permits);
                 let room = tasks.capacity();
                 let batch = queue.fetch(partition, &consumer, room.min(config.fetch_batch)).await?;
-                next_due_ms = match (next_due_ms, batch.next_due_ms) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                fetched += batch.deliveries.len();
+                if batch.asleep {
+                    awake.remove(&partition);
+                    next_due_ms = match (next_due_ms, batch.next_due_ms) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
                 deliver_all(&queue, batch.deliveries, &tasks, &running).await?;
             }
-            start = (start + 1) % config.partitions;
-            Ok::<(usize, Option<u64>), QueueError>((fetched, next_due_ms))
+            Ok::<(), QueueError>(())
         };
         let pause = tokio::select! {
             _ = stop.cancelled() => break,
             result = round => match result {
-                Ok((0, next_due_ms)) => {
-                    // Every partition is marked asleep: the next write wakes this reader.
+                Ok(()) if awake.is_empty() => {
                     let until_sweep = next_sweep.saturating_duration_since(Instant::now());
-                    tokio::select! {
+                    let woken = tokio::select! {
                         _ = stop.cancelled() => break,
-                        _ = queue.wait_for_work(&bell, next_due_ms, until_sweep) => {}
-                    }
+                        woken = queue.wait_for_work(&bell, next_due_ms.take(), until_sweep) => woken,
+                    };
+                    awake = match woken {
+                        Woken::Partitions(partitions) => partitions,
+                        Woken::Everything => queue.partitions().collect(),
+                    };
+                    failures = 0;
                     Duration::ZERO
                 }
-                Ok(_) => { failures = 0; Duration::ZERO }
+                Ok(()) => { failures = 0; Duration::ZERO }
                 Err(err) => {
                     failures += 1;
                     metrics::counter!("queue_fetch_errors_total", "queue" => queue.name.to_string()).increment(1);
                     tracing::warn!(queue = %queue.name, %err, failures, "fetch failed; backing off");
+                    // After an error, anything may have changed.
+                    awake = queue.partitions().collect();
                     Duration::from_millis(100 * u64::from(failures.min(20)))
                 }
             },

@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::wake;
 use crate::{now_ms, Envelope, Queue, QueueError};
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,12 +102,11 @@ impl Queue {
             .key(self.sleeping_key(partition))
             .arg(entry_id)
             .arg(envelope)
+            .arg(wake::channel(&self.name))
+            .arg(partition)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        if revived == 2 {
-            self.wake(partition).await;
-        }
-        Ok(revived >= 1)
+        Ok(revived == 1)
     }
 }
 

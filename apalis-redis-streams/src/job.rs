@@ -55,7 +55,10 @@ impl Delivery {
 #[derive(Debug, Default)]
 pub struct Fetched {
     pub deliveries: Vec<Delivery>,
-    /// When nothing was read: the earliest delayed job's due time, if any (when to look again).
+    /// Fewer than asked for were read, so none is left: the partition's readers are marked
+    /// asleep and the next write to it wakes them.
+    pub asleep: bool,
+    /// When asleep: the earliest delayed job's due time, if any (when to look again).
     pub next_due_ms: Option<u64>,
 }
 

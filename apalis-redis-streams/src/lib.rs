@@ -4,6 +4,7 @@ mod backend;
 mod config;
 mod connection;
 mod dead_letters;
+mod group_commit;
 mod job;
 mod lease;
 mod queue;
@@ -23,7 +24,7 @@ pub use job::{Delivery, Enqueued, Envelope, FailOutcome, Fetched, Postpone};
 pub use lease::{Acquired, Lease};
 pub use queue::Queue;
 pub use stats::QueueStats;
-pub use wake::Doorbell;
+pub use wake::{Bell, Doorbell, Woken};
 
 /// Everything a queue operation can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -1,16 +1,18 @@
 //! The queue itself: partitions and their keys, enqueue, fetch, reclaim, settle.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rand::Rng;
-use redis::{RedisError, Value};
+use redis::{RedisError, ScriptInvocation, Value};
 use serde::Serialize;
 
 use crate::connection::RedisConn;
+use crate::group_commit;
+use crate::wake::{self, Bell, Woken};
 use crate::scripts::Scripts;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
 use crate::{now_ms, Delivery, Enqueued, Envelope, FailOutcome, Fetched, QueueConfig, QueueError};
 
@@ -24,6 +26,8 @@ pub struct Queue {
     pub(crate) redis: RedisConn,
     pub(crate) scripts: Arc<Scripts>,
     next_partition: Arc<AtomicUsize>,
+    /// Where keyed enqueues go (started on first use; see `group_commit`).
+    committer: Arc<OnceLock<mpsc::UnboundedSender<group_commit::Request>>>,
 }
 
 /// FNV-1a: stable across processes and releases, so one key always maps to one partition.
@@ -40,6 +44,7 @@ impl Queue {
             redis,
             scripts: Arc::new(Scripts::new()),
             next_partition: Arc::default(),
+            committer: Arc::default(),
         }
     }
 
@@ -89,28 +94,32 @@ impl Queue {
     /// (readers wake by themselves after `idle_wait_max_ms`), never a job.
     pub(crate) async fn wake(&self, partition: u16) {
         let published: Result<i64, RedisError> =
-            redis::cmd("PUBLISH").arg(crate::wake::channel(&self.name)).arg(partition).query_async(&mut self.redis.clone()).await;
+            redis::cmd("PUBLISH").arg(wake::channel(&self.name)).arg(partition).query_async(&mut self.redis.clone()).await;
         if let Err(err) = published {
             tracing::warn!(queue = %self.name, partition, %err, "could not wake sleeping readers");
         }
     }
 
-    /// The bell a reader of `partition` (of every partition: `None`) waits on; take it before
-    /// the fetch after which it may wait.
-    pub fn bell(&self, partition: Option<u16>) -> Arc<Notify> {
+    /// A bell for a reader of `partition` (of every partition: `None`); take it before the
+    /// first fetch after which it may wait.
+    pub fn bell(&self, partition: Option<u16>) -> Arc<Bell> {
         self.redis.doorbell().bell(&self.name, partition)
     }
 
-    /// After a fetch found nothing: sleeps until `bell` rings, the earliest delayed job is due
-    /// (`next_due_ms`), `idle_wait_max_ms` passed or `at_most` passed, whichever comes first.
-    /// While wakes do not arrive, sleeps `idle_poll_ms` instead.
-    pub async fn wait_for_work(&self, bell: &Notify, next_due_ms: Option<u64>, at_most: Duration) {
+    /// For a reader whose partitions are all asleep: waits until `bell` rings, the earliest
+    /// delayed job is due (`next_due_ms`), `idle_wait_max_ms` passed or `at_most` passed,
+    /// whichever comes first, and says which partitions to look at. While wakes do not arrive,
+    /// waits `idle_poll_ms` instead.
+    pub async fn wait_for_work(&self, bell: &Bell, next_due_ms: Option<u64>, at_most: Duration) -> Woken {
+        if let Some(woken) = bell.take() {
+            return woken;
+        }
         let longest = if self.redis.doorbell().is_live() { self.config.idle_wait_max_ms } else { self.config.idle_poll_ms };
         let until_due = next_due_ms.map_or(u64::MAX, |due| due.saturating_sub(now_ms()));
         let wait = Duration::from_millis(longest.min(until_due)).min(at_most);
         tokio::select! {
-            _ = bell.notified() => {}
-            _ = tokio::time::sleep(wait) => {}
+            woken = bell.rung() => woken,
+            _ = tokio::time::sleep(wait) => Woken::Everything,
         }
     }
 
@@ -199,7 +208,7 @@ impl Queue {
     }
 
     async fn enqueue_in<T: Serialize + ?Sized>(&self, partition: u16, job: &T, key: &str) -> Result<Enqueued, QueueError> {
-        let mut enqueued = self.enqueue_keyed_in(partition, &[(Self::envelope(job, Some(key))?, key)]).await?;
+        let mut enqueued = self.enqueue_keyed_in(partition, vec![(Self::envelope(job, Some(key))?, key.to_owned())]).await?;
         Ok(enqueued.pop().expect("one job, one answer"))
     }
 
@@ -209,23 +218,36 @@ impl Queue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let envelopes = jobs.iter().map(|(job, key)| Ok((Self::envelope(job, Some(key))?, key.as_str()))).collect::<Result<Vec<_>, QueueError>>()?;
-        self.enqueue_keyed_in(self.partition_of(partition_key), &envelopes).await
+        let envelopes = jobs.iter().map(|(job, key)| Ok((Self::envelope(job, Some(key))?, key.clone()))).collect::<Result<Vec<_>, QueueError>>()?;
+        self.enqueue_keyed_in(self.partition_of(partition_key), envelopes).await
     }
 
-    async fn enqueue_keyed_in(&self, partition: u16, jobs: &[(Envelope, &str)]) -> Result<Vec<Enqueued>, QueueError> {
+    /// Enqueues `jobs` (with their idempotency keys) into `partition`, in order, through the
+    /// queue's group commit (see `group_commit`).
+    async fn enqueue_keyed_in(&self, partition: u16, jobs: Vec<(Envelope, String)>) -> Result<Vec<Enqueued>, QueueError> {
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let committer = self.committer.get_or_init(|| group_commit::start(Queue { committer: Arc::default(), ..self.clone() }));
+        committer
+            .send(group_commit::Request { partition, jobs, answer })
+            .map_err(|_| QueueError::Reply("the group commit task is gone".into()))?;
+        outcome.await.map_err(|_| QueueError::Reply("the group commit task is gone".into()))?
+    }
+
+    /// The enqueue script's call for `jobs` (envelope and idempotency key each) in `partition`.
+    pub(crate) fn enqueue_invocation<'a>(&'a self, partition: u16, jobs: impl Iterator<Item = (&'a Envelope, &'a str)>) -> ScriptInvocation<'a> {
         let mut call = self.scripts.enqueue.key(self.stream_key(partition));
-        call.key(self.sleeping_key(partition)).arg(self.config.dedupe_ttl_ms);
+        call.key(self.sleeping_key(partition)).arg(self.config.dedupe_ttl_ms).arg(wake::channel(&self.name)).arg(partition);
         for (envelope, key) in jobs {
             call.key(self.dedupe_key(partition, key)).arg(envelope.encode()).arg(&envelope.id);
         }
-        let reply: Vec<Value> = call.invoke_async(&mut self.redis.clone()).await?;
-        let mut reply = reply.into_iter();
-        let asleep: i64 = redis::from_redis_value(reply.next().ok_or_else(|| QueueError::Reply("enqueue: empty reply".into()))?)?;
-        if asleep == 1 {
-            self.wake(partition).await;
-        }
-        let mut enqueued = Vec::with_capacity(jobs.len());
+        call
+    }
+
+    /// The outcome of each job of an enqueue script's reply.
+    pub(crate) fn enqueued(&self, reply: Value) -> Result<Vec<Enqueued>, QueueError> {
+        let reply: Vec<Value> = redis::from_redis_value(reply)?;
+        let mut reply = reply.into_iter().skip(1);
+        let mut enqueued = Vec::new();
         let mut added_count = 0;
         while let (Some(added), Some(job_id)) = (reply.next(), reply.next()) {
             let (added, job_id): (i64, String) = (redis::from_redis_value(added)?, redis::from_redis_value(job_id)?);
@@ -267,12 +289,13 @@ impl Queue {
     }
 
     /// Reads up to `count` new jobs of one partition for `consumer` (promoting due retries).
-    /// Finding none marks the partition's readers asleep, so the next write wakes them.
+    /// Reading fewer than `count` marks the partition's readers asleep (`Fetched::asleep`): the
+    /// next write wakes them.
     pub async fn fetch(&self, partition: u16, consumer: &str, count: usize) -> Result<Fetched, QueueError> {
         let invocation = || {
             let mut call = self.scripts.fetch.key(self.stream_key(partition));
             call.key(self.delayed_key(partition)).key(self.sleeping_key(partition));
-            call.arg(GROUP).arg(consumer).arg(count).arg(now_ms()).arg(self.config.idle_wait_max_ms.saturating_mul(2));
+            call.arg(GROUP).arg(consumer).arg(count.max(1)).arg(now_ms()).arg(self.config.idle_wait_max_ms.saturating_mul(2));
             call
         };
         let reply: Value = match invocation().invoke_async(&mut self.redis.clone()).await {
@@ -282,10 +305,8 @@ impl Queue {
             }
             other => other?,
         };
-        if let Value::Int(due) = reply {
-            return Ok(Fetched { deliveries: Vec::new(), next_due_ms: u64::try_from(due).ok() });
-        }
-        Ok(Fetched { deliveries: parse_read_reply(partition, consumer, reply)?, next_due_ms: None })
+        let (read, asleep, next_due): (Value, i64, i64) = redis::from_redis_value(reply)?;
+        Ok(Fetched { deliveries: parse_read_reply(partition, consumer, read)?, asleep: asleep == 1, next_due_ms: u64::try_from(next_due).ok() })
     }
 
     /// Takes over jobs of one partition that another consumer held past the visibility timeout.
@@ -381,13 +402,11 @@ impl Queue {
             .arg(due_ms)
             .arg(envelope.encode())
             .arg(&*delivery.consumer)
+            .arg(wake::channel(&self.name))
+            .arg(delivery.partition)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        // Sleeping readers learn the new due time.
-        if moved == 2 {
-            self.wake(delivery.partition).await;
-        }
-        Ok(if moved >= 1 { FailOutcome::RetryAt { due_ms } } else { FailOutcome::NotOwned })
+        Ok(if moved == 1 { FailOutcome::RetryAt { due_ms } } else { FailOutcome::NotOwned })
     }
 
     /// Moves a job to the dead letters with `error`.
@@ -416,7 +435,7 @@ impl Queue {
 
     /// Gives back a fetched job that was never started (shutdown), without counting a delivery.
     pub async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        let released: i64 = self
+        let _released: i64 = self
             .scripts
             .release
             .key(self.stream_key(delivery.partition))
@@ -425,11 +444,10 @@ impl Queue {
             .arg(&delivery.entry_id)
             .arg(delivery.envelope.encode())
             .arg(&*delivery.consumer)
+            .arg(wake::channel(&self.name))
+            .arg(delivery.partition)
             .invoke_async(&mut self.redis.clone())
             .await?;
-        if released == 2 {
-            self.wake(delivery.partition).await;
-        }
         Ok(())
     }
 

@@ -15,8 +15,20 @@ local function owns(owner)
 end
 ";
 
+/// Lua prelude: the partition has work now; if its readers sleep (key `sleeping` exists),
+/// publish its number on `channel` (see the `wake` module).
+const WAKE: &str = r"
+local function wake(sleeping, channel, partition)
+    if redis.call('DEL', sleeping) == 1 then redis.call('PUBLISH', channel, partition) end
+end
+";
+
 fn owned_script(body: &str) -> Script {
-    Script::new(&format!("{OWNS}{body}"))
+    Script::new(&format!("{OWNS}{WAKE}{body}"))
+}
+
+fn waking_script(body: &str) -> Script {
+    Script::new(&format!("{WAKE}{body}"))
 }
 
 pub struct Scripts {
@@ -35,16 +47,17 @@ pub struct Scripts {
 impl Scripts {
     pub fn new() -> Scripts {
         Scripts {
-            // KEYS: stream, sleeping, then one dedupe key per job. ARGV: dedupe ttl ms, then
-            // (envelope, job id) per job. Adds each job whose key is new.
-            // Returns {readers asleep (1/0), then per job: 1 and its id when added, 0 and the
-            // first job's id for a duplicate key}.
-            enqueue: Script::new(
+            // KEYS: stream, sleeping, then one dedupe key per job. ARGV: dedupe ttl ms, wake
+            // channel, partition, then (envelope, job id) per job. Adds each job whose key is
+            // new, and wakes the partition's readers if it added any.
+            // Returns {0, then per job: 1 and its id when added, 0 and the first job's id for
+            // a duplicate key}.
+            enqueue: waking_script(
                 r"
                 local out = {0}
                 local added = false
                 for i = 3, #KEYS do
-                    local envelope, id = ARGV[2 * (i - 2)], ARGV[2 * (i - 2) + 1]
+                    local envelope, id = ARGV[2 * (i - 2) + 2], ARGV[2 * (i - 2) + 3]
                     local first = redis.call('GET', KEYS[i])
                     if first then
                         table.insert(out, 0)
@@ -57,14 +70,16 @@ impl Scripts {
                         added = true
                     end
                 end
-                if added then out[1] = redis.call('DEL', KEYS[2]) end
+                if added then wake(KEYS[2], ARGV[2], ARGV[3]) end
                 return out
                 ",
             ),
             // KEYS: stream, delayed, sleeping. ARGV: group, consumer, count, now ms, sleeping ttl ms.
             // Promotes due delayed jobs (at most `count`), then reads up to `count` new entries.
-            // Finding none, marks the partition sleeping and returns the earliest delayed job's
-            // due time (-1: none) instead.
+            // Reading fewer than `count` means none is left: the partition's readers are marked
+            // asleep in the same step, so the next write wakes them.
+            // Returns {entries (XREADGROUP's reply, or nil), asleep (1/0), the earliest delayed
+            // job's due time or -1}.
             fetch: Script::new(
                 r"
                 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, ARGV[3])
@@ -73,11 +88,12 @@ impl Scripts {
                 end
                 if #due > 0 then redis.call('ZREM', KEYS[2], unpack(due)) end
                 local read = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
-                if read then return read end
+                if read and #read[1][2] >= tonumber(ARGV[3]) then return {read, 0, -1} end
                 redis.call('SET', KEYS[3], '1', 'PX', ARGV[5])
                 local next = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-                if next[2] then return tonumber(next[2]) end
-                return -1
+                local next_due = -1
+                if next[2] then next_due = tonumber(next[2]) end
+                return {read, 1, next_due}
                 ",
             ),
             // KEYS: stream. ARGV: group, consumer, min idle ms, count.
@@ -113,15 +129,16 @@ impl Scripts {
                 return redis.call('XDEL', KEYS[1], unpack(ids))
                 ",
             ),
-            // KEYS: stream, delayed, sleeping. ARGV: group, entry id, due ms, new envelope, consumer.
-            // Returns 0 (not ours), 1 (moved), 2 (moved; readers were asleep).
+            // KEYS: stream, delayed, sleeping. ARGV: group, entry id, due ms, new envelope,
+            // consumer, wake channel, partition. Sleeping readers wake to learn the new due time.
             retry: owned_script(
                 r"
                 if not owns(ARGV[5]) then return 0 end
                 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
                 redis.call('XDEL', KEYS[1], ARGV[2])
                 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-                return 1 + redis.call('DEL', KEYS[3])
+                wake(KEYS[3], ARGV[6], ARGV[7])
+                return 1
                 ",
             ),
             // KEYS: stream, dead. ARGV: group, entry id, envelope, error, now ms, dead cap, consumer.
@@ -134,16 +151,17 @@ impl Scripts {
                 return 1
                 ",
             ),
-            // KEYS: stream, sleeping. ARGV: group, entry id, envelope, consumer. Gives back a
-            // fetched entry that was never started (shutdown), at the tail, without counting a
-            // delivery. Returns 0 (not ours), 1 (given back), 2 (given back; readers were asleep).
+            // KEYS: stream, sleeping. ARGV: group, entry id, envelope, consumer, wake channel,
+            // partition. Gives back a fetched entry that was never started (shutdown), at the
+            // tail, without counting a delivery.
             release: owned_script(
                 r"
                 if not owns(ARGV[4]) then return 0 end
                 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
                 redis.call('XDEL', KEYS[1], ARGV[2])
                 redis.call('XADD', KEYS[1], '*', 'j', ARGV[3])
-                return 1 + redis.call('DEL', KEYS[2])
+                wake(KEYS[2], ARGV[5], ARGV[6])
+                return 1
                 ",
             ),
             // KEYS: stream, delayed, dead. ARGV: group.
@@ -178,15 +196,17 @@ impl Scripts {
                 return touched
                 ",
             ),
-            // KEYS: dead, stream, sleeping. ARGV: dead entry id, fresh envelope or '' to discard.
-            // Moves a dead letter back to the queue (or deletes it). Returns 0 if it is gone, 1
-            // when done, 2 when moved back while readers were asleep.
-            revive: Script::new(
+            // KEYS: dead, stream, sleeping. ARGV: dead entry id, fresh envelope or '' to discard,
+            // wake channel, partition. Moves a dead letter back to the queue (or deletes it).
+            // Returns 0 if it is gone.
+            revive: waking_script(
                 r"
                 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-                if ARGV[2] == '' then return 1 end
-                redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
-                return 1 + redis.call('DEL', KEYS[3])
+                if ARGV[2] ~= '' then
+                    redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
+                    wake(KEYS[3], ARGV[3], ARGV[4])
+                end
+                return 1
                 ",
             ),
         }

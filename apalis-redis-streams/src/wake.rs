@@ -14,7 +14,7 @@
 //! poll every `idle_poll_ms` as before; after it comes back, every bell rings once, since a wake
 //! may have been missed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -32,8 +32,69 @@ const CHANNEL_PREFIX: &str = "queue-wake:";
 /// A process's subscription to every queue's wakes, and the bells of the readers waiting here.
 pub struct Doorbell {
     live: AtomicBool,
-    /// (queue, partition) → bell; partition `None`: a reader of every partition of the queue.
-    bells: Mutex<HashMap<(String, Option<u16>), Arc<Notify>>>,
+    /// Every reader's bell, by queue; dropped bells are pruned as wakes come.
+    bells: Mutex<HashMap<String, Vec<Weak<Bell>>>>,
+}
+
+/// One reader's bell: which of its partitions were rung since it last looked, and a permit to
+/// wake it (kept if it is not waiting yet).
+#[derive(Default)]
+pub struct Bell {
+    /// The partition a reader of one partition reads; `None`: every partition.
+    partition: Option<u16>,
+    notify: Notify,
+    rung: Mutex<Rung>,
+}
+
+#[derive(Default)]
+struct Rung {
+    /// Everything may have work (the subscription came back; wakes may have been missed).
+    all: bool,
+    partitions: BTreeSet<u16>,
+}
+
+/// What woke a reader.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Woken {
+    /// Wakes for these partitions.
+    Partitions(BTreeSet<u16>),
+    /// A timeout, a due delayed job, or a wake that may have been missed: look at everything.
+    Everything,
+}
+
+impl Bell {
+    fn ring(&self, partition: Option<u16>) {
+        if self.partition.is_some() && partition.is_some() && self.partition != partition {
+            return;
+        }
+        {
+            let mut rung = self.rung.lock().expect("bell lock");
+            match partition {
+                Some(partition) => {
+                    rung.partitions.insert(partition);
+                }
+                None => rung.all = true,
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Waits for a ring; what it rang for.
+    pub(crate) async fn rung(&self) -> Woken {
+        self.notify.notified().await;
+        self.take().unwrap_or(Woken::Everything)
+    }
+
+    /// What rang since the last look, if anything.
+    pub(crate) fn take(&self) -> Option<Woken> {
+        let mut rung = self.rung.lock().expect("bell lock");
+        if std::mem::take(&mut rung.all) {
+            rung.partitions.clear();
+            return Some(Woken::Everything);
+        }
+        let partitions = std::mem::take(&mut rung.partitions);
+        (!partitions.is_empty()).then_some(Woken::Partitions(partitions))
+    }
 }
 
 impl Doorbell {
@@ -45,10 +106,12 @@ impl Doorbell {
         doorbell
     }
 
-    /// The bell of a reader of `partition` of `queue` (every partition: `None`). Take it before
-    /// the fetch that may find nothing: a wake in between is kept for the next wait.
-    pub fn bell(&self, queue: &str, partition: Option<u16>) -> Arc<Notify> {
-        self.bells.lock().expect("bells lock").entry((queue.to_owned(), partition)).or_default().clone()
+    /// A new bell for a reader of `partition` of `queue` (every partition: `None`). Take it
+    /// before the fetch that may find nothing: a wake in between is kept for the next wait.
+    pub fn bell(&self, queue: &str, partition: Option<u16>) -> Arc<Bell> {
+        let bell = Arc::new(Bell { partition, ..Bell::default() });
+        self.bells.lock().expect("bells lock").entry(queue.to_owned()).or_default().push(Arc::downgrade(&bell));
+        bell
     }
 
     /// Whether wakes arrive now; if not, readers poll.
@@ -57,17 +120,16 @@ impl Doorbell {
     }
 
     fn ring(&self, queue: &str, partition: Option<u16>) {
-        let bells = self.bells.lock().expect("bells lock");
-        for ((q, p), bell) in bells.iter() {
-            if q == queue && (p.is_none() || partition.is_none() || *p == partition) {
-                bell.notify_one();
-            }
+        let mut bells = self.bells.lock().expect("bells lock");
+        if let Some(readers) = bells.get_mut(queue) {
+            readers.retain(|bell| bell.upgrade().map(|bell| bell.ring(partition)).is_some());
         }
     }
 
     fn ring_all(&self) {
-        for bell in self.bells.lock().expect("bells lock").values() {
-            bell.notify_one();
+        let mut bells = self.bells.lock().expect("bells lock");
+        for readers in bells.values_mut() {
+            readers.retain(|bell| bell.upgrade().map(|bell| bell.ring(None)).is_some());
         }
     }
 }

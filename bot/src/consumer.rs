@@ -177,17 +177,27 @@ impl Consumer {
         let mut taking_over = true;
         // Taken before the first fetch: a wake that comes meanwhile is kept for the wait.
         let bell = self.queue.bell(Some(partition));
+        // Set when the last fetch left the partition asleep: wait for a wake before the next.
+        let mut asleep: Option<Option<u64>> = None;
         while !stop.is_cancelled() {
             if !holding.keep().await {
                 tracing::warn!(partition, "partition lease lost");
                 return;
             }
+            if let Some(next_due_ms) = asleep.take() {
+                // Until an update arrives, or the lease is due for renewal.
+                let renewal_due = holding.every.saturating_sub(holding.renewed_at.elapsed());
+                tokio::select! {
+                    _ = stop.cancelled() => continue,
+                    _ = self.queue.wait_for_work(&bell, next_due_ms, renewal_due) => {}
+                }
+            }
             let batch = if taking_over {
-                self.queue.reclaim_idle(partition, &self.name, 100, 0).await.map(|deliveries| Fetched { deliveries, next_due_ms: None })
+                self.queue.reclaim_idle(partition, &self.name, 100, 0).await.map(|deliveries| Fetched { deliveries, ..Fetched::default() })
             } else {
                 self.queue.fetch(partition, &self.name, 10).await
             };
-            let Fetched { deliveries: batch, next_due_ms } = match batch {
+            let batch = match batch {
                 Ok(batch) => batch,
                 Err(err) => {
                     tracing::warn!(%err, partition, "fetch failed");
@@ -195,17 +205,12 @@ impl Consumer {
                     continue;
                 }
             };
+            if batch.asleep {
+                asleep = Some(batch.next_due_ms);
+            }
+            let batch = batch.deliveries;
             if batch.is_empty() {
-                if taking_over {
-                    taking_over = false;
-                } else {
-                    // Asleep until an update arrives, or the lease is due for renewal.
-                    let renewal_due = holding.every.saturating_sub(holding.renewed_at.elapsed());
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = self.queue.wait_for_work(&bell, next_due_ms, renewal_due) => {}
-                    }
-                }
+                taking_over = false;
                 continue;
             }
             tracing::debug!(partition, taking_over, entries = ?batch.iter().map(|d| d.entry_id.as_str()).collect::<Vec<_>>(), "batch");
