@@ -4,7 +4,6 @@ mod backend;
 mod config;
 mod connection;
 mod dead_letters;
-mod group_commit;
 mod job;
 mod lease;
 mod queue;

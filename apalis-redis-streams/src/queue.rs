@@ -1,7 +1,7 @@
 //! The queue itself: partitions and their keys, enqueue, fetch, reclaim, settle.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -9,10 +9,8 @@ use redis::{RedisError, ScriptInvocation, Value};
 use serde::Serialize;
 
 use crate::connection::RedisConn;
-use crate::group_commit;
 use crate::wake::{self, Bell, Woken};
 use crate::scripts::Scripts;
-use tokio::sync::mpsc;
 
 use crate::{now_ms, Delivery, Enqueued, Envelope, FailOutcome, Fetched, QueueConfig, QueueError};
 
@@ -26,8 +24,6 @@ pub struct Queue {
     pub(crate) redis: RedisConn,
     pub(crate) scripts: Arc<Scripts>,
     next_partition: Arc<AtomicUsize>,
-    /// Where keyed enqueues go (started on first use; see `group_commit`).
-    committer: Arc<OnceLock<mpsc::UnboundedSender<group_commit::Request>>>,
 }
 
 /// FNV-1a: stable across processes and releases, so one key always maps to one partition.
@@ -44,7 +40,6 @@ impl Queue {
             redis,
             scripts: Arc::new(Scripts::new()),
             next_partition: Arc::default(),
-            committer: Arc::default(),
         }
     }
 
@@ -222,19 +217,18 @@ impl Queue {
         self.enqueue_keyed_in(self.partition_of(partition_key), envelopes).await
     }
 
-    /// Enqueues `jobs` (with their idempotency keys) into `partition`, in order, through the
-    /// queue's group commit (see `group_commit`).
+    /// Enqueues `jobs` (with their idempotency keys) into `partition`, in order, in one script
+    /// call.
     async fn enqueue_keyed_in(&self, partition: u16, jobs: Vec<(Envelope, String)>) -> Result<Vec<Enqueued>, QueueError> {
-        let (answer, outcome) = tokio::sync::oneshot::channel();
-        let committer = self.committer.get_or_init(|| group_commit::start(Queue { committer: Arc::default(), ..self.clone() }));
-        committer
-            .send(group_commit::Request { partition, jobs, answer })
-            .map_err(|_| QueueError::Reply("the group commit task is gone".into()))?;
-        outcome.await.map_err(|_| QueueError::Reply("the group commit task is gone".into()))?
+        let reply: Value = self
+            .enqueue_invocation(partition, jobs.iter().map(|(envelope, key)| (envelope, key.as_str())))
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        self.enqueued(reply)
     }
 
     /// The enqueue script's call for `jobs` (envelope and idempotency key each) in `partition`.
-    pub(crate) fn enqueue_invocation<'a>(&'a self, partition: u16, jobs: impl Iterator<Item = (&'a Envelope, &'a str)>) -> ScriptInvocation<'a> {
+    fn enqueue_invocation<'a>(&'a self, partition: u16, jobs: impl Iterator<Item = (&'a Envelope, &'a str)>) -> ScriptInvocation<'a> {
         let mut call = self.scripts.enqueue.key(self.stream_key(partition));
         call.key(self.sleeping_key(partition)).arg(self.config.dedupe_ttl_ms).arg(wake::channel(&self.name)).arg(partition);
         for (envelope, key) in jobs {
@@ -244,7 +238,7 @@ impl Queue {
     }
 
     /// The outcome of each job of an enqueue script's reply.
-    pub(crate) fn enqueued(&self, reply: Value) -> Result<Vec<Enqueued>, QueueError> {
+    fn enqueued(&self, reply: Value) -> Result<Vec<Enqueued>, QueueError> {
         let reply: Vec<Value> = redis::from_redis_value(reply)?;
         let mut reply = reply.into_iter().skip(1);
         let mut enqueued = Vec::new();

@@ -5,8 +5,8 @@
 //! gives the partition work — an enqueue, a retry moved to the delayed set, a released or
 //! revived job — deletes the mark in the same round trip; when there was one, the writer
 //! publishes the partition's number on the queue's wake channel. Every process subscribes to
-//! all wake channels once (`Doorbell`, one connection per process; on a Redis Cluster a classic
-//! PUBLISH reaches subscribers on every node) and rings the matching bells.
+//! the wake channels of the queues it reads (`Doorbell`, one connection per process; on a Redis
+//! Cluster a classic PUBLISH reaches subscribers on every node) and rings the matching bells.
 //!
 //! So an idle reader costs Redis nothing until work arrives, or until its longest sleep
 //! (`QueueConfig::idle_wait_max_ms`) or a delayed job's due time. Under load nobody sleeps, so
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 /// The channel a queue's wakes go to; the message is the partition's number.
 pub(crate) fn channel(queue: &str) -> String {
@@ -29,11 +29,14 @@ pub(crate) fn channel(queue: &str) -> String {
 
 const CHANNEL_PREFIX: &str = "queue-wake:";
 
-/// A process's subscription to every queue's wakes, and the bells of the readers waiting here.
+/// A process's subscription to the wakes of the queues it reads, and the bells of the readers
+/// waiting here.
 pub struct Doorbell {
     live: AtomicBool,
     /// Every reader's bell, by queue; dropped bells are pruned as wakes come.
     bells: Mutex<HashMap<String, Vec<Weak<Bell>>>>,
+    /// Queues read here for the first time, to subscribe to.
+    new_queues: mpsc::UnboundedSender<String>,
 }
 
 /// One reader's bell: which of its partitions were rung since it last looked, and a permit to
@@ -101,8 +104,9 @@ impl Doorbell {
     /// Subscribes through one of `urls` (in turn, reconnecting with backoff) until the doorbell
     /// is dropped.
     pub(crate) fn start(urls: Vec<String>) -> Arc<Doorbell> {
-        let doorbell = Arc::new(Doorbell { live: AtomicBool::new(false), bells: Mutex::default() });
-        tokio::spawn(subscribe(Arc::downgrade(&doorbell), urls));
+        let (new_queues, queues) = mpsc::unbounded_channel();
+        let doorbell = Arc::new(Doorbell { live: AtomicBool::new(false), bells: Mutex::default(), new_queues });
+        tokio::spawn(subscribe(Arc::downgrade(&doorbell), urls, queues));
         doorbell
     }
 
@@ -110,7 +114,12 @@ impl Doorbell {
     /// before the fetch that may find nothing: a wake in between is kept for the next wait.
     pub fn bell(&self, queue: &str, partition: Option<u16>) -> Arc<Bell> {
         let bell = Arc::new(Bell { partition, ..Bell::default() });
-        self.bells.lock().expect("bells lock").entry(queue.to_owned()).or_default().push(Arc::downgrade(&bell));
+        let mut bells = self.bells.lock().expect("bells lock");
+        if !bells.contains_key(queue) {
+            // The subscriber is gone only with the doorbell itself.
+            let _ = self.new_queues.send(queue.to_owned());
+        }
+        bells.entry(queue.to_owned()).or_default().push(Arc::downgrade(&bell));
         bell
     }
 
@@ -134,20 +143,30 @@ impl Doorbell {
     }
 }
 
-async fn subscribe(doorbell: Weak<Doorbell>, urls: Vec<String>) {
+/// Subscribes to the wake channel of every queue read here, through one of `urls` (in turn,
+/// reconnecting with backoff), until the doorbell is dropped.
+async fn subscribe(doorbell: Weak<Doorbell>, urls: Vec<String>, mut new_queues: mpsc::UnboundedReceiver<String>) {
+    let mut queues: BTreeSet<String> = BTreeSet::new();
     let mut failures = 0u32;
     for url in urls.iter().cycle() {
+        // Queues that were added while disconnected.
+        while let Ok(queue) = new_queues.try_recv() {
+            queues.insert(queue);
+        }
         let connected = async {
             let client = redis::Client::open(url.as_str())?;
-            let mut pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
+            let pubsub = tokio::time::timeout(Duration::from_secs(5), client.get_async_pubsub())
                 .await
                 .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "connect timed out")))??;
-            pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            let (mut sink, stream) = pubsub.split();
+            for queue in &queues {
+                sink.subscribe(channel(queue)).await?;
+            }
+            Ok::<_, redis::RedisError>((sink, stream))
         }
         .await;
-        let pubsub = match connected {
-            Ok(pubsub) => pubsub,
+        let (mut sink, mut messages) = match connected {
+            Ok(connection) => connection,
             Err(err) => {
                 let Some(_) = doorbell.upgrade() else { return };
                 failures += 1;
@@ -163,7 +182,6 @@ async fn subscribe(doorbell: Weak<Doorbell>, urls: Vec<String>) {
             // A wake may have been published while nobody listened.
             doorbell.ring_all();
         }
-        let mut messages = pubsub.into_on_message();
         let mut check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -173,6 +191,15 @@ async fn subscribe(doorbell: Weak<Doorbell>, urls: Vec<String>) {
                     let Some(queue) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else { continue };
                     let partition = message.get_payload::<u16>().ok();
                     doorbell.ring(queue, partition);
+                }
+                Some(queue) = new_queues.recv() => {
+                    if queues.insert(queue.clone()) && sink.subscribe(channel(&queue)).await.is_err() {
+                        break;
+                    }
+                    // Its readers may have slept before the subscription took.
+                    if let Some(doorbell) = doorbell.upgrade() {
+                        doorbell.ring(&queue, None);
+                    }
                 }
                 _ = check.tick() => {
                     if doorbell.strong_count() == 0 {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use obentchi_testkit::FakeBotApi;
 use obentchi_testkit::processes::Process;
 use obentchi_testkit::updates::{self, TelegramUser};
-use obentchi_testkit::{free_port, MongoServer, RedisServer};
+use obentchi_testkit::{free_port, MongoServer, RedisCluster, RedisServer};
 
 use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port};
 
@@ -50,6 +50,9 @@ pub struct Args {
     /// Run only the peer.
     #[arg(long)]
     peer_only: bool,
+    /// Redis as a 6-node cluster (3 masters, 3 replicas), as production runs it.
+    #[arg(long)]
+    cluster: bool,
 }
 
 const SECRET: &str = "bench-secret";
@@ -65,11 +68,51 @@ fn pin_self(core: usize) {
     }
 }
 
-/// A process measured for CPU and peak memory.
+/// A part measured for CPU and peak memory: one process, or the nodes of a Redis Cluster.
 struct Measured {
     name: &'static str,
-    pid: u32,
+    pids: Vec<u32>,
     ours: bool,
+}
+
+impl Measured {
+    fn one(name: &'static str, pid: u32, ours: bool) -> Measured {
+        Measured { name, pids: vec![pid], ours }
+    }
+
+    fn cpu(&self) -> Duration {
+        self.pids.iter().map(|pid| process_cpu(*pid)).sum()
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        self.pids.iter().map(|pid| peak_rss_kib(*pid)).sum::<u64>() as f64 / 1024.0
+    }
+}
+
+/// Redis as the benchmark runs it: one server, or a cluster.
+enum Redis {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    fn nodes(&self) -> Vec<&RedisServer> {
+        match self {
+            Redis::Single(server) => vec![server],
+            Redis::Cluster(cluster) => cluster.nodes().iter().collect(),
+        }
+    }
+
+    /// The `[redis]` section of the services' configuration.
+    fn settings(&self) -> String {
+        match self {
+            Redis::Single(server) => format!("[redis]\nurls = [\"{}\"]\n", server.url()),
+            Redis::Cluster(cluster) => {
+                let urls = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", ");
+                format!("[redis]\nmode = \"cluster\"\nurls = [{urls}]\n")
+            }
+        }
+    }
 }
 
 /// One phase's results.
@@ -231,14 +274,15 @@ async fn collect_replies(api: &FakeBotApi, before: usize, sent: &Sent, expected:
     (latencies, last)
 }
 
-/// Redis's total and script command counts so far.
-fn redis_commands(redis: &RedisServer) -> (u64, u64) {
-    let stats = redis.cli(&["INFO", "commandstats"]);
+/// Redis's total and script command counts so far, over every node.
+fn redis_commands(redis: &Redis) -> (u64, u64) {
+    let stats: String = redis.nodes().iter().map(|node| node.cli(&["INFO", "commandstats"])).collect::<Vec<_>>().join("\n");
     let (mut all, mut scripts) = (0, 0);
     for line in stats.lines() {
         let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else { continue };
         let calls: u64 = rest.split(',').find_map(|f| f.strip_prefix("calls=")).and_then(|n| n.parse().ok()).unwrap_or(0);
-        if name == "info" {
+        // The cluster's own chatter and this benchmark's reads are not the platform's.
+        if ["info", "cluster", "ping", "replconf", "psync", "command"].contains(&name) || name.starts_with("cluster|") || name.starts_with("command|") {
             continue;
         }
         all += calls;
@@ -255,10 +299,10 @@ async fn phase(
     load: &Arc<Load>,
     api: &FakeBotApi,
     processes: &[Measured],
-    redis: Option<&RedisServer>,
+    redis: Option<&Redis>,
     send: impl AsyncFnOnce(&Arc<Load>) -> (u64, u64, Sent),
 ) -> Phase {
-    let cpu_before: Vec<Duration> = processes.iter().map(|p| process_cpu(p.pid)).collect();
+    let cpu_before: Vec<Duration> = processes.iter().map(Measured::cpu).collect();
     let commands_before = redis.map(redis_commands);
     let calls_before = api.call_count();
     let started = Instant::now();
@@ -268,7 +312,7 @@ async fn phase(
     let cpu_us = processes
         .iter()
         .zip(cpu_before)
-        .map(|(p, before)| (p.name, p.ours, (process_cpu(p.pid) - before).as_micros() as f64))
+        .map(|(p, before)| (p.name, p.ours, (p.cpu() - before).as_micros() as f64))
         .collect();
     let redis_commands = redis.zip(commands_before).map(|(r, (a0, s0))| {
         let (a1, s1) = redis_commands(r);
@@ -322,7 +366,7 @@ async fn run_phases(
     load: &Arc<Load>,
     api: &FakeBotApi,
     processes: &[Measured],
-    redis: Option<&RedisServer>,
+    redis: Option<&Redis>,
 ) -> Vec<Phase> {
     let mut phases = Vec::new();
     for (kind, text) in kinds {
@@ -352,7 +396,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut footnotes = Vec::new();
 
     if !args.peer_only {
-        let redis = RedisServer::start();
+        let redis = if args.cluster { Redis::Cluster(RedisCluster::start()) } else { Redis::Single(RedisServer::start()) };
         let mongo = MongoServer::start();
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("platform.toml");
@@ -364,8 +408,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 log_filter = "warn"
 [mongodb]
 uri = "{}"
-[redis]
-urls = ["{}"]
+{}
 [telegram]
 bot_token = "7000000001:bench-token"
 api_url = "{}"
@@ -381,7 +424,7 @@ bot_burst = 1000000
 per_chat_per_second = 1000
 "#,
                 mongo.uri(),
-                redis.url(),
+                redis.settings(),
                 api.url()
             ),
         )?;
@@ -399,11 +442,11 @@ per_chat_per_second = 1000
         }
         let pid = |i: usize| services[i].0.id();
         let processes = [
-            Measured { name: "receiver", pid: pid(0), ours: true },
-            Measured { name: "consumer", pid: pid(1), ours: true },
-            Measured { name: "workers", pid: pid(2), ours: true },
-            Measured { name: "Redis", pid: redis.pid().expect("redis runs"), ours: true },
-            Measured { name: "MongoDB", pid: mongo.pid().expect("mongo runs"), ours: false },
+            Measured::one("receiver", pid(0), true),
+            Measured::one("consumer", pid(1), true),
+            Measured::one("workers", pid(2), true),
+            Measured { name: "Redis", pids: redis.nodes().iter().map(|n| n.pid().expect("redis runs")).collect(), ours: true },
+            Measured::one("MongoDB", mongo.pid().expect("mongo runs"), false),
         ];
         let load = Arc::new(Load {
             client: client.clone(),
@@ -441,7 +484,7 @@ per_chat_per_second = 1000
         ));
         footnotes.push(format!(
             "Peak RSS: {}",
-            processes.iter().map(|p| format!("{} {:.1} MB", p.name, peak_rss_kib(p.pid) as f64 / 1024.0)).collect::<Vec<_>>().join(", ")
+            processes.iter().map(|p| format!("{} {:.1} MB", p.name, p.peak_rss_mb())).collect::<Vec<_>>().join(", ")
         ));
         drop(services);
     }
@@ -460,11 +503,11 @@ per_chat_per_second = 1000
                 .spawn()?,
         );
         wait_for_port(port).await;
-        let processes = [Measured { name: "grammY", pid: peer.0.id(), ours: true }];
+        let processes = [Measured::one("grammY", peer.0.id(), true)];
         let load = Arc::new(Load { client: client.clone(), url: format!("http://127.0.0.1:{port}/webhook"), next_update: 1.into(), users: args.users });
         // grammY's peer answers /start only: its reply is a fixed text, as our /help is.
         phases.extend(run_phases("grammY reply", &[("/start", "/start")], &args, &load, &api, &processes, None).await);
-        footnotes.push(format!("Peak RSS: grammY {:.1} MB", peak_rss_kib(processes[0].pid) as f64 / 1024.0));
+        footnotes.push(format!("Peak RSS: grammY {:.1} MB", processes[0].peak_rss_mb()));
     }
 
     println!("| phase | offered/s | accepted/s | answered/s | p50 ms | p99 ms | max ms | our CPU µs/answer | CPU µs/answer per process | Redis commands / scripts per answer |");
@@ -477,8 +520,9 @@ per_chat_per_second = 1000
         println!("{note}");
     }
     println!(
-        "\nFlood limits raised for the benchmark (1,000,000 messages/s per bot, 1,000 per chat). {} users; {} s per phase; \
+        "\nFlood limits raised for the benchmark (1,000,000 messages/s per bot, 1,000 per chat). Redis: {}. {} users; {} s per phase; \
          services pinned to core 0; generator, fake Bot API, Redis and MongoDB on core 1; {}.",
+        if args.cluster { "a 6-node cluster (3 masters, 3 replicas)" } else { "one server" },
         args.users,
         args.seconds,
         build_profile()
@@ -490,12 +534,12 @@ per_chat_per_second = 1000
 async fn idle_cost(processes: &[Measured]) -> Vec<(&'static str, f64)> {
     // Let the last phase's work settle first.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before: Vec<Duration> = processes.iter().map(|p| process_cpu(p.pid)).collect();
+    let before: Vec<Duration> = processes.iter().map(Measured::cpu).collect();
     let window = Duration::from_secs(10);
     tokio::time::sleep(window).await;
     processes
         .iter()
         .zip(before)
-        .map(|(p, before)| (p.name, (process_cpu(p.pid) - before).as_secs_f64() / window.as_secs_f64()))
+        .map(|(p, before)| (p.name, (p.cpu() - before).as_secs_f64() / window.as_secs_f64()))
         .collect()
 }
