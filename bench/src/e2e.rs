@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use obentchi_testkit::FakeBotApi;
 use obentchi_testkit::processes::Process;
 use obentchi_testkit::updates::{self, TelegramUser};
-use obentchi_testkit::{free_port, MongoServer, RedisCluster, RedisServer};
+use obentchi_testkit::{free_port, MongoServer};
 
-use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port};
+use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port, Redis};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -86,32 +86,6 @@ impl Measured {
 
     fn peak_rss_mb(&self) -> f64 {
         self.pids.iter().map(|pid| peak_rss_kib(*pid)).sum::<u64>() as f64 / 1024.0
-    }
-}
-
-/// Redis as the benchmark runs it: one server, or a cluster.
-enum Redis {
-    Single(RedisServer),
-    Cluster(RedisCluster),
-}
-
-impl Redis {
-    fn nodes(&self) -> Vec<&RedisServer> {
-        match self {
-            Redis::Single(server) => vec![server],
-            Redis::Cluster(cluster) => cluster.nodes().iter().collect(),
-        }
-    }
-
-    /// The `[redis]` section of the services' configuration.
-    fn settings(&self) -> String {
-        match self {
-            Redis::Single(server) => format!("[redis]\nurls = [\"{}\"]\n", server.url()),
-            Redis::Cluster(cluster) => {
-                let urls = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", ");
-                format!("[redis]\nmode = \"cluster\"\nurls = [{urls}]\n")
-            }
-        }
     }
 }
 
@@ -396,7 +370,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut footnotes = Vec::new();
 
     if !args.peer_only {
-        let redis = if args.cluster { Redis::Cluster(RedisCluster::start()) } else { Redis::Single(RedisServer::start()) };
+        let redis = Redis::start(args.cluster);
         let mongo = MongoServer::start();
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("platform.toml");
@@ -520,9 +494,9 @@ per_chat_per_second = 1000
         println!("{note}");
     }
     println!(
-        "\nFlood limits raised for the benchmark (1,000,000 messages/s per bot, 1,000 per chat). Redis: {}. {} users; {} s per phase; \
+        "\nFlood limits raised for the benchmark (1,000,000 messages/s per bot, 1,000 per chat). {}. {} users; {} s per phase; \
          services pinned to core 0; generator, fake Bot API, Redis and MongoDB on core 1; {}.",
-        if args.cluster { "a 6-node cluster (3 masters, 3 replicas)" } else { "one server" },
+        if args.cluster { "A 6-node Redis Cluster (3 masters, 3 replicas; CPU of all nodes counted)" } else { "One Redis server" },
         args.users,
         args.seconds,
         build_profile()

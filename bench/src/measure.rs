@@ -4,6 +4,51 @@
 use std::time::Duration;
 
 pub use obentchi_testkit::measure::{build_profile, measure, own_cpu, peak_rss_kib, process_cpu, Measured};
+use obentchi_testkit::{RedisCluster, RedisServer};
+
+/// Redis as a benchmark runs it: one server, or a 6-node cluster (3 masters, 3 replicas).
+pub enum Redis {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    pub fn nodes(&self) -> Vec<&RedisServer> {
+        match self {
+            Redis::Single(server) => vec![server],
+            Redis::Cluster(cluster) => cluster.nodes().iter().collect(),
+        }
+    }
+
+    /// The `[redis]` section of the services' configuration.
+    pub fn settings(&self) -> String {
+        match self {
+            Redis::Single(server) => format!("[redis]\nurls = [\"{}\"]\n", server.url()),
+            Redis::Cluster(cluster) => {
+                let urls = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", ");
+                format!("[redis]\nmode = \"cluster\"\nurls = [{urls}]\n")
+            }
+        }
+    }
+}
+
+impl Redis {
+    pub fn start(cluster: bool) -> Redis {
+        if cluster { Redis::Cluster(RedisCluster::start()) } else { Redis::Single(RedisServer::start()) }
+    }
+
+    /// CPU used so far by every node.
+    pub fn cpu(&self) -> std::time::Duration {
+        self.nodes().iter().map(|node| process_cpu(node.pid().expect("redis runs"))).sum()
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Redis::Single(_) => "one Redis server",
+            Redis::Cluster(_) => "a 6-node Redis Cluster (3 masters, 3 replicas)",
+        }
+    }
+}
 
 /// Waits until something listens on `port` of loopback.
 pub async fn wait_for_port(port: u16) {

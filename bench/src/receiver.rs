@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use obentchi_testkit::{free_port, MongoServer, RedisServer};
+use obentchi_testkit::{free_port, MongoServer};
 
-use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port, wrk, WrkReport};
+use crate::measure::{build_profile, peak_rss_kib, process_cpu, wait_for_port, wrk, Redis, WrkReport};
 use obentchi_testkit::processes::Process;
 
 #[derive(clap::Args)]
@@ -20,12 +20,15 @@ pub struct Args {
     connections: u32,
     #[arg(long, default_value_t = 20)]
     seconds: u32,
+    /// Redis as a 6-node cluster (3 masters, 3 replicas), as production runs it.
+    #[arg(long)]
+    cluster: bool,
 }
 
 const SECRET: &str = "bench-secret";
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let redis = RedisServer::start();
+    let redis = Redis::start(args.cluster);
     let mongo = MongoServer::start();
     let port = free_port(false);
     let dir = tempfile::tempdir()?;
@@ -33,9 +36,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "listen = {{ addr = \"127.0.0.1:{port}\" }}\n[telemetry]\nlog_filter = \"warn\"\n[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n[telegram]\nbot_token = \"7000000001:bench\"\n[webhook]\nsecret = \"{SECRET}\"\n",
+            "listen = {{ addr = \"127.0.0.1:{port}\" }}\n[telemetry]\nlog_filter = \"warn\"\n[mongodb]\nuri = \"{}\"\n{}[telegram]\nbot_token = \"7000000001:bench\"\n[webhook]\nsecret = \"{SECRET}\"\n",
             mongo.uri(),
-            redis.url()
+            redis.settings()
         ),
     )?;
     let bot = Process(
@@ -51,10 +54,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     wait_for_port(port).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/wrk/updates.lua");
     let url = format!("http://127.0.0.1:{port}/telegram/webhook");
-    let redis_pid = redis.pid().expect("redis runs");
-    let (bot_cpu, redis_cpu) = (process_cpu(bot_pid), process_cpu(redis_pid));
+    let (bot_cpu, redis_cpu) = (process_cpu(bot_pid), redis.cpu());
     let WrkReport { requests, p50, p99 } = wrk(&url, args.connections, args.seconds, &["-s", script], &[("WEBHOOK_SECRET", SECRET)])?;
-    let (bot_cpu, redis_cpu) = (process_cpu(bot_pid) - bot_cpu, process_cpu(redis_pid) - redis_cpu);
+    let (bot_cpu, redis_cpu) = (process_cpu(bot_pid) - bot_cpu, redis.cpu() - redis_cpu);
     let n = requests as f64;
     println!("| updates | updates/s | p50 | p99 | receiver CPU µs/update | Redis CPU µs/update | receiver peak RSS |");
     println!("|---|---|---|---|---|---|---|");
@@ -68,9 +70,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         peak_rss_kib(bot_pid) as f64 / 1024.0
     );
     println!(
-        "\nwrk -t1 -c{} -d{}s on core 1, receiver pinned to core 0, {}; receiver {}",
+        "\nwrk -t1 -c{} -d{}s on core 1, receiver pinned to core 0, {} (all nodes counted), {}; receiver {}",
         args.connections,
         args.seconds,
+        redis.describe(),
         build_profile(),
         args.bot.display()
     );
