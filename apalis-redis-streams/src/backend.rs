@@ -111,8 +111,30 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
     // reads less than it asked for leaves its partition asleep (marked in Redis, so the next
     // write to it rings here).
     let mut awake: BTreeSet<u16> = queue.partitions().collect();
-    let mut next_due_ms: Option<u64> = None;
+    // Asleep partitions with a delayed job: when the earliest is due.
+    let mut due: BTreeMap<u16, u64> = BTreeMap::new();
+    // Every partition is fetched at least this often whatever wakes come, so a partition whose
+    // sleeping mark expired (it lives twice this long) or whose wake was lost is not left behind.
+    let refresh_every = Duration::from_millis((config.idle_wait_max_ms / 2).max(1));
+    let mut next_refresh = Instant::now() + refresh_every;
     while !stop.is_cancelled() {
+        // Partitions rung or come due meanwhile join the busy ones: a long backlog in one
+        // partition must not keep the others unread.
+        match bell.take() {
+            Some(Woken::Partitions(rung)) => awake.extend(rung),
+            Some(Woken::Everything) => awake.extend(queue.partitions()),
+            None => {}
+        }
+        let now_ms = crate::now_ms();
+        let come_due: Vec<u16> = due.iter().filter(|(_, at)| **at <= now_ms).map(|(partition, _)| *partition).collect();
+        for partition in come_due {
+            due.remove(&partition);
+            awake.insert(partition);
+        }
+        if Instant::now() >= next_refresh {
+            next_refresh = Instant::now() + refresh_every;
+            awake.extend(queue.partitions());
+        }
         let round = async {
             if Instant::now() >= next_sweep {
                 next_sweep = Instant::now() + sweep_every;
@@ -136,9 +158,9 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
                 let batch = queue.fetch(partition, &consumer, room.min(config.fetch_batch)).await?;
                 if batch.asleep {
                     awake.remove(&partition);
-                    next_due_ms = match (next_due_ms, batch.next_due_ms) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
+                    match batch.next_due_ms {
+                        Some(at) => due.insert(partition, at),
+                        None => due.remove(&partition),
                     };
                 }
                 deliver_all(&queue, batch.deliveries, &tasks, &running).await?;
@@ -149,10 +171,11 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
             _ = stop.cancelled() => break,
             result = round => match result {
                 Ok(()) if awake.is_empty() => {
-                    let until_sweep = next_sweep.saturating_duration_since(Instant::now());
+                    let until_sweep = next_sweep.min(next_refresh).saturating_duration_since(Instant::now());
+                    let earliest_due = due.values().min().copied();
                     let woken = tokio::select! {
                         _ = stop.cancelled() => break,
-                        woken = queue.wait_for_work(&bell, next_due_ms.take(), until_sweep) => woken,
+                        woken = queue.wait_for_work(&bell, earliest_due, until_sweep) => woken,
                     };
                     awake = match woken {
                         Woken::Partitions(partitions) => partitions,

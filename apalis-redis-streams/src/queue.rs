@@ -357,11 +357,21 @@ impl Queue {
 
     /// Acknowledges finished entries of one partition and deletes them.
     pub async fn ack(&self, partition: u16, entry_ids: &[String]) -> Result<(), QueueError> {
-        if entry_ids.is_empty() {
+        self.ack_marking(partition, entry_ids, &[], Duration::ZERO).await
+    }
+
+    /// `ack`, and in the same step sets `marks` (key, value), each for `mark_ttl`: keys the
+    /// caller keeps in the partition's slot (under `Queue::tag`), such as the last entry handled
+    /// per ordering key. Either all of it happens or none.
+    pub async fn ack_marking(&self, partition: u16, entry_ids: &[String], marks: &[(String, String)], mark_ttl: Duration) -> Result<(), QueueError> {
+        if entry_ids.is_empty() && marks.is_empty() {
             return Ok(());
         }
         let mut call = self.scripts.ack.key(self.stream_key(partition));
-        call.arg(GROUP).arg(entry_ids);
+        call.arg(GROUP).arg(mark_ttl.as_millis().max(1) as u64).arg(entry_ids);
+        for (key, value) in marks {
+            call.key(key).arg(value);
+        }
         let _: i64 = call.invoke_async(&mut self.redis.clone()).await?;
         Ok(())
     }

@@ -121,10 +121,17 @@ impl Scripts {
                 return out
                 ",
             ),
-            // KEYS: stream. ARGV: group, entry ids...
+            // KEYS: stream, then mark keys (the caller's, in the stream's slot). ARGV: group, mark
+            // ttl ms, the entry ids, then one value per mark key. Sets the marks and
+            // acknowledges and deletes the entries in one step.
             ack: Script::new(
                 r"
-                local ids = {unpack(ARGV, 2)}
+                local marks = #KEYS - 1
+                for i = 1, marks do
+                    redis.call('SET', KEYS[i + 1], ARGV[#ARGV - marks + i], 'PX', ARGV[2])
+                end
+                local ids = {unpack(ARGV, 3, #ARGV - marks)}
+                if #ids == 0 then return 0 end
                 redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
                 return redis.call('XDEL', KEYS[1], unpack(ids))
                 ",

@@ -29,6 +29,10 @@ pub(crate) fn channel(queue: &str) -> String {
 
 const CHANNEL_PREFIX: &str = "queue-wake:";
 
+/// The subscription is pinged every this many seconds; one that does not answer within 5 s is
+/// dropped and opened again (readers poll meanwhile).
+const PING_EVERY_TICKS: u32 = 10;
+
 /// A process's subscription to the wakes of the queues it reads, and the bells of the readers
 /// waiting here.
 pub struct Doorbell {
@@ -183,6 +187,7 @@ async fn subscribe(doorbell: Weak<Doorbell>, urls: Vec<String>, mut new_queues: 
             doorbell.ring_all();
         }
         let mut check = tokio::time::interval(Duration::from_secs(1));
+        let mut since_ping = 0;
         loop {
             tokio::select! {
                 message = messages.next() => {
@@ -204,6 +209,16 @@ async fn subscribe(doorbell: Weak<Doorbell>, urls: Vec<String>, mut new_queues: 
                 _ = check.tick() => {
                     if doorbell.strong_count() == 0 {
                         return;
+                    }
+                    // A half-open connection (its node gone in a failover) would deliver
+                    // nothing while looking live: ask it to answer.
+                    since_ping += 1;
+                    if since_ping >= PING_EVERY_TICKS {
+                        since_ping = 0;
+                        let answered = tokio::time::timeout(Duration::from_secs(5), sink.ping::<String>()).await;
+                        if !matches!(answered, Ok(Ok(_))) {
+                            break;
+                        }
                     }
                 }
             }

@@ -182,7 +182,17 @@ impl Consumer {
         while !stop.is_cancelled() {
             if !holding.keep().await {
                 tracing::warn!(partition, "partition lease lost");
+                self.settle(partition, &mut unsettled).await;
                 return;
+            }
+            // What an earlier settle could not finish comes first: reading on before it would
+            // handle updates again whose marks are not written.
+            if unsettled.pending(&self.deps) && !self.settle(partition, &mut unsettled).await {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+                continue;
             }
             if let Some(next_due_ms) = asleep.take() {
                 // Until an update arrives, or the lease is due for renewal.
@@ -269,31 +279,29 @@ impl Consumer {
     }
 
     /// Settles what the partition handled: its replies are queued first, then each chat's last
-    /// handled update is recorded, then the entries are acknowledged. If the replies cannot be
-    /// queued, nothing is acknowledged yet (the next settle tries again; a new holder of the
-    /// partition handles the entries again, and the replies' keys keep them single).
-    async fn settle(&self, partition: u16, unsettled: &mut Unsettled) {
+    /// handled update is recorded and the entries acknowledged, in one step. Returns whether
+    /// everything was settled; what was not stays for the next call (the reader calls again
+    /// before it reads anything new, so nothing is handled twice meanwhile).
+    async fn settle(&self, partition: u16, unsettled: &mut Unsettled) -> bool {
         let partition_key = format!("{}:{partition}", self.queue.name());
         if let Err(err) = self.deps.flush_replies(&partition_key).await {
             tracing::warn!(%err, partition, "could not queue replies; the batch stays unacknowledged");
-            return;
+            return false;
         }
-        if !unsettled.last_handled.is_empty() {
-            let mut pipe = redis::pipe();
-            for (key, update_id) in unsettled.last_handled.drain() {
-                pipe.cmd("SET").arg(key).arg(update_id).arg("PX").arg(LAST_ID_TTL_MS).ignore();
-            }
-            let recorded: redis::RedisResult<()> = pipe.query_async(&mut self.redis.clone()).await;
-            if let Err(err) = recorded {
-                tracing::warn!(%err, "could not record the last handled updates");
-            }
+        if unsettled.acks.is_empty() && unsettled.last_handled.is_empty() {
+            return true;
         }
-        if !unsettled.acks.is_empty() {
-            // Unacknowledged, they come back to this partition's next holder, which skips them.
-            if let Err(err) = self.queue.ack(partition, &unsettled.acks).await {
-                tracing::warn!(%err, "ack failed");
+        let marks: Vec<(String, String)> = unsettled.last_handled.iter().map(|(key, id)| (key.clone(), id.to_string())).collect();
+        match self.queue.ack_marking(partition, &unsettled.acks, &marks, Duration::from_millis(LAST_ID_TTL_MS)).await {
+            Ok(()) => {
+                unsettled.acks.clear();
+                unsettled.last_handled.clear();
+                true
             }
-            unsettled.acks.clear();
+            Err(err) => {
+                tracing::warn!(%err, partition, "could not acknowledge the batch; trying again before reading on");
+                false
+            }
         }
     }
 
@@ -382,4 +390,10 @@ struct Unsettled {
     last_handled: HashMap<String, i64>,
     /// Entries to acknowledge.
     acks: Vec<String>,
+}
+
+impl Unsettled {
+    fn pending(&self, deps: &Deps) -> bool {
+        !self.acks.is_empty() || !self.last_handled.is_empty() || deps.has_unqueued_replies()
+    }
 }

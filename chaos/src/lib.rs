@@ -143,7 +143,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let servers = ServerThread::start();
     let platform = Platform::start(&servers, &options.bin_dir, dir.path(), faults::provider_faults(seed), options.broken.clone()).await?;
     eprintln!("chaos: platform up in {:.1} s; logs in {}", started.elapsed().as_secs_f64(), keep.display());
-    let (_, admin_token) = ApiTokens::new(&platform.store).create("chaos-admin", &[Scope::Write]).await?;
+    let (_, admin_token) = ApiTokens::new(&platform.store).create("chaos-admin", &[Scope::Money]).await?;
     let traffic = Traffic::new(platform.ports(Kind::Receiver), platform.ports(Kind::Api)[0], admin_token, platform.bot_api.clone());
     let store = platform.store.clone();
     let (bot_api, provider) = (platform.bot_api.clone(), platform.provider.clone());

@@ -1,6 +1,8 @@
 //! The admin audit log: every change made through the admin API, who made it (the token's id
-//! and name), what it targeted and how it ended. Written after the change; a failed write is
-//! logged loudly but does not undo the change.
+//! and name), what it targeted and how it ended. It fails closed: before a change, its attempt
+//! is written (`record_attempt`), and a change whose attempt cannot be written does not happen.
+//! How it ended is written after the change (`record`); if that write fails, the attempt entry
+//! still says who tried what.
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -33,6 +35,12 @@ impl AdminAudit {
         AdminAudit { entries: store.collection(collections::ADMIN_AUDIT) }
     }
 
+    /// Writes an entry; the caller decides what a failure means.
+    pub async fn record_attempt(&self, entry: &AuditEntry) -> mongodb::error::Result<()> {
+        self.entries.insert_one(entry).await.map(drop)
+    }
+
+    /// Writes how a change ended; a failure is logged loudly (the attempt entry stands).
     pub async fn record(&self, entry: &AuditEntry) {
         if let Err(err) = self.entries.insert_one(entry).await {
             tracing::error!(%err, ?entry, "admin audit entry not written");

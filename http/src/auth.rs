@@ -1,14 +1,16 @@
 //! Who is calling: the bearer token in `Authorization`, and nothing else (never the body, the
-//! query or a custom header). Handlers say what they need by taking `Reader` or `Writer`.
+//! query or a custom header). Handlers say what they need by taking `Reader`, `Writer` or
+//! `Banker`. A `Writer` or `Banker` is let in only once its attempt is in the audit log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use obentchi_core::admin_audit::AuditEntry;
 use obentchi_core::api_tokens::{ApiToken, ApiTokens, Scope};
 
 use crate::error::ApiError;
@@ -64,10 +66,28 @@ pub struct Caller {
 async fn authorize(parts: &Parts, state: &AppState, scope: Scope) -> Result<Caller, ApiError> {
     let presented = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
     let token = state.tokens.verify(presented).await?;
+    // Only a verified token spends its budget (see `limits::enforce`).
+    if let Some(budget) = parts.extensions.get::<crate::limits::TokenBudget>() {
+        budget.spend(&token.id)?;
+    }
     if !token.allows(scope) {
         return Err(ApiError::Forbidden(scope.name()));
     }
-    Ok(Caller { token_id: token.id, token_name: token.name })
+    let caller = Caller { token_id: token.id, token_name: token.name };
+    if scope != Scope::Read {
+        // Fails closed: a change whose attempt cannot be audited is not made.
+        let route = parts.extensions.get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
+        let attempt = AuditEntry {
+            token_id: caller.token_id.clone(),
+            token_name: caller.token_name.clone(),
+            action: format!("{} {route}", parts.method),
+            target: parts.uri.path().to_owned(),
+            outcome: "attempted".to_owned(),
+            at: chrono::Utc::now(),
+        };
+        state.audit.record_attempt(&attempt).await.map_err(|err| ApiError::Unavailable(anyhow::Error::new(err).context("audit log")))?;
+    }
+    Ok(caller)
 }
 
 /// A caller with the `read` scope.

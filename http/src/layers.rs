@@ -46,15 +46,30 @@ pub fn apply(router: Router, cors_allowed_origins: &[String]) -> Router {
 }
 
 /// `http_requests_total{method, route, status}` and `http_request_duration_seconds{route}`;
-/// the route is the matched pattern (`/admin/users/{id}`), never the raw path, so label values
-/// stay few.
+/// the route is the matched pattern (`/admin/users/{id}`), never the raw path, and the method
+/// one of a fixed set, so label values stay few whatever an anonymous caller sends (each new
+/// label value is a series the exporter keeps forever).
 async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The standard methods by name; anything else (HTTP allows any token) is `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }

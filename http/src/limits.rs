@@ -204,25 +204,34 @@ fn retry_after(not_until: governor::NotUntil<governor::clock::QuantaInstant>) ->
     ApiError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
 }
 
-/// The middleware: `route_layer(from_fn_with_state(limiters.limiter(class), enforce))`.
-pub async fn enforce(State(limiter): State<ClassLimiter>, request: Request, next: Next) -> Response {
+/// The middleware: `route_layer(from_fn_with_state(limiters.limiter(class), enforce))`. It
+/// applies the per-IP limit; the per-token limit is applied by the auth extractors once the
+/// token is verified (`TokenBudget`), because a token's id is not secret: it appears in
+/// `token list` and in the audit log, and a limit keyed by an unverified id would let anyone
+/// drain an admin's budget with forged tokens.
+pub async fn enforce(State(limiter): State<ClassLimiter>, mut request: Request, next: Next) -> Response {
     let ip = client_ip(&request, &limiter.trusted_proxies);
     if let Err(not_until) = limiter.per_ip.check_key(&ip) {
         metrics::counter!("http_rate_limited_total", "by" => "ip").increment(1);
         return retry_after(not_until).into_response();
     }
     if let Some(per_token) = &limiter.per_token {
-        // Keyed by the token's id as presented, before it is verified: a forged id only spends
-        // its own bucket, and the per-IP limit above still applies to it.
-        let id = crate::auth::bearer(request.headers()).and_then(obentchi_core::api_tokens::token_id);
-        if let Some(id) = id {
-            if let Err(not_until) = per_token.check_key(&id.to_owned()) {
-                metrics::counter!("http_rate_limited_total", "by" => "token").increment(1);
-                return retry_after(not_until).into_response();
-            }
-        }
+        request.extensions_mut().insert(TokenBudget(per_token.clone()));
     }
     next.run(request).await
+}
+
+/// The per-token limit of the route's class, spent by a verified token.
+#[derive(Clone)]
+pub struct TokenBudget(Arc<DefaultKeyedRateLimiter<String>>);
+
+impl TokenBudget {
+    pub fn spend(&self, token_id: &str) -> Result<(), ApiError> {
+        self.0.check_key(&token_id.to_owned()).map_err(|not_until| {
+            metrics::counter!("http_rate_limited_total", "by" => "token").increment(1);
+            retry_after(not_until)
+        })
+    }
 }
 
 #[cfg(test)]

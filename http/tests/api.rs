@@ -31,17 +31,16 @@ const READS: [&str; 9] = [
     "/admin/stats",
     "/admin/dashboard/panel",
 ];
-const WRITES: [&str; 9] = [
+const WRITES: [&str; 6] = [
     "/admin/users/1/ban",
     "/admin/users/1/unban",
     "/admin/broadcasts",
     "/admin/broadcasts/b1/cancel",
     "/admin/queues/payments/dead-letters/0-1/retry",
     "/admin/queues/payments/dead-letters/0-1/discard",
-    "/admin/withdrawals/1:w/approve",
-    "/admin/withdrawals/1:w/reject",
-    "/admin/withdrawals/1:w/retry",
 ];
+/// Routes that move money: the `money` scope, which `write` does not include.
+const MONEY: [&str; 3] = ["/admin/withdrawals/1:w/approve", "/admin/withdrawals/1:w/reject", "/admin/withdrawals/1:w/retry"];
 
 fn xtr(minor: i64) -> Money {
     Money::from_minor(Currency::Xtr, minor)
@@ -89,6 +88,13 @@ async fn every_admin_endpoint_wants_a_token_with_the_right_scope() {
         let status = app.post(path, Some(&app.write_token), body).await.status().as_u16();
         assert!(status < 500, "POST {path} with a write token: {status}");
     }
+    for path in MONEY {
+        let body = Some(json!({ "reason": "test" }));
+        assert_eq!(error_code(app.post(path, None, body.clone()).await).await, (401, "unauthenticated".into()), "POST {path}");
+        assert_eq!(error_code(app.post(path, Some(&app.write_token), body.clone()).await).await, (403, "forbidden".into()), "POST {path}");
+        let status = app.post(path, Some(&app.money_token), body).await.status().as_u16();
+        assert!(status < 500, "POST {path} with a money token: {status}");
+    }
     // Identity comes from the Authorization header only: a token in the query or body is ignored.
     let in_query = app.get(&format!("/admin/users?token={}", app.read_token), None).await;
     assert_eq!(error_code(in_query).await.0, 401);
@@ -105,7 +111,7 @@ async fn every_admin_endpoint_wants_a_token_with_the_right_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_4xx_with_a_code_and_never_a_5xx() {
     let app = spawn_app(GENEROUS).await;
-    let (r, w) = (Some(app.read_token.as_str()), Some(app.write_token.as_str()));
+    let r = Some(app.read_token.as_str());
     let gets = [
         ("/admin/users/0", 400, "bad_request"),
         ("/admin/users/abc", 400, "bad_request"),
@@ -135,14 +141,15 @@ async fn bad_input_gets_a_4xx_with_a_code_and_never_a_5xx() {
         ("/admin/queues/payments/dead-letters/99-0-1/retry", None, 404, "not_found"),
         ("/admin/users/99/ban", None, 404, "not_found"),
     ];
+    // A money token: the withdrawal routes need `money`, which includes `write`.
     for (path, body, status, code) in posts {
-        assert_eq!(error_code(app.post(path, w, body).await).await, (status, code.into()), "POST {path}");
+        assert_eq!(error_code(app.post(path, Some(&app.money_token), body).await).await, (status, code.into()), "POST {path}");
     }
     // Not JSON at all, and a body over the cap.
     let raw = app.client.post(app.url("/admin/broadcasts")).bearer_auth(&app.write_token).header("content-type", "application/json").body("{not json").send().await.unwrap();
     assert_eq!(error_code(raw).await, (400, "bad_request".into()));
     let huge = json!({ "text": "x".repeat(100_000) });
-    assert_eq!(error_code(app.post("/admin/broadcasts", w, Some(huge)).await).await, (413, "payload_too_large".into()));
+    assert_eq!(error_code(app.post("/admin/broadcasts", Some(&app.write_token), Some(huge)).await).await, (413, "payload_too_large".into()));
     let bad_key = app.client.post(app.url("/admin/broadcasts")).bearer_auth(&app.write_token).header("idempotency-key", "no spaces").json(&json!({"text": "x"})).send().await.unwrap();
     assert_eq!(error_code(bad_key).await, (400, "bad_request".into()));
 }
@@ -202,7 +209,7 @@ async fn approving_twice_pays_out_once_and_every_action_is_audited() {
         // Above the auto-approval limit: waits for an admin.
         assert_eq!(withdrawals.request(new, xtr(1_000)).await.unwrap().status, WithdrawalStatus::Requested);
     }
-    let (r, w) = (Some(app.read_token.as_str()), Some(app.write_token.as_str()));
+    let (r, w) = (Some(app.read_token.as_str()), Some(app.money_token.as_str()));
     let waiting: Value = app.get("/admin/withdrawals?status=requested", r).await.json().await.unwrap();
     assert_eq!(waiting["withdrawals"].as_array().unwrap().len(), 2);
 
@@ -310,6 +317,32 @@ async fn queues_show_stats_and_dead_letters_can_be_retried_once_or_discarded() {
     assert_eq!(payments.stats().await.unwrap().dead, 0);
 }
 
+/// A dead-letter retry needs only Redis, so it would succeed with MongoDB down; its audit entry
+/// cannot be written then, so it must not happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_audit_entry_cannot_be_written_is_not_made() {
+    let mut app = spawn_app(GENEROUS).await;
+    let payments = queue(&app, "payments").await;
+    payments.ensure_groups().await.unwrap();
+    payments.enqueue(&json!({ "poison": 1 }), None).await.unwrap();
+    for partition in payments.partitions() {
+        for delivery in payments.fetch(partition, "test", 10).await.unwrap().deliveries {
+            payments.bury(&delivery, "boom").await.unwrap();
+        }
+    }
+    let w = Some(app.write_token.as_str());
+    let letters: Vec<Value> = app.get("/admin/queues/payments/dead-letters", w).await.json().await.unwrap();
+    let id = letters[0]["id"].as_str().unwrap().to_owned();
+    // The write token is verified and cached now; MongoDB goes away.
+    app.mongo.kill();
+    let path = format!("/admin/queues/payments/dead-letters/{id}/retry");
+    let retry = app.post(&path, Some(&app.write_token), None);
+    let answer = tokio::time::timeout(Duration::from_secs(90), retry).await.unwrap();
+    assert_eq!(error_code(answer).await, (503, "unavailable".into()));
+    assert_eq!(payments.dead_letters(10).await.unwrap().len(), 1, "the dead letter was not retried");
+    assert!(queued::<Value>(&payments).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_count_users_and_deposits_per_day() {
     let app = spawn_app(GENEROUS).await;
@@ -387,7 +420,7 @@ async fn money_routes_are_limited_hardest_and_answer_429_with_retry_after() {
         money = { per_ip = { per_minute = 1, burst = 2 }, per_token = { per_minute = 1, burst = 2 } }\n\
         callback = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n";
     let app = spawn_app(strict).await;
-    let w = Some(app.write_token.as_str());
+    let w = Some(app.money_token.as_str());
     for _ in 0..2 {
         assert_eq!(app.post("/admin/withdrawals/1:x/approve", w, None).await.status().as_u16(), 404);
     }
@@ -400,6 +433,29 @@ async fn money_routes_are_limited_hardest_and_answer_429_with_retry_after() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_token_carrying_a_real_id_cannot_spend_that_tokens_budget() {
+    let per_token_strict = "[rate_limits]\n\
+        read = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
+        write = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
+        money = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 1, burst = 2 } }\n\
+        callback = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n";
+    let app = spawn_app(per_token_strict).await;
+    // A token's id is not secret: it shows in `token list` and in the audit log.
+    let id = obentchi_core::api_tokens::token_id(&app.money_token).unwrap();
+    let forged = format!("obt_{id}_{}", "0".repeat(64));
+    for _ in 0..5 {
+        let answer = app.post("/admin/withdrawals/1:x/approve", Some(&forged), None).await;
+        assert_eq!(error_code(answer).await, (401, "unauthenticated".into()));
+    }
+    // The real token still has its whole budget, and the budget still holds.
+    for _ in 0..2 {
+        assert_eq!(app.post("/admin/withdrawals/1:x/approve", Some(&app.money_token), None).await.status().as_u16(), 404);
+    }
+    let limited = app.post("/admin/withdrawals/1:x/approve", Some(&app.money_token), None).await;
+    assert_eq!(error_code(limited).await, (429, "rate_limited".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_endpoints_headers_cors_and_openapi() {
     let app = spawn_app(GENEROUS).await;
     assert_eq!(app.get("/healthz", None).await.status().as_u16(), 200);
@@ -408,8 +464,16 @@ async fn ops_endpoints_headers_cors_and_openapi() {
     for header in ["x-content-type-options", "x-frame-options", "content-security-policy", "referrer-policy", "strict-transport-security"] {
         assert!(answer.headers().contains_key(header), "{header}");
     }
+    // Made-up methods from an anonymous caller add no label values: each would be a series kept
+    // forever.
+    for made_up in ["BREW", "XYZZY1", "XYZZY2"] {
+        let method = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
+        app.client.request(method, app.url("/admin/queues")).send().await.unwrap();
+    }
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
     assert!(metrics.contains("http_requests_total{method=\"GET\",route=\"/admin/queues\",status=\"200\"}"), "{metrics}");
+    assert!(metrics.contains("http_requests_total{method=\"other\""), "{metrics}");
+    assert!(!metrics.contains("XYZZY") && !metrics.contains("BREW"), "{metrics}");
 
     // CORS is closed: a preflight from another origin gets no allow-origin.
     let preflight = app
@@ -465,7 +529,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     let approve = |client_ip: &'static str| {
         app.client
             .post(app.url("/admin/withdrawals/1:x/approve"))
-            .bearer_auth(&app.write_token)
+            .bearer_auth(&app.money_token)
             // nginx appends the peer it saw; a client-sent value before it is not believed.
             .header("x-forwarded-for", format!("198.51.100.7, {client_ip}"))
             .send()

@@ -175,6 +175,17 @@ impl Deps {
         Ok(())
     }
 
+    /// Whether replies wait in `replies`.
+    pub fn has_unqueued_replies(&self) -> bool {
+        self.replies.as_ref().is_some_and(|buffer| !buffer.lock().expect("reply buffer lock").is_empty())
+    }
+
+    /// The user's profile as stored now, not as the consumer keeps it: what money decisions
+    /// read, so a ban or a referrer set moments ago elsewhere counts.
+    async fn stored_profile(&self, user: UserId) -> Result<Profile, HandlerError> {
+        Ok(self.users.profile(user).await?.unwrap_or_default())
+    }
+
     async fn queue_replies(&self, replies: &[(OutboundMessage, String)], partition_key: &str) -> HandlerResult {
         if replies.is_empty() {
             return Ok(());

@@ -55,7 +55,13 @@ pub(super) async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, 
         return deps.reply(update, chat, tr(lang, Text::UnknownPlan, &[])).await;
     };
     let key = IdempotencyKey::new(format!("tg:{shown_by}"))?;
-    let text = match deps.subscriptions.purchase(caller.id, caller.profile.referrer, plan, &key).await {
+    // As stored now, not as the consumer keeps it: a referrer set by a /start moments ago, or a
+    // ban, counts.
+    let profile = deps.stored_profile(caller.id).await?;
+    if profile.banned {
+        return deps.reply(update, chat, tr(lang, Text::Banned, &[])).await;
+    }
+    let text = match deps.subscriptions.purchase(caller.id, profile.referrer, plan, &key).await {
         Ok(purchase) => {
             if let Some((referrer, commission)) = purchase.commission {
                 // No update of theirs at hand: the client language they registered with.

@@ -194,6 +194,11 @@ pub(super) async fn confirm(deps: &Deps, caller: &Caller, chat: i64, started_by:
         }
         Some(w) => w,
         None => {
+            // A ban set moments ago elsewhere counts: the profile the update came with may be
+            // the consumer's kept copy.
+            if deps.stored_profile(caller.id).await?.banned {
+                return deps.reply(update, chat, tr(lang, Text::Banned, &[])).await;
+            }
             let state = deps.conversations.get(chat, caller.id).await?;
             let Some(Conversation::WithdrawConfirm { amount, address, .. }) = state.filter(|s| s.started_by() == started_by) else {
                 return deps.reply(update, chat, tr(lang, Text::Expired, &[])).await;

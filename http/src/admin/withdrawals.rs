@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{audit, page_size};
-use crate::auth::{Reader, Writer};
+use crate::auth::{Banker, Reader};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::AppState;
 
@@ -116,19 +116,19 @@ fn parse_id(id: &str) -> Result<(UserId, &str), ApiError> {
 }
 
 
-async fn finish(state: &AppState, writer: &Writer, action: &str, id: &str, result: Result<Withdrawal, ApiError>) -> Result<Json<WithdrawalView>, ApiError> {
+async fn finish(state: &AppState, banker: &Banker, action: &str, id: &str, result: Result<Withdrawal, ApiError>) -> Result<Json<WithdrawalView>, ApiError> {
     let outcome = match &result {
         Ok(w) => w.status.as_str().to_owned(),
         Err(err) => format!("refused: {err}"),
     };
-    audit(state, &writer.0, action, id, &outcome).await;
+    audit(state, &banker.0, action, id, &outcome).await;
     result.map(|w| Json(w.into()))
 }
 
 /// Approve a requested withdrawal and enqueue its payout. Approving again changes nothing.
-#[utoipa::path(post, path = "/admin/withdrawals/{id}/approve", params(("id" = String, Path)), security(("bearer" = ["write"])),
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/approve", params(("id" = String, Path)), security(("bearer" = ["money"])),
     responses((status = 200, body = WithdrawalView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn approve(writer: Writer, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WithdrawalView>, ApiError> {
+pub async fn approve(banker: Banker, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WithdrawalView>, ApiError> {
     let (user, request) = parse_id(&id)?;
     let result = async {
         let w = state.withdrawals.approve(user, request).await?;
@@ -139,7 +139,7 @@ pub async fn approve(writer: Writer, State(state): State<AppState>, Path(id): Pa
         Ok(w)
     }
     .await;
-    finish(&state, &writer, "withdrawal.approve", &id, result).await
+    finish(&state, &banker, "withdrawal.approve", &id, result).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -151,10 +151,10 @@ pub struct RejectBody {
 /// Reject a withdrawal not yet claimed for payout; its hold returns to the user, who is told.
 /// Idempotent.
 #[utoipa::path(post, path = "/admin/withdrawals/{id}/reject", params(("id" = String, Path)), request_body = RejectBody,
-    security(("bearer" = ["write"])),
+    security(("bearer" = ["money"])),
     responses((status = 200, body = WithdrawalView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn reject(
-    writer: Writer,
+    banker: Banker,
     State(state): State<AppState>,
     Path(id): Path<String>,
     crate::error::Json(body): crate::error::Json<RejectBody>,
@@ -172,15 +172,15 @@ pub async fn reject(
             tracing::warn!(withdrawal = %w.id, %err, "rejection notice not queued");
         }
     }
-    finish(&state, &writer, "withdrawal.reject", &id, result).await
+    finish(&state, &banker, "withdrawal.reject", &id, result).await
 }
 
 /// Drive a stuck withdrawal again (approved, processing, releasing): enqueues a job that claims
 /// it by compare-and-set and, for an unknown payout outcome, looks the payout up before
 /// anything is sent. Settled withdrawals are returned unchanged.
-#[utoipa::path(post, path = "/admin/withdrawals/{id}/retry", params(("id" = String, Path)), security(("bearer" = ["write"])),
+#[utoipa::path(post, path = "/admin/withdrawals/{id}/retry", params(("id" = String, Path)), security(("bearer" = ["money"])),
     responses((status = 200, body = WithdrawalView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn retry(writer: Writer, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WithdrawalView>, ApiError> {
+pub async fn retry(banker: Banker, State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<WithdrawalView>, ApiError> {
     let (user, request) = parse_id(&id)?;
     let result = async {
         let w = state.withdrawals.get(user, request).await?;
@@ -197,5 +197,5 @@ pub async fn retry(writer: Writer, State(state): State<AppState>, Path(id): Path
         }
     }
     .await;
-    finish(&state, &writer, "withdrawal.retry", &id, result).await
+    finish(&state, &banker, "withdrawal.retry", &id, result).await
 }

@@ -24,6 +24,7 @@ pub struct TestApp {
     pub config: Config,
     pub read_token: String,
     pub write_token: String,
+    pub money_token: String,
     pub redis: RedisServer,
     pub mongo: MongoServer,
     _dir: tempfile::TempDir,
@@ -51,10 +52,11 @@ pub async fn spawn_app(extra: &str) -> TestApp {
     let tokens = ApiTokens::new(&store);
     let (_, read_token) = tokens.create("reader", &[Scope::Read]).await.unwrap();
     let (_, write_token) = tokens.create("writer", &[Scope::Write]).await.unwrap();
+    let (_, money_token) = tokens.create("banker", &[Scope::Money]).await.unwrap();
     let app = Application::build(config.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, client: reqwest::Client::new(), store, config, read_token, write_token, redis, mongo, _dir: dir }
+    TestApp { base, client: reqwest::Client::new(), store, config, read_token, write_token, money_token, redis, mongo, _dir: dir }
 }
 
 impl TestApp {
