@@ -198,8 +198,9 @@ impl Application {
             payment_replicas_timeout: Duration::from_millis(config.webhook.payment_replicas_timeout_ms),
             replicate_all_updates: config.webhook.replicate_all_updates,
         };
+        // The receiver never uses MongoDB: a slow mongos must not take every receiver out.
         let router = receiver::router(&config.webhook.path, config.webhook.max_body_bytes, receiver)
-            .merge(connections.ops_router());
+            .merge(connections.ops_router_without_mongodb());
         Ok(Application { listener: service::bind(config.listen.addr).await?, router })
     }
 

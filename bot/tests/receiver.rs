@@ -27,7 +27,7 @@ fn fixture(name: &str) -> String {
 struct TestApp {
     url: String,
     redis: RedisServer,
-    _mongo: MongoServer,
+    mongo: MongoServer,
     queue: Queue,
     client: reqwest::Client,
 }
@@ -65,7 +65,7 @@ max_body_bytes = 4096
     let url = format!("http://127.0.0.1:{}/telegram/webhook", app.port());
     tokio::spawn(app.run());
     let queue = Queue::new(UPDATES_QUEUE, queue_config, config.redis.connect().await.unwrap());
-    TestApp { url, redis, _mongo: mongo, queue, client: reqwest::Client::new() }
+    TestApp { url, redis, mongo, queue, client: reqwest::Client::new() }
 }
 
 impl TestApp {
@@ -122,6 +122,20 @@ async fn bad_requests_are_refused_and_store_nothing() {
     assert_eq!(app.post("{not json", Some(SECRET)).await, 400);
     assert_eq!(app.post("{\"update_id\":\"1\"}", Some(SECRET)).await, 400, "update_id not an integer");
     assert!(app.stored().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_redis_only_since_the_receiver_never_uses_mongodb() {
+    let mut app = spawn_app().await;
+    let readyz = app.url.replace("/telegram/webhook", "/readyz");
+    let ready = |app: &TestApp| app.client.get(&readyz).send();
+    assert_eq!(ready(&app).await.unwrap().status().as_u16(), 200);
+    // A mongos election or a slow MongoDB must not pull every receiver out of service.
+    app.mongo.kill();
+    assert_eq!(ready(&app).await.unwrap().status().as_u16(), 200);
+    assert_eq!(app.post(&fixture("message"), Some(SECRET)).await, 200, "updates are still taken");
+    app.redis.kill();
+    assert_eq!(ready(&app).await.unwrap().status().as_u16(), 503);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The endpoints every service serves for its operators and for Kubernetes:
-//! `/healthz` (the process answers), `/readyz` (its MongoDB and Redis answer, and the Bot API
-//! once answered, for the services that need it) and `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (what the service uses answers: Redis, MongoDB
+//! unless it never uses it, and the Bot API once answered, for the services that need it) and
+//! `/metrics`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,7 +23,9 @@ const DEPENDENCY_TIMEOUT: Duration = Duration::from_millis(800);
 
 #[derive(Clone)]
 pub struct OpsState {
-    pub store: Store,
+    /// `None` for a service that never uses MongoDB (the webhook receiver): a slow MongoDB
+    /// must not take it out of service.
+    pub store: Option<Store>,
     pub redis: RedisConn,
     pub metrics: PrometheusHandle,
     /// Set once the Telegram Bot API answered, for a service that cannot work before (the
@@ -40,7 +43,8 @@ pub fn router(state: OpsState) -> Router {
 
 #[derive(Serialize)]
 struct Readiness {
-    mongodb: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mongodb: Option<&'static str>,
     redis: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     bot_api: Option<&'static str>,
@@ -48,18 +52,23 @@ struct Readiness {
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
     let mut redis = state.redis.clone();
-    let (mongo, redis) = tokio::join!(
-        tokio::time::timeout(DEPENDENCY_TIMEOUT, state.store.ping()),
-        tokio::time::timeout(DEPENDENCY_TIMEOUT, redis.ping()),
-    );
-    let (mongo_up, redis_up) = (matches!(mongo, Ok(Ok(()))), matches!(redis, Ok(Ok(()))));
+    let mongo = async {
+        match &state.store {
+            Some(store) => Some(matches!(tokio::time::timeout(DEPENDENCY_TIMEOUT, store.ping()).await, Ok(Ok(())))),
+            None => None,
+        }
+    };
+    let (mongo_up, redis) = tokio::join!(mongo, tokio::time::timeout(DEPENDENCY_TIMEOUT, redis.ping()));
+    let redis_up = matches!(redis, Ok(Ok(())));
     // What the "dependency down" alert watches; the readiness probes keep it fresh.
-    metrics::gauge!("dependency_up", "dependency" => "mongodb").set(f64::from(u8::from(mongo_up)));
+    if let Some(up) = mongo_up {
+        metrics::gauge!("dependency_up", "dependency" => "mongodb").set(f64::from(u8::from(up)));
+    }
     metrics::gauge!("dependency_up", "dependency" => "redis").set(f64::from(u8::from(redis_up)));
     let verdict = |ok: bool| if ok { "ok" } else { "unavailable" };
     let bot_api_up = state.bot_api_answered.as_ref().map(|answered| answered.load(Ordering::Relaxed));
-    let readiness = Readiness { mongodb: verdict(mongo_up), redis: verdict(redis_up), bot_api: bot_api_up.map(verdict) };
-    let status = if mongo_up && redis_up && bot_api_up != Some(false) {
+    let readiness = Readiness { mongodb: mongo_up.map(verdict), redis: verdict(redis_up), bot_api: bot_api_up.map(verdict) };
+    let status = if mongo_up != Some(false) && redis_up && bot_api_up != Some(false) {
         StatusCode::OK
     } else {
         tracing::warn!(mongodb = readiness.mongodb, redis = readiness.redis, bot_api = readiness.bot_api, "not ready");

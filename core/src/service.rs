@@ -143,18 +143,23 @@ impl Connections {
 
     /// `/healthz`, `/readyz`, `/metrics`, with request ids.
     pub fn ops_router(&self) -> axum::Router {
-        self.ops_router_with(None)
+        self.ops_router_with(true, None)
+    }
+
+    /// `ops_router` for a service that never uses MongoDB: ready while Redis answers.
+    pub fn ops_router_without_mongodb(&self) -> axum::Router {
+        self.ops_router_with(false, None)
     }
 
     /// `ops_router` for a service that is ready only once the Bot API answered
     /// (`bot_api_answered` set).
     pub fn ops_router_waiting_for_bot_api(&self, bot_api_answered: Arc<AtomicBool>) -> axum::Router {
-        self.ops_router_with(Some(bot_api_answered))
+        self.ops_router_with(true, Some(bot_api_answered))
     }
 
-    fn ops_router_with(&self, bot_api_answered: Option<Arc<AtomicBool>>) -> axum::Router {
+    fn ops_router_with(&self, uses_mongodb: bool, bot_api_answered: Option<Arc<AtomicBool>>) -> axum::Router {
         let state = OpsState {
-            store: self.store.clone(),
+            store: uses_mongodb.then(|| self.store.clone()),
             redis: self.redis.clone(),
             metrics: self.metrics.clone(),
             bot_api_answered,

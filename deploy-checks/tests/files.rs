@@ -144,6 +144,32 @@ fn every_kubernetes_workload_gives_its_binary_every_setting_it_requires() {
     }
 }
 
+/// Issue 13: what a rollout, an autoscaler and a compromised pod would otherwise get wrong.
+#[test]
+fn autoscaled_workloads_leave_replicas_alone_and_pods_drain_spread_and_carry_no_api_token() {
+    let Some(facts) = helper("k8s_containers.py", &repo().join("kubernetes")) else { return };
+    let autoscaled: Vec<&str> = facts["autoscaled"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(autoscaled.contains(&"receiver") && autoscaled.contains(&"consumer"), "{autoscaled:?}");
+    for workload in facts["workloads"].as_array().unwrap() {
+        let name = workload["name"].as_str().unwrap();
+        // Every `kubectl apply` would reset an autoscaled count mid-peak.
+        if autoscaled.contains(&name) {
+            assert_eq!(workload["replicas_set"], false, "{name} sets replicas, yet an autoscaler owns them");
+        }
+        // Nothing here talks to the Kubernetes API: a stolen pod gets no token for it.
+        assert_eq!(workload["automount_token"], false, "{name} mounts a service account token");
+        if ["receiver", "http"].contains(&name) {
+            // Traffic still routed to a stopping pod is answered: no 502s in a rollout.
+            assert!(workload["pre_stop"].as_array().unwrap().iter().all(|p| p == true), "{name} has no preStop drain window");
+            let keys: Vec<&str> = workload["spread_keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+            assert!(
+                keys.contains(&"topology.kubernetes.io/zone") && keys.contains(&"kubernetes.io/hostname"),
+                "{name} is not spread over zones and nodes: {keys:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_compose_service_gives_its_binary_every_setting_it_requires() {
     for (file, expected) in [
