@@ -14,12 +14,15 @@ async fn cluster_connection_spans_slots_and_survives_a_failover() {
         let () = redis.set(format!("key:{i}"), i).await.unwrap();
     }
 
+    // Replication is asynchronous: the writes must be on the replica before its master dies, or
+    // the failover may lose them (it did once under CI load). WAIT on that master says so.
+    assert_eq!(redis.wait_for_replicas("key:0", 1, std::time::Duration::from_secs(10)).await.unwrap(), 1);
+
     // Kill the master that owns the slot of "key:0".
     let slot: u16 = cluster.nodes()[0].cli(&["cluster", "keyslot", "key:0"]).trim().parse().unwrap();
     let master = cluster.master_of_slot(slot);
     cluster.kill_node_and_wait_for_failover(master);
 
-    // Replication is asynchronous, but these writes were long acknowledged by the replica.
     let mut value = None;
     for _ in 0..50 {
         match redis.get::<_, Option<i64>>("key:0").await {
