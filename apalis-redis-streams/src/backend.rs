@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::{Woken, Delivery, FailOutcome, Postpone, Queue, QueueConfig, QueueError};
+use crate::{Delivery, FailOutcome, Postpone, Queue, QueueConfig, QueueError, Woken};
 
 /// The span a job runs in (`job` with `queue` and `job_id`): every log line inside names the job.
 pub fn job_span(queue: &str, job_id: &str) -> tracing::Span {
@@ -120,10 +120,8 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
     while !stop.is_cancelled() {
         // Partitions rung or come due meanwhile join the busy ones: a long backlog in one
         // partition must not keep the others unread.
-        match bell.take() {
-            Some(Woken::Partitions(rung)) => awake.extend(rung),
-            Some(Woken::Everything) => awake.extend(queue.partitions()),
-            None => {}
+        if let Some(woken) = bell.take() {
+            wake_up(&mut awake, woken, &queue);
         }
         let now_ms = crate::now_ms();
         let come_due: Vec<u16> = due.iter().filter(|(_, at)| **at <= now_ms).map(|(partition, _)| *partition).collect();
@@ -177,10 +175,7 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
                         _ = stop.cancelled() => break,
                         woken = queue.wait_for_work(&bell, earliest_due, until_sweep) => woken,
                     };
-                    awake = match woken {
-                        Woken::Partitions(partitions) => partitions,
-                        Woken::Everything => queue.partitions().collect(),
-                    };
+                    wake_up(&mut awake, woken, &queue);
                     failures = 0;
                     Duration::ZERO
                 }
@@ -201,6 +196,14 @@ async fn fetch_loop<Args: DeserializeOwned + Send + Sync + 'static>(
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+    }
+}
+
+/// Adds the partitions `woken` names (all for `Everything`) to those to fetch.
+fn wake_up(awake: &mut BTreeSet<u16>, woken: Woken, queue: &Queue) {
+    match woken {
+        Woken::Partitions(rung) => awake.extend(rung),
+        Woken::Everything => awake.extend(queue.partitions()),
     }
 }
 

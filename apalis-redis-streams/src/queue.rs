@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use redis::{RedisError, ScriptInvocation, Value};
+use redis::{RedisError, Value};
 use serde::Serialize;
 
 use crate::connection::RedisConn;
-use crate::wake::{self, Bell, Woken};
 use crate::scripts::Scripts;
-
+use crate::wake::{self, Bell, Woken};
 use crate::{now_ms, Delivery, Enqueued, Envelope, FailOutcome, Fetched, QueueConfig, QueueError};
 
 /// The consumer group every worker of a queue joins.
@@ -85,14 +84,10 @@ impl Queue {
         format!("{}:sleeping", self.tag(partition))
     }
 
-    /// Tells the readers sleeping on `partition` that it has work. A lost wake costs latency
-    /// (readers wake by themselves after `idle_wait_max_ms`), never a job.
-    pub(crate) async fn wake(&self, partition: u16) {
-        let published: Result<i64, RedisError> =
-            redis::cmd("PUBLISH").arg(wake::channel(&self.name)).arg(partition).query_async(&mut self.redis.clone()).await;
-        if let Err(err) = published {
-            tracing::warn!(queue = %self.name, partition, %err, "could not wake sleeping readers");
-        }
+    /// Adds to `pipe` the wake of `partition`'s sleeping readers (see the `wake` module), for
+    /// writes that are plain commands; scripts wake from inside.
+    fn add_wake(&self, pipe: &mut redis::Pipeline, partition: u16) {
+        pipe.cmd("EVAL").arg(&self.scripts.wake).arg(1).arg(self.sleeping_key(partition)).arg(wake::channel(&self.name)).arg(partition).ignore();
     }
 
     /// A bell for a reader of `partition` (of every partition: `None`); take it before the
@@ -179,11 +174,9 @@ impl Queue {
                 let envelope = Self::envelope(job, None)?;
                 let partition = self.any_partition();
                 let mut pipe = redis::pipe();
-                pipe.add_command(self.add_entry(partition, &envelope)).ignore().del(self.sleeping_key(partition));
-                let (asleep,): (i64,) = pipe.query_async(&mut self.redis.clone()).await?;
-                if asleep == 1 {
-                    self.wake(partition).await;
-                }
+                pipe.add_command(self.add_entry(partition, &envelope)).ignore();
+                self.add_wake(&mut pipe, partition);
+                let () = pipe.query_async(&mut self.redis.clone()).await?;
                 metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(1);
                 Ok(Enqueued::Added { job_id: envelope.id })
             }
@@ -220,28 +213,14 @@ impl Queue {
     /// Enqueues `jobs` (with their idempotency keys) into `partition`, in order, in one script
     /// call.
     async fn enqueue_keyed_in(&self, partition: u16, jobs: Vec<(Envelope, String)>) -> Result<Vec<Enqueued>, QueueError> {
-        let reply: Value = self
-            .enqueue_invocation(partition, jobs.iter().map(|(envelope, key)| (envelope, key.as_str())))
-            .invoke_async(&mut self.redis.clone())
-            .await?;
-        self.enqueued(reply)
-    }
-
-    /// The enqueue script's call for `jobs` (envelope and idempotency key each) in `partition`.
-    fn enqueue_invocation<'a>(&'a self, partition: u16, jobs: impl Iterator<Item = (&'a Envelope, &'a str)>) -> ScriptInvocation<'a> {
         let mut call = self.scripts.enqueue.key(self.stream_key(partition));
         call.key(self.sleeping_key(partition)).arg(self.config.dedupe_ttl_ms).arg(wake::channel(&self.name)).arg(partition);
-        for (envelope, key) in jobs {
+        for (envelope, key) in &jobs {
             call.key(self.dedupe_key(partition, key)).arg(envelope.encode()).arg(&envelope.id);
         }
-        call
-    }
-
-    /// The outcome of each job of an enqueue script's reply.
-    fn enqueued(&self, reply: Value) -> Result<Vec<Enqueued>, QueueError> {
-        let reply: Vec<Value> = redis::from_redis_value(reply)?;
-        let mut reply = reply.into_iter().skip(1);
-        let mut enqueued = Vec::new();
+        let reply: Vec<Value> = call.invoke_async(&mut self.redis.clone()).await?;
+        let mut reply = reply.into_iter();
+        let mut enqueued = Vec::with_capacity(jobs.len());
         let mut added_count = 0;
         while let (Some(added), Some(job_id)) = (reply.next(), reply.next()) {
             let (added, job_id): (i64, String) = (redis::from_redis_value(added)?, redis::from_redis_value(job_id)?);
@@ -272,11 +251,8 @@ impl Queue {
         }
         let mut redis = self.redis.clone();
         for (partition, pipe) in pipes.iter_mut().enumerate().filter(|(_, p)| p.cmd_iter().next().is_some()) {
-            let partition = partition as u16;
-            let (asleep,): (i64,) = pipe.del(self.sleeping_key(partition)).query_async(&mut redis).await?;
-            if asleep == 1 {
-                self.wake(partition).await;
-            }
+            self.add_wake(pipe, partition as u16);
+            let () = pipe.query_async(&mut redis).await?;
         }
         metrics::counter!("queue_enqueued_total", "queue" => self.name.to_string()).increment(jobs.len() as u64);
         Ok(())
@@ -439,7 +415,7 @@ impl Queue {
 
     /// Gives back a fetched job that was never started (shutdown), without counting a delivery.
     pub async fn release(&self, delivery: &Delivery) -> Result<(), QueueError> {
-        let _released: i64 = self
+        let _: i64 = self
             .scripts
             .release
             .key(self.stream_key(delivery.partition))

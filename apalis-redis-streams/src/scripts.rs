@@ -31,7 +31,12 @@ fn waking_script(body: &str) -> Script {
     Script::new(&format!("{WAKE}{body}"))
 }
 
+
+
 pub struct Scripts {
+    /// KEYS: sleeping. ARGV: wake channel, partition. The wake alone, for writes that are plain
+    /// commands (`XADD` in a pipeline): sent as `EVAL` after them, in the same round trip.
+    pub wake: String,
     pub enqueue: Script,
     pub fetch: Script,
     pub reclaim: Script,
@@ -47,14 +52,15 @@ pub struct Scripts {
 impl Scripts {
     pub fn new() -> Scripts {
         Scripts {
+            wake: format!("{WAKE}wake(KEYS[1], ARGV[1], ARGV[2]) return 0"),
             // KEYS: stream, sleeping, then one dedupe key per job. ARGV: dedupe ttl ms, wake
             // channel, partition, then (envelope, job id) per job. Adds each job whose key is
             // new, and wakes the partition's readers if it added any.
-            // Returns {0, then per job: 1 and its id when added, 0 and the first job's id for
-            // a duplicate key}.
+            // Returns, per job, 1 and its id when added, or 0 and the first job's id for a
+            // duplicate key.
             enqueue: waking_script(
                 r"
-                local out = {0}
+                local out = {}
                 local added = false
                 for i = 3, #KEYS do
                     local envelope, id = ARGV[2 * (i - 2) + 2], ARGV[2 * (i - 2) + 3]

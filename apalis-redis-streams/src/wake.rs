@@ -3,8 +3,9 @@
 //! A fetch that finds a partition empty marks it `sleeping` (a key in the partition's slot,
 //! set by the same script, so no write can slip between the read and the mark). A write that
 //! gives the partition work — an enqueue, a retry moved to the delayed set, a released or
-//! revived job — deletes the mark in the same round trip; when there was one, the writer
-//! publishes the partition's number on the queue's wake channel. Every process subscribes to
+//! revived job — deletes the mark in the same script (for plain commands, a small script in the
+//! same pipeline) and, when there was one, publishes the partition's number on the queue's wake
+//! channel. Every process subscribes to
 //! the wake channels of the queues it reads (`Doorbell`, one connection per process; on a Redis
 //! Cluster a classic PUBLISH reaches subscribers on every node) and rings the matching bells.
 //!

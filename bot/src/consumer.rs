@@ -224,15 +224,17 @@ impl Consumer {
                 continue;
             }
             tracing::debug!(partition, taking_over, entries = ?batch.iter().map(|d| d.entry_id.as_str()).collect::<Vec<_>>(), "batch");
-            let mut last_handled = self.last_handled(partition, &batch).await;
-            for delivery in batch {
+            // Each update's head, read once: its chat places it in order and keys its last id.
+            let heads: Vec<Option<UpdateHead>> = batch.iter().map(|d| UpdateHead::parse(d.envelope.payload.get().as_bytes()).ok()).collect();
+            let mut last_handled = self.last_handled(partition, &heads).await;
+            for (delivery, head) in batch.into_iter().zip(heads) {
                 // The rest of the batch stays pending; the partition's next holder takes it over.
                 if stop.is_cancelled() {
                     break;
                 }
                 let handled = if holding.keep().await {
                     let span = apalis_redis_streams::job_span(self.queue.name(), &delivery.envelope.id);
-                    self.handle_in_order(&delivery, &mut last_handled, &mut unsettled, &mut holding, &stop).instrument(span).await
+                    self.handle_in_order(&delivery, head, &mut last_handled, &mut unsettled, &mut holding, &stop).instrument(span).await
                 } else {
                     Handled::LeaseLost
                 };
@@ -255,14 +257,10 @@ impl Consumer {
         format!("{}:last:{chat}", self.queue.tag(partition))
     }
 
-    /// The last handled update id of each chat in `batch`, in one read. Unknown (or Redis
-    /// unreachable): absent, and the update is handled.
-    async fn last_handled(&self, partition: u16, batch: &[Delivery]) -> HashMap<String, i64> {
-        let mut keys: Vec<String> = batch
-            .iter()
-            .filter_map(|d| UpdateHead::parse(d.envelope.payload.get().as_bytes()).ok()?.chat)
-            .map(|chat| self.last_key(partition, chat))
-            .collect();
+    /// The last handled update id of each chat of a batch (its updates' `heads`), in one read.
+    /// Unknown (or Redis unreachable): absent, and the update is handled.
+    async fn last_handled(&self, partition: u16, heads: &[Option<UpdateHead>]) -> HashMap<String, i64> {
+        let mut keys: Vec<String> = heads.iter().flatten().filter_map(|head| head.chat).map(|chat| self.last_key(partition, chat)).collect();
         keys.sort_unstable();
         keys.dedup();
         if keys.is_empty() {
@@ -308,13 +306,13 @@ impl Consumer {
     async fn handle_in_order(
         &self,
         delivery: &Delivery,
+        head: Option<UpdateHead>,
         last_handled: &mut HashMap<String, i64>,
         unsettled: &mut Unsettled,
         holding: &mut Holding,
         stop: &CancellationToken,
     ) -> Handled {
         let raw = delivery.envelope.payload.get();
-        let head = UpdateHead::parse(raw.as_bytes()).ok();
         let last_key = head.as_ref().and_then(|h| h.chat.map(|chat| self.last_key(delivery.partition, chat)));
         if let (Some(head), Some(key)) = (&head, &last_key) {
             match last_handled.get(key) {

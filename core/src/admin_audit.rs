@@ -42,7 +42,7 @@ impl AdminAudit {
 
     /// Writes how a change ended; a failure is logged loudly (the attempt entry stands).
     pub async fn record(&self, entry: &AuditEntry) {
-        if let Err(err) = self.entries.insert_one(entry).await {
+        if let Err(err) = self.record_attempt(entry).await {
             tracing::error!(%err, ?entry, "admin audit entry not written");
         }
     }

@@ -63,6 +63,20 @@ pub struct Caller {
     pub token_name: String,
 }
 
+impl Caller {
+    /// An audit entry, now, for something this caller did.
+    pub fn audit_entry(&self, action: &str, target: &str, outcome: &str) -> AuditEntry {
+        AuditEntry {
+            token_id: self.token_id.clone(),
+            token_name: self.token_name.clone(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            outcome: outcome.to_owned(),
+            at: chrono::Utc::now(),
+        }
+    }
+}
+
 async fn authorize(parts: &Parts, state: &AppState, scope: Scope) -> Result<Caller, ApiError> {
     let presented = bearer(&parts.headers).ok_or(ApiError::Unauthenticated)?;
     let token = state.tokens.verify(presented).await?;
@@ -77,14 +91,7 @@ async fn authorize(parts: &Parts, state: &AppState, scope: Scope) -> Result<Call
     if scope != Scope::Read {
         // Fails closed: a change whose attempt cannot be audited is not made.
         let route = parts.extensions.get::<MatchedPath>().map_or("unmatched", |p| p.as_str());
-        let attempt = AuditEntry {
-            token_id: caller.token_id.clone(),
-            token_name: caller.token_name.clone(),
-            action: format!("{} {route}", parts.method),
-            target: parts.uri.path().to_owned(),
-            outcome: "attempted".to_owned(),
-            at: chrono::Utc::now(),
-        };
+        let attempt = caller.audit_entry(&format!("{} {route}", parts.method), parts.uri.path(), "attempted");
         state.audit.record_attempt(&attempt).await.map_err(|err| ApiError::Unavailable(anyhow::Error::new(err).context("audit log")))?;
     }
     Ok(caller)

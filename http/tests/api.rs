@@ -18,7 +18,7 @@ use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, Wi
 use obentchi_http::callbacks::{sign, SIGNATURE_HEADER};
 use obentchi_testkit::{FakePayoutProvider, PayoutMode};
 use serde_json::{json, Value};
-use support::{error_code, spawn_app, TestApp, GATEWAY_SECRET, GENEROUS};
+use support::{error_code, money_limits, spawn_app, TestApp, GATEWAY_SECRET, GENEROUS};
 
 const READS: [&str; 9] = [
     "/admin/users",
@@ -414,12 +414,8 @@ async fn gateway_callbacks_are_signed_recorded_enqueued_and_credited_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn money_routes_are_limited_hardest_and_answer_429_with_retry_after() {
-    let strict = "[rate_limits]\n\
-        read = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
-        write = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
-        money = { per_ip = { per_minute = 1, burst = 2 }, per_token = { per_minute = 1, burst = 2 } }\n\
-        callback = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n";
-    let app = spawn_app(strict).await;
+    let strict = "{ per_minute = 1, burst = 2 }";
+    let app = spawn_app(&money_limits(strict, strict)).await;
     let w = Some(app.money_token.as_str());
     for _ in 0..2 {
         assert_eq!(app.post("/admin/withdrawals/1:x/approve", w, None).await.status().as_u16(), 404);
@@ -434,12 +430,7 @@ async fn money_routes_are_limited_hardest_and_answer_429_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_token_carrying_a_real_id_cannot_spend_that_tokens_budget() {
-    let per_token_strict = "[rate_limits]\n\
-        read = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
-        write = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
-        money = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 1, burst = 2 } }\n\
-        callback = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n";
-    let app = spawn_app(per_token_strict).await;
+    let app = spawn_app(&money_limits("{ per_minute = 6000, burst = 100 }", "{ per_minute = 1, burst = 2 }")).await;
     // A token's id is not secret: it shows in `token list` and in the audit log.
     let id = obentchi_core::api_tokens::token_id(&app.money_token).unwrap();
     let forged = format!("obt_{id}_{}", "0".repeat(64));
@@ -520,12 +511,8 @@ async fn a_dead_redis_or_mongodb_is_a_503_with_a_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
-    let config = "trusted_proxies = [\"127.0.0.0/8\"]\n[rate_limits]\n\
-        read = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
-        write = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n\
-        money = { per_ip = { per_minute = 1, burst = 1 }, per_token = { per_minute = 6000, burst = 100 } }\n\
-        callback = { per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }\n";
-    let app = spawn_app(config).await;
+    let limits = money_limits("{ per_minute = 1, burst = 1 }", "{ per_minute = 6000, burst = 100 }");
+    let app = spawn_app(&format!("trusted_proxies = [\"127.0.0.0/8\"]\n{limits}")).await;
     let approve = |client_ip: &'static str| {
         app.client
             .post(app.url("/admin/withdrawals/1:x/approve"))

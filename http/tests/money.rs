@@ -58,7 +58,7 @@ fn refunds_in(bot_api: &FakeBotApi, charge: &str) -> usize {
 async fn a_stars_refund_moves_money_once_and_a_spent_payment_is_refused_unchanged() {
     let bot_api = FakeBotApi::start().await;
     let app = app_with_bot(&bot_api).await;
-    let banker = money_token(&app, "banker").await;
+    let banker = app.money_token.clone();
     paid_stars(&app, &bot_api, "stxRefundMe0001", 250).await;
 
     // `write` is not enough to move money.
@@ -117,7 +117,7 @@ async fn a_stars_refund_moves_money_once_and_a_spent_payment_is_refused_unchange
 async fn a_refund_telegram_refuses_gives_the_balance_back() {
     let bot_api = FakeBotApi::start().await;
     let app = app_with_bot(&bot_api).await;
-    let banker = money_token(&app, "banker").await;
+    let banker = app.money_token.clone();
     // Recorded and credited here, but Telegram has no such charge of this user.
     let payments = Payments::new(&app.store, Ledger::new(app.store.clone()));
     let app_path = "/admin/payments/stars/stxUnknownToTelegram/refund";

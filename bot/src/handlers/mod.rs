@@ -145,7 +145,7 @@ struct Caller {
 }
 
 /// Replies produced while a consumer handles a batch of updates, queued together by
-/// `Deps::queue_replies` before the batch is acknowledged.
+/// `Deps::flush_replies` before the batch is acknowledged.
 pub type ReplyBuffer = Arc<std::sync::Mutex<Vec<(OutboundMessage, String)>>>;
 
 impl Deps {

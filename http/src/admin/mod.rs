@@ -12,7 +12,6 @@ pub mod withdrawals;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
-use obentchi_core::admin_audit::AuditEntry;
 
 use crate::auth::Caller;
 use crate::limits::{enforce, Class, Limiters};
@@ -50,15 +49,7 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
 
 /// Writes an audit entry for a change `caller` made.
 pub async fn audit(state: &AppState, caller: &Caller, action: &str, target: &str, outcome: &str) {
-    let entry = AuditEntry {
-        token_id: caller.token_id.clone(),
-        token_name: caller.token_name.clone(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        outcome: outcome.to_owned(),
-        at: chrono::Utc::now(),
-    };
-    state.audit.record(&entry).await;
+    state.audit.record(&caller.audit_entry(action, target, outcome)).await;
 }
 
 /// Page sizes: 50 unless asked, never more than 200.

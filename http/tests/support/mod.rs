@@ -1,5 +1,5 @@
-//! `spawn_app()`: the API on a free port against its own Redis and MongoDB, with a read token
-//! and a write token.
+//! `spawn_app()`: the API on a free port against its own Redis and MongoDB, with a read, a write
+//! and a money token.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use mongodb::options::ClientOptions;
@@ -16,6 +16,13 @@ pub const GENEROUS: &str = "[rate_limits]\n\
     write = { per_ip = { per_minute = 60000, burst = 10000 }, per_token = { per_minute = 60000, burst = 10000 } }\n\
     money = { per_ip = { per_minute = 60000, burst = 10000 }, per_token = { per_minute = 60000, burst = 10000 } }\n\
     callback = { per_ip = { per_minute = 60000, burst = 10000 }, per_token = { per_minute = 60000, burst = 10000 } }\n";
+
+/// Limits for a test of the money class: the other classes generous, money's per-IP and
+/// per-token limits as given (`{ per_minute = …, burst = … }`).
+pub fn money_limits(per_ip: &str, per_token: &str) -> String {
+    let roomy = "{ per_ip = { per_minute = 6000, burst = 100 }, per_token = { per_minute = 6000, burst = 100 } }";
+    format!("[rate_limits]\nread = {roomy}\nwrite = {roomy}\nmoney = {{ per_ip = {per_ip}, per_token = {per_token} }}\ncallback = {roomy}\n")
+}
 
 pub struct TestApp {
     pub base: String,
