@@ -26,7 +26,7 @@ use obentchi_core::users::Users;
 use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
-use obentchi_core::service::{self, Connections, ServiceConfig};
+use obentchi_core::service::{self, Connections, Listeners, ServiceConfig};
 use serde::{Deserialize, Deserializer, Serialize};
 
 
@@ -182,8 +182,7 @@ impl ServiceConfig for Config {
 
 /// The receiver service, bound and ready to serve.
 pub struct Application {
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
+    listeners: Listeners,
 }
 
 impl Application {
@@ -199,18 +198,22 @@ impl Application {
             replicate_all_updates: config.webhook.replicate_all_updates,
         };
         // The receiver never uses MongoDB: a slow mongos must not take every receiver out.
-        let router = receiver::router(&config.webhook.path, config.webhook.max_body_bytes, receiver)
-            .merge(connections.ops_router_without_mongodb());
-        Ok(Application { listener: service::bind(config.listen.addr).await?, router })
+        let router = receiver::router(&config.webhook.path, config.webhook.max_body_bytes, receiver);
+        let listeners = Listeners::bind(&config.listen, Some(router), connections.ops_router_without_mongodb()).await?;
+        Ok(Application { listeners })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map_or(0, |a| a.port())
+        self.listeners.port()
+    }
+
+    pub fn ops_port(&self) -> u16 {
+        self.listeners.ops_port()
     }
 
     /// Serves until SIGTERM.
     pub async fn run(self) -> anyhow::Result<()> {
-        service::serve_on(self.listener, self.router).await
+        self.listeners.run().await
     }
 }
 
@@ -298,7 +301,7 @@ pub async fn consume(config: Config) -> anyhow::Result<()> {
         bot_api_answered.clone(),
         stop.clone(),
     ));
-    let serving = service::serve(config.listen.addr, connections.ops_router_waiting_for_bot_api(bot_api_answered));
+    let serving = service::serve_ops(&config.listen, connections.ops_router_waiting_for_bot_api(bot_api_answered));
     tokio::select! {
         served = serving => {
             stop.cancel();

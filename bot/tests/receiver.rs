@@ -26,6 +26,8 @@ fn fixture(name: &str) -> String {
 
 struct TestApp {
     url: String,
+    /// The ops port's base URL (`listen.ops_addr`).
+    ops: String,
     redis: RedisServer,
     mongo: MongoServer,
     queue: Queue,
@@ -41,7 +43,7 @@ async fn spawn_app() -> TestApp {
         &file,
         format!(
             r#"
-listen = {{ addr = "127.0.0.1:0" }}
+listen = {{ addr = "127.0.0.1:0", ops_addr = "127.0.0.1:0" }}
 [mongodb]
 uri = "{}"
 [redis]
@@ -63,9 +65,10 @@ max_body_bytes = 4096
     let queue_config = config.queues.updates.clone();
     let app = Application::build(config.clone()).await.unwrap();
     let url = format!("http://127.0.0.1:{}/telegram/webhook", app.port());
+    let ops = format!("http://127.0.0.1:{}", app.ops_port());
     tokio::spawn(app.run());
     let queue = Queue::new(UPDATES_QUEUE, queue_config, config.redis.connect().await.unwrap());
-    TestApp { url, redis, mongo, queue, client: reqwest::Client::new() }
+    TestApp { url, ops, redis, mongo, queue, client: reqwest::Client::new() }
 }
 
 impl TestApp {
@@ -125,10 +128,16 @@ async fn bad_requests_are_refused_and_store_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_follows_redis_only_since_the_receiver_never_uses_mongodb() {
+async fn readiness_follows_redis_only_and_ops_routes_stay_off_the_webhook_port() {
     let mut app = spawn_app().await;
-    let readyz = app.url.replace("/telegram/webhook", "/readyz");
+    let readyz = format!("{}/readyz", app.ops);
     let ready = |app: &TestApp| app.client.get(&readyz).send();
+    // The probes and metrics answer on the ops port only, which no Ingress or edge routes to.
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let on_webhook_port = app.client.get(app.url.replace("/telegram/webhook", path)).send().await.unwrap();
+        assert_eq!(on_webhook_port.status().as_u16(), 404, "{path} on the webhook port");
+    }
+    assert_eq!(app.client.get(format!("{}/metrics", app.ops)).send().await.unwrap().status().as_u16(), 200);
     assert_eq!(ready(&app).await.unwrap().status().as_u16(), 200);
     // A mongos election or a slow MongoDB must not pull every receiver out of service.
     app.mongo.kill();

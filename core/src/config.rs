@@ -257,16 +257,28 @@ fn default_log_filter() -> String {
     "info".into()
 }
 
-/// Where a service listens for HTTP (its API, if any, plus `/healthz`, `/readyz`, `/metrics`).
+/// Where a service listens for HTTP: its own routes (the webhook, the API) on `addr`, and the
+/// ops routes (`/healthz`, `/readyz`, `/metrics`) on `ops_addr` if set, else beside them.
+/// Deployments set `ops_addr` to a port no Ingress or edge routes to, so the metrics are never
+/// public whatever the edge's configuration says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListenConfig {
     #[serde(default = "default_listen")]
     pub addr: SocketAddr,
+    #[serde(default)]
+    pub ops_addr: Option<SocketAddr>,
+}
+
+impl ListenConfig {
+    /// Where the ops routes answer.
+    pub fn ops(&self) -> SocketAddr {
+        self.ops_addr.unwrap_or(self.addr)
+    }
 }
 
 impl Default for ListenConfig {
     fn default() -> Self {
-        ListenConfig { addr: default_listen() }
+        ListenConfig { addr: default_listen(), ops_addr: None }
     }
 }
 

@@ -84,7 +84,7 @@ where
         return ExitCode::SUCCESS;
     }
     if args.healthcheck {
-        return match healthcheck(config.listen().addr.port()) {
+        return match healthcheck(config.listen().ops().port()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("unhealthy: {err}");
@@ -168,18 +168,63 @@ impl Connections {
     }
 }
 
-/// Serves `router` on `addr` until SIGTERM or Ctrl-C, then lets in-flight requests finish.
-/// Routers add request ids themselves (`telemetry::with_request_ids`): the webhook route does
-/// not, its update id is the correlation id and a per-request span costs ~10 % of its CPU.
-pub async fn serve(addr: SocketAddr, router: axum::Router) -> anyhow::Result<()> {
-    serve_on(bind(addr).await?, router).await
+/// A service's bound HTTP listeners (see `ListenConfig`): its own routes on `listen.addr`, the
+/// ops routes on `listen.ops_addr` when set, or both on `listen.addr` when not. A service with
+/// no routes of its own serves the ops routes on `ops_addr`, else on `addr`.
+pub struct Listeners {
+    app: Option<(tokio::net::TcpListener, axum::Router)>,
+    ops: Option<(tokio::net::TcpListener, axum::Router)>,
+}
+
+impl Listeners {
+    pub async fn bind(listen: &ListenConfig, app: Option<axum::Router>, ops: axum::Router) -> anyhow::Result<Listeners> {
+        Ok(match (app, listen.ops_addr) {
+            (Some(app), Some(ops_addr)) => {
+                Listeners { app: Some((bind(listen.addr).await?, app)), ops: Some((bind(ops_addr).await?, ops)) }
+            }
+            (Some(app), None) => Listeners { app: Some((bind(listen.addr).await?, app.merge(ops))), ops: None },
+            (None, _) => Listeners { app: None, ops: Some((bind(listen.ops()).await?, ops)) },
+        })
+    }
+
+    /// The port of the service's own routes (of the ops routes for a service without any).
+    pub fn port(&self) -> u16 {
+        let (listener, _) = self.app.as_ref().or(self.ops.as_ref()).expect("a service listens somewhere");
+        listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The port `/metrics`, `/healthz` and `/readyz` answer on.
+    pub fn ops_port(&self) -> u16 {
+        let (listener, _) = self.ops.as_ref().or(self.app.as_ref()).expect("a service listens somewhere");
+        listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serves every listener until SIGTERM or Ctrl-C (see `serve_on`).
+    pub async fn run(self) -> anyhow::Result<()> {
+        let serve = |listener: Option<(tokio::net::TcpListener, axum::Router)>| async move {
+            match listener {
+                Some((listener, router)) => serve_on(listener, router).await,
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(serve(self.app), serve(self.ops))?;
+        Ok(())
+    }
+}
+
+/// Serves the ops routes of a service without routes of its own until SIGTERM or Ctrl-C.
+pub async fn serve_ops(listen: &ListenConfig, ops: axum::Router) -> anyhow::Result<()> {
+    Listeners::bind(listen, None, ops).await?.run().await
 }
 
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))
 }
 
-/// `serve` on a listener already bound (tests bind port 0 and read the port first).
+/// Serves `router` on a bound listener until SIGTERM or Ctrl-C, then lets in-flight requests
+/// finish. Routers add request ids themselves (`telemetry::with_request_ids`): the webhook
+/// route does not, its update id is the correlation id and a per-request span costs ~10 % of
+/// its CPU.
 pub async fn serve_on(listener: tokio::net::TcpListener, router: axum::Router) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     // Peer addresses reach handlers as `ConnectInfo` (the admin API's per-IP rate limits).

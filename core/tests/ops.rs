@@ -36,8 +36,7 @@ async fn readiness_follows_the_dependencies() {
     let connections = Connections::open(&config.mongodb, &config.redis).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    drop(listener);
-    tokio::spawn(service::serve(addr, connections.ops_router()));
+    tokio::spawn(service::serve_on(listener, connections.ops_router()));
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }

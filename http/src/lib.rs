@@ -29,7 +29,7 @@ use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, Tele
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::Payments;
 use obentchi_core::pools::PoolRegistry;
-use obentchi_core::service::{self, Connections, ServiceConfig};
+use obentchi_core::service::{Connections, Listeners, ServiceConfig};
 use obentchi_core::storage::{self, MigrationReport, Store};
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
 use obentchi_core::users::Users;
@@ -220,22 +220,21 @@ impl AppState {
 }
 
 /// The whole API: admin routes (each class behind its rate limits), callbacks, dashboard,
-/// OpenAPI, ops, and the layers every response passes through.
-pub fn router(config: &Config, state: AppState, connections: &Connections) -> Router {
+/// OpenAPI, and the layers every response passes through (the ops routes are served beside it,
+/// see `Listeners`).
+pub fn router(config: &Config, state: AppState) -> Router {
     let limits = limits::Limiters::new(&config.rate_limits, config.trusted_proxies.clone());
     let app = Router::new()
         .merge(admin::router(&limits).with_state(state.clone()))
         .merge(callbacks::router(&limits).with_state(state.clone()))
         .merge(dashboard::router(&limits).with_state(state))
-        .merge(openapi::router())
-        .merge(connections.ops_router());
+        .merge(openapi::router());
     layers::apply(app, &config.cors_allowed_origins)
 }
 
 /// The API service, bound and ready to serve.
 pub struct Application {
-    listener: tokio::net::TcpListener,
-    router: Router,
+    listeners: Listeners,
     sampler: history::Sampler,
 }
 
@@ -244,18 +243,22 @@ impl Application {
         let connections = Connections::open(&config.mongodb, &config.redis).await?;
         let state = AppState::new(&config, &connections);
         let sampler = history::Sampler::new(state.history.clone(), state.queues.clone(), Duration::from_millis(config.history_sample_ms));
-        let router = router(&config, state, &connections);
-        let listener = service::bind(config.listen.addr).await?;
-        Ok(Application { listener, router, sampler })
+        let router = router(&config, state);
+        let listeners = Listeners::bind(&config.listen, Some(router), connections.ops_router()).await?;
+        Ok(Application { listeners, sampler })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().expect("a bound listener has an address").port()
+        self.listeners.port()
+    }
+
+    pub fn ops_port(&self) -> u16 {
+        self.listeners.ops_port()
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let sampler = tokio::spawn(self.sampler.run());
-        let served = service::serve_on(self.listener, self.router).await;
+        let served = self.listeners.run().await;
         sampler.abort();
         served
     }

@@ -449,8 +449,12 @@ async fn a_forged_token_carrying_a_real_id_cannot_spend_that_tokens_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_endpoints_headers_cors_and_openapi() {
     let app = spawn_app(GENEROUS).await;
-    assert_eq!(app.get("/healthz", None).await.status().as_u16(), 200);
-    assert_eq!(app.get("/readyz", None).await.status().as_u16(), 200);
+    assert_eq!(app.ops_get("/healthz").await.status().as_u16(), 200);
+    assert_eq!(app.ops_get("/readyz").await.status().as_u16(), 200);
+    // The ops routes answer only on the ops port, which no Ingress or edge routes to.
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(app.get(path, None).await.status().as_u16(), 404, "{path} on the API port");
+    }
     let answer = app.get("/admin/queues", Some(&app.read_token)).await;
     for header in ["x-content-type-options", "x-frame-options", "content-security-policy", "referrer-policy", "strict-transport-security"] {
         assert!(answer.headers().contains_key(header), "{header}");
@@ -461,7 +465,7 @@ async fn ops_endpoints_headers_cors_and_openapi() {
         let method = reqwest::Method::from_bytes(made_up.as_bytes()).unwrap();
         app.client.request(method, app.url("/admin/queues")).send().await.unwrap();
     }
-    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let metrics = app.ops_get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("http_requests_total{method=\"GET\",route=\"/admin/queues\",status=\"200\"}"), "{metrics}");
     assert!(metrics.contains("http_requests_total{method=\"other\""), "{metrics}");
     assert!(!metrics.contains("XYZZY") && !metrics.contains("BREW"), "{metrics}");
@@ -502,7 +506,7 @@ async fn a_dead_redis_or_mongodb_is_a_503_with_a_code() {
     app.redis.kill();
     let answer = app.get("/admin/queues", Some(&app.read_token)).await;
     assert_eq!(error_code(answer).await, (503, "unavailable".into()));
-    assert_eq!(app.get("/readyz", None).await.status().as_u16(), 503);
+    assert_eq!(app.ops_get("/readyz").await.status().as_u16(), 503);
     app.mongo.kill();
     // The token is cached; the user lookup needs MongoDB.
     let answer = tokio::time::timeout(Duration::from_secs(60), app.get("/admin/users/5", Some(&app.read_token))).await.unwrap();

@@ -114,7 +114,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let leader = Leader::new(&config, connections.redis.clone(), scheduled);
     let stop = CancellationToken::new();
     let leading = tokio::spawn(leader.run(stop.clone()));
-    service::serve(config.listen.addr, connections.ops_router()).await?;
+    service::serve_ops(&config.listen, connections.ops_router()).await?;
     stop.cancel();
     leading.await?;
     Ok(())

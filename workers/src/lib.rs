@@ -217,7 +217,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!(pools = ?config.enabled_pools, "worker pools started");
 
-    service::serve(config.listen.addr, connections.ops_router()).await?;
+    service::serve_ops(&config.listen, connections.ops_router()).await?;
     stop.cancel();
     let grace = Duration::from_millis(config.shutdown_grace_ms);
     let drained = tokio::time::timeout(grace, async {

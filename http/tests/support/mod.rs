@@ -26,6 +26,8 @@ pub fn money_limits(per_ip: &str, per_token: &str) -> String {
 
 pub struct TestApp {
     pub base: String,
+    /// The ops port's base URL (`listen.ops_addr`).
+    pub ops_base: String,
     pub client: reqwest::Client,
     pub store: Store,
     pub config: Config,
@@ -46,7 +48,7 @@ pub async fn spawn_app(extra: &str) -> TestApp {
     std::fs::write(
         &path,
         format!(
-            "history_sample_ms = 200\n{extra}\n[listen]\naddr = \"127.0.0.1:0\"\n[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n\
+            "history_sample_ms = 200\n{extra}\n[listen]\naddr = \"127.0.0.1:0\"\nops_addr = \"127.0.0.1:0\"\n[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n\
              [payment_gateways.cryptopay]\nsecret = \"{GATEWAY_SECRET}\"\n",
             mongo.uri(),
             redis.url()
@@ -62,13 +64,19 @@ pub async fn spawn_app(extra: &str) -> TestApp {
     let (_, money_token) = tokens.create("banker", &[Scope::Money]).await.unwrap();
     let app = Application::build(config.clone()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
+    let ops_base = format!("http://127.0.0.1:{}", app.ops_port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, client: reqwest::Client::new(), store, config, read_token, write_token, money_token, redis, mongo, _dir: dir }
+    TestApp { base, ops_base, client: reqwest::Client::new(), store, config, read_token, write_token, money_token, redis, mongo, _dir: dir }
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `/healthz`, `/readyz` and `/metrics`, on the ops port (as deployed).
+    pub async fn ops_get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.ops_base)).send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
