@@ -178,16 +178,28 @@ impl Scripts {
                 ",
             ),
             // KEYS: stream, delayed, dead. ARGV: group.
-            // Returns {stream length, in flight, delayed, dead, oldest entry id or ''}.
+            // Returns {stream length, in flight, delayed, dead, id of the oldest entry waiting to
+            // be delivered or ''}. Waiting means after the group's last delivered id: entries up
+            // to it were handed out and are running (or acked and gone), and a running job is
+            // not a waiting one however long it runs.
             stats: Script::new(
                 r"
                 local length = redis.call('XLEN', KEYS[1])
                 local in_flight = 0
+                local after = '-'
                 if length > 0 then
                     local ok, summary = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1])
                     if ok then in_flight = summary[1] end
+                    local found, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+                    if found then
+                        for _, group in ipairs(groups) do
+                            local fields = {}
+                            for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+                            if fields['name'] == ARGV[1] then after = '(' .. fields['last-delivered-id'] end
+                        end
+                    end
                 end
-                local oldest = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+                local oldest = redis.call('XRANGE', KEYS[1], after, '+', 'COUNT', 1)
                 local oldest_id = ''
                 if oldest[1] then oldest_id = oldest[1][1] end
                 return {length, in_flight, redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]), oldest_id}

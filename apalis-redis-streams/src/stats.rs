@@ -14,7 +14,8 @@ pub struct QueueStats {
     pub delayed: u64,
     pub in_flight: u64,
     pub dead: u64,
-    /// Age of the oldest job not yet finished, in milliseconds (0 when empty).
+    /// Age of the oldest job waiting to start, in milliseconds (0 when none waits). Running jobs
+    /// do not count: a long job is not a backlog.
     pub oldest_age_ms: u64,
 }
 

@@ -27,6 +27,7 @@ use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
 use obentchi_core::service::{self, Connections, Listeners, ServiceConfig};
+use obentchi_core::telemetry::Emitter;
 use serde::{Deserialize, Deserializer, Serialize};
 
 
@@ -187,7 +188,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let connections = Connections::open(&config.mongodb, &config.redis).await?;
+        let connections = Connections::open(&config.mongodb, &config.redis, Emitter::Receiver).await?;
         let updates = Queue::new(UPDATES_QUEUE, config.queues.updates.clone(), connections.redis.clone());
         let receiver = receiver::Receiver {
             secret: config.webhook.secret.expose().as_str().to_owned(),
@@ -289,7 +290,7 @@ impl handlers::Deps {
 /// hand on every partition and releases them. Consuming starts once the Bot API has answered
 /// `getMe`; until then the updates wait in their queue and `/readyz` says not ready.
 pub async fn consume(config: Config) -> anyhow::Result<()> {
-    let connections = Connections::open(&config.mongodb, &config.redis).await?;
+    let connections = Connections::open(&config.mongodb, &config.redis, Emitter::Consumer).await?;
     let bot = webhook::bot(&config)?;
     let bot_api_answered = Arc::new(AtomicBool::new(false));
     let stop = CancellationToken::new();

@@ -8,6 +8,7 @@ pub mod config;
 pub mod cryptopay;
 pub mod i18n;
 pub mod ids;
+pub mod job_reports;
 pub mod ledger;
 pub mod money;
 pub mod ops;

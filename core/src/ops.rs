@@ -50,21 +50,28 @@ struct Readiness {
     bot_api: Option<&'static str>,
 }
 
-async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
-    let mut redis = state.redis.clone();
+/// Whether MongoDB (if `store` is given) and Redis answer within `DEPENDENCY_TIMEOUT`, recorded
+/// as `dependency_up`, what the "dependency down" alert watches. The readiness probes and the
+/// API's sampler keep it fresh.
+pub async fn check_dependencies(store: Option<&Store>, redis: &RedisConn) -> (Option<bool>, bool) {
+    let mut redis = redis.clone();
     let mongo = async {
-        match &state.store {
+        match store {
             Some(store) => Some(matches!(tokio::time::timeout(DEPENDENCY_TIMEOUT, store.ping()).await, Ok(Ok(())))),
             None => None,
         }
     };
     let (mongo_up, redis) = tokio::join!(mongo, tokio::time::timeout(DEPENDENCY_TIMEOUT, redis.ping()));
     let redis_up = matches!(redis, Ok(Ok(())));
-    // What the "dependency down" alert watches; the readiness probes keep it fresh.
     if let Some(up) = mongo_up {
         metrics::gauge!("dependency_up", "dependency" => "mongodb").set(f64::from(u8::from(up)));
     }
     metrics::gauge!("dependency_up", "dependency" => "redis").set(f64::from(u8::from(redis_up)));
+    (mongo_up, redis_up)
+}
+
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    let (mongo_up, redis_up) = check_dependencies(state.store.as_ref(), &state.redis).await;
     let verdict = |ok: bool| if ok { "ok" } else { "unavailable" };
     let bot_api_up = state.bot_api_answered.as_ref().map(|answered| answered.load(Ordering::Relaxed));
     let readiness = Readiness { mongodb: mongo_up.map(verdict), redis: verdict(redis_up), bot_api: bot_api_up.map(verdict) };

@@ -134,10 +134,12 @@ impl Connections {
     /// Opens MongoDB and Redis and installs the metrics recorder. The MongoDB driver and a
     /// single-node Redis connect lazily, so a service starts while they are down and reports
     /// not-ready until they answer.
-    pub async fn open(mongodb: &MongoConfig, redis: &RedisConfig) -> anyhow::Result<Connections> {
+    /// `emitter`: which service this is, for the counters it registers at zero.
+    pub async fn open(mongodb: &MongoConfig, redis: &RedisConfig, emitter: telemetry::Emitter) -> anyhow::Result<Connections> {
         let store = Store::connect(mongodb).await.context("mongodb")?;
         let redis = redis.connect().await.context("redis")?;
         let metrics = telemetry::install_metrics()?;
+        telemetry::register_counters(emitter);
         Ok(Connections { store, redis, metrics })
     }
 

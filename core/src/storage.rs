@@ -41,7 +41,9 @@ pub mod collections {
     pub const CURSORS: &str = "cursors";
     /// Admins' balance corrections waiting for a second admin, and approved ones.
     pub const ADJUSTMENTS: &str = "adjustments";
-    pub const PLATFORM: [&str; 5] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS, ADJUSTMENTS];
+    /// The latest figures of each periodic check (`job_reports`).
+    pub const JOB_REPORTS: &str = "job_reports";
+    pub const PLATFORM: [&str; 6] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS, ADJUSTMENTS, JOB_REPORTS];
 }
 
 const DUPLICATE_KEY: i32 = 11000;

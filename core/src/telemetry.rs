@@ -9,7 +9,8 @@ use std::io;
 use std::time::Duration;
 
 use axum::http::{HeaderName, Request};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::MetricKindMask;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -65,17 +66,100 @@ fn request_span<B>(request: &Request<B>) -> Span {
     tracing::info_span!("request", request_id, method = %request.method(), path = request.uri().path())
 }
 
-/// Installs the process-wide Prometheus recorder and starts its upkeep (histogram compaction).
-/// Must be called once per process, inside a Tokio runtime.
+/// Buckets of every `*_seconds` histogram: real histograms (not per-pod quantiles), so p95 and
+/// p99 aggregate across pods with `histogram_quantile`. From 1 ms (a webhook's enqueue) to
+/// 10 s (a payout call's timeout).
+const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// A gauge not written for this long is dropped from `/metrics`, so a gauge whose writer stopped
+/// (a sampler that fails, a task that ended) disappears instead of repeating its last value
+/// forever; alerts on it use `absent()`. Every gauge's writer runs at least every 30 s.
+pub const GAUGE_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Installs the process-wide Prometheus recorder and starts its upkeep (histogram compaction,
+/// idle gauges, the process's resident memory). Must be called once per process, inside a
+/// Tokio runtime.
 pub fn install_metrics() -> anyhow::Result<PrometheusHandle> {
-    let handle = PrometheusBuilder::new().install_recorder()?;
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)?
+        .idle_timeout(MetricKindMask::GAUGE, Some(GAUGE_IDLE_TIMEOUT))
+        .install_recorder()?;
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tick.tick().await;
             upkeep.run_upkeep();
+            if let Some(bytes) = resident_memory_bytes() {
+                metrics::gauge!("process_resident_memory_bytes").set(bytes as f64);
+            }
         }
     });
     Ok(handle)
+}
+
+/// The process's resident set, from /proc (Linux only; `None` elsewhere).
+fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // Every platform this runs on (x86-64, arm64 Linux) has 4 KiB pages unless configured otherwise.
+    Some(pages * 4096)
+}
+
+/// Which service a process is, for the metrics it registers at start (`register_counters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emitter {
+    Receiver,
+    Consumer,
+    Workers,
+    Scheduler,
+    Api,
+}
+
+/// A counter the alerts or the dashboard read, with the label values it takes.
+struct CounterSpec {
+    name: &'static str,
+    label: Option<(&'static str, &'static [&'static str])>,
+    emitters: &'static [Emitter],
+}
+
+/// The counters monitoring/ reads. Each is registered at zero when its service starts, so the
+/// first increment after a restart shows in `increase()` and `rate()` (a series that starts at
+/// its first increment has no earlier sample to differ from).
+const MONITORED_COUNTERS: &[CounterSpec] = &[
+    CounterSpec { name: "payouts_total", label: Some(("outcome", &["sent", "failed", "ambiguous"])), emitters: &[Emitter::Workers] },
+    CounterSpec {
+        name: "ledger_postings_total",
+        label: Some(("outcome", &["applied", "already_applied", "insufficient_funds", "key_reused", "guard_mismatch", "storage_error"])),
+        emitters: &[Emitter::Consumer, Emitter::Workers, Emitter::Api],
+    },
+    CounterSpec {
+        name: "webhook_rejected_total",
+        label: Some(("reason", &["secret", "malformed", "unavailable", "not_replicated"])),
+        emitters: &[Emitter::Receiver],
+    },
+    CounterSpec { name: "webhook_received_total", label: None, emitters: &[Emitter::Receiver] },
+];
+
+/// Monitored histograms without labels, by the service that records them: registered at start
+/// like the counters, so their buckets exist before the first observation.
+const MONITORED_HISTOGRAMS: &[(&str, Emitter)] = &[("webhook_enqueue_seconds", Emitter::Receiver)];
+
+/// Registers at zero the monitored counters (and histograms) `emitter` records. Call once at
+/// start, after `install_metrics`.
+pub fn register_counters(emitter: Emitter) {
+    for (name, _) in MONITORED_HISTOGRAMS.iter().filter(|(_, e)| *e == emitter) {
+        // A handle registers the series; nothing is recorded.
+        let _ = metrics::histogram!(*name);
+    }
+    for spec in MONITORED_COUNTERS.iter().filter(|s| s.emitters.contains(&emitter)) {
+        match spec.label {
+            Some((label, values)) => {
+                for value in values {
+                    metrics::counter!(spec.name, label => *value).increment(0);
+                }
+            }
+            None => metrics::counter!(spec.name).increment(0),
+        }
+    }
 }

@@ -33,7 +33,7 @@ async fn readiness_follows_the_dependencies() {
     std::fs::write(&file, toml).unwrap();
     let config: BaseConfig = config::load(&[file]).unwrap();
 
-    let connections = Connections::open(&config.mongodb, &config.redis).await.unwrap();
+    let connections = Connections::open(&config.mongodb, &config.redis, obentchi_core::telemetry::Emitter::Scheduler).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(service::serve_on(listener, connections.ops_router()));

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncCommands;
+
+use crate::platform_gauges::PlatformGauges;
 use serde::{Deserialize, Serialize};
 
 /// How far back samples are kept and shown.
@@ -59,16 +61,18 @@ impl QueueHistory {
     }
 }
 
-/// Samples every queue every `every`, on buckets aligned to the clock.
+/// Samples every queue every `every`, on buckets aligned to the clock, and exports the queues'
+/// stats and the platform's gauges (`PlatformGauges`).
 pub struct Sampler {
     history: QueueHistory,
     queues: Arc<BTreeMap<String, Queue>>,
+    platform: PlatformGauges,
     every: Duration,
 }
 
 impl Sampler {
-    pub fn new(history: QueueHistory, queues: Arc<BTreeMap<String, Queue>>, every: Duration) -> Sampler {
-        Sampler { history, queues, every }
+    pub fn new(history: QueueHistory, queues: Arc<BTreeMap<String, Queue>>, platform: PlatformGauges, every: Duration) -> Sampler {
+        Sampler { history, queues, platform, every }
     }
 
     pub async fn run(self) {
@@ -94,6 +98,7 @@ impl Sampler {
                     tracing::warn!(queue = queue.name(), %err, "queue sample not taken");
                 }
             }
+            self.platform.export().await;
         }
     }
 }

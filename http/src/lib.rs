@@ -12,7 +12,9 @@ pub mod history;
 pub mod layers;
 pub mod limits;
 pub mod openapi;
+pub mod platform_gauges;
 
+use obentchi_core::job_reports::JobReports;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,9 +242,16 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let connections = Connections::open(&config.mongodb, &config.redis).await?;
+        let connections = Connections::open(&config.mongodb, &config.redis, obentchi_core::telemetry::Emitter::Api).await?;
         let state = AppState::new(&config, &connections);
-        let sampler = history::Sampler::new(state.history.clone(), state.queues.clone(), Duration::from_millis(config.history_sample_ms));
+        let platform = platform_gauges::PlatformGauges {
+            store: connections.store.clone(),
+            redis: connections.redis.clone(),
+            job_reports: JobReports::new(&connections.store),
+            withdrawals: state.withdrawals.clone(),
+            bot: state.bot.clone(),
+        };
+        let sampler = history::Sampler::new(state.history.clone(), state.queues.clone(), platform, Duration::from_millis(config.history_sample_ms));
         let router = router(&config, state);
         let listeners = Listeners::bind(&config.listen, Some(router), connections.ops_router()).await?;
         Ok(Application { listeners, sampler })

@@ -109,7 +109,7 @@ impl ServiceConfig for Config {
 
 /// Leads (when it wins the lease) until SIGTERM, serving the ops endpoints meanwhile.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let connections = Connections::open(&config.mongodb, &config.redis).await?;
+    let connections = Connections::open(&config.mongodb, &config.redis, obentchi_core::telemetry::Emitter::Scheduler).await?;
     let scheduled = Queue::new(SCHEDULED_QUEUE, config.queues.scheduled.clone(), connections.redis.clone());
     let leader = Leader::new(&config, connections.redis.clone(), scheduled);
     let stop = CancellationToken::new();

@@ -34,6 +34,8 @@ struct Behaviour {
     retry_after: u64,
     /// `StarTransaction` objects, oldest first.
     star_transactions: Vec<Value>,
+    /// What `getWebhookInfo` says is waiting for delivery.
+    pending_update_count: u64,
 }
 
 #[derive(Clone, Default)]
@@ -65,6 +67,11 @@ impl FakeBotApi {
 
     pub fn block(&self, chat_id: i64) {
         self.shared.0.lock().unwrap().blocked_chats.insert(chat_id);
+    }
+
+    /// Updates Telegram holds for the webhook, as `getWebhookInfo` reports them.
+    pub fn set_pending_updates(&self, count: u64) {
+        self.shared.0.lock().unwrap().pending_update_count = count;
     }
 
     pub fn rate_limit_next(&self, calls: usize, retry_after_secs: u64) {
@@ -234,7 +241,7 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
         refund_star_payment(&mut behaviour.star_transactions, &body)
     } else if method.eq_ignore_ascii_case("getwebhookinfo") {
         let url = behaviour.calls.iter().rev().find(|c| c.method.eq_ignore_ascii_case("setwebhook")).map(|c| c.body["url"].clone());
-        let info = json!({ "url": url.unwrap_or(json!("")), "has_custom_certificate": false, "pending_update_count": 0 });
+        let info = json!({ "url": url.unwrap_or(json!("")), "has_custom_certificate": false, "pending_update_count": behaviour.pending_update_count });
         Json(json!({ "ok": true, "result": info })).into_response()
     } else if !returns_message(&method) {
         Json(json!({ "ok": true, "result": true })).into_response()

@@ -7,6 +7,7 @@ pub mod payouts;
 pub mod pool;
 pub mod scheduled;
 
+use obentchi_core::job_reports::JobReports;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -156,7 +157,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.withdrawal_lease_ms > slowest_payout,
         "withdrawal_lease_ms must exceed payout.timeout_ms and cryptopay.timeout_ms, or a slow payout could be looked up while in flight"
     );
-    let connections = Connections::open(&config.mongodb, &config.redis).await?;
+    let connections = Connections::open(&config.mongodb, &config.redis, obentchi_core::telemetry::Emitter::Workers).await?;
     let ledger = Ledger::new(connections.store.clone());
     let payments = Payments::new(&connections.store, ledger.clone());
     let withdrawals =
@@ -184,6 +185,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         all_queues: config.queues.open_all(&connections.redis),
         bot: bot.clone(),
         crypto_pay: crypto_pay.map(|api| (api, DepositInvoices::new(&connections.store))),
+        job_reports: JobReports::new(&connections.store),
     };
     let broadcasts = Broadcasts::new(&connections.store, outbound_queue.clone(), broadcasts_queue.clone(), config.broadcast_batch);
     let sender = outbound::Sender {

@@ -5,6 +5,7 @@
 //! by the run id, a notice keyed by its period, a report keyed by the run), so a repeated run
 //! enqueues nothing new.
 
+use obentchi_core::job_reports::{self, JobReports};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -87,6 +88,8 @@ pub struct ScheduledJobs {
     pub bot: teloxide::Bot,
     /// Crypto Pay and our deposit invoices, when Crypto Pay is configured.
     pub crypto_pay: Option<(CryptoPay, DepositInvoices)>,
+    /// Where the audit's and the stuck-withdrawal count's figures go (exported by the API).
+    pub job_reports: JobReports,
 }
 
 /// Star transactions the Stars reconciler reads again before where the last run stopped: cheap
@@ -111,13 +114,17 @@ impl ScheduledJobs {
         .with_context(|| format!("scheduled run {run_id}"))
     }
 
-    /// Recomputes every balance from its entries; `ledger_audit_mismatches` is what the
-    /// "ledger audit mismatch" alert watches.
+    /// Recomputes every balance from its entries and records the figures (`job_reports`), which
+    /// the API replicas export as `ledger_audit_mismatches`, what the "ledger audit mismatch"
+    /// alert watches.
     async fn ledger_audit(&self) -> anyhow::Result<()> {
         let report = self.ledger.audit_all(self.config.audit_concurrency).await?;
-        metrics::gauge!("ledger_audit_mismatches").set(report.mismatches.len() as f64);
-        metrics::gauge!("ledger_audit_users").set(report.users as f64);
-        metrics::gauge!("ledger_audit_last_run_timestamp_seconds").set(Utc::now().timestamp() as f64);
+        let figures = [
+            ("ledger_audit_mismatches", report.mismatches.len() as i64),
+            ("ledger_audit_users", report.users as i64),
+            ("ledger_audit_last_run_timestamp_seconds", Utc::now().timestamp()),
+        ];
+        self.job_reports.record(job_reports::LEDGER_AUDIT, &figures).await?;
         for mismatch in &report.mismatches {
             tracing::error!(?mismatch, "ledger audit: balance differs from its entries");
         }
@@ -135,7 +142,7 @@ impl ScheduledJobs {
     async fn reconcile_withdrawals(&self, run_id: &str) -> anyhow::Result<()> {
         let alert_cutoff = Utc::now() - chrono::Duration::milliseconds(self.config.withdrawal_alert_after_ms as i64);
         let unresolved = self.withdrawals.count_stuck_processing(alert_cutoff).await?;
-        metrics::gauge!("withdrawals_stuck").set(unresolved as f64);
+        self.job_reports.record(job_reports::WITHDRAWALS_STUCK, &[("withdrawals_stuck", unresolved as i64)]).await?;
         if unresolved > 0 {
             tracing::error!(unresolved, "withdrawals in processing without a definitive provider answer: see /admin/withdrawals/stuck");
         }
@@ -317,7 +324,6 @@ impl ScheduledJobs {
         let retention = Duration::from_secs(u64::from(self.config.dead_letter_retention_days) * 86_400);
         let idle = Duration::from_millis(self.config.consumer_idle_prune_ms);
         for queue in &self.all_queues {
-            queue.export_stats(&queue.stats().await?);
             let trimmed = queue.trim_dead_letters(retention).await?;
             let pruned = queue.prune_consumers(idle).await?;
             if trimmed + pruned > 0 {

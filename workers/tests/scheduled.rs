@@ -1,6 +1,7 @@
 //! The scheduled jobs against a real Redis and MongoDB: each run does its work once, and a
 //! repeated run (the same run id delivered again) enqueues nothing new.
 
+use obentchi_core::job_reports::JobReports;
 use std::time::Duration;
 
 use mongodb::options::ClientOptions;
@@ -51,6 +52,7 @@ async fn setup(config: ScheduledJobsConfig) -> Setup {
         all_queues: queues.open_all(&conn),
         bot: teloxide::Bot::new("7000000001:test-token").set_api_url(bot_api.url().parse().unwrap()),
         crypto_pay: None,
+        job_reports: JobReports::new(&store),
     };
     for queue in &jobs.all_queues {
         queue.ensure_groups().await.unwrap();
@@ -172,6 +174,19 @@ async fn the_audit_finds_a_tampered_balance() {
     assert_eq!(tampered.users, 5);
     assert_eq!(tampered.mismatches.len(), 1);
     assert_eq!((tampered.mismatches[0].balance, tampered.mismatches[0].sum_of_entries), (301, 300));
+
+    // What the API exports as `ledger_audit_mismatches`: the latest run's figure, whichever
+    // replica ran it, so a clean run after a bad one clears it everywhere.
+    let figure = |reports: Vec<obentchi_core::job_reports::JobReport>| reports.iter().find(|r| r.check == "ledger_audit").map(|r| r.figures["ledger_audit_mismatches"]);
+    assert_eq!(figure(s.jobs.job_reports.all().await.unwrap()), Some(0));
+    s.jobs.run(&run(ScheduledJob::LedgerAudit, 2_000)).await.unwrap();
+    assert_eq!(figure(s.jobs.job_reports.all().await.unwrap()), Some(1));
+    balances
+        .update_one(mongodb::bson::doc! { "user_id": 3_i64 }, mongodb::bson::doc! { "$inc": { "amount": -1_i64 } })
+        .await
+        .unwrap();
+    s.jobs.run(&run(ScheduledJob::LedgerAudit, 3_000)).await.unwrap();
+    assert_eq!(figure(s.jobs.job_reports.all().await.unwrap()), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -237,6 +237,17 @@ impl Withdrawals {
         Ok(total)
     }
 
+    /// When the oldest withdrawal still waiting for an admin's review was requested, if any.
+    pub async fn oldest_awaiting_review(&self) -> Result<Option<DateTime<Utc>>, WithdrawalError> {
+        let oldest = self
+            .withdrawals
+            .find_one(doc! { "status": WithdrawalStatus::Requested.as_str() })
+            .sort(doc! { "created_at": 1 })
+            .comment(Bson::String("fan-out: oldest withdrawal awaiting review".into()))
+            .await?;
+        Ok(oldest.map(|w| w.created_at))
+    }
+
     /// Withdrawals in `status` (all when `None`), most recently changed first, up to `limit`,
     /// changed before `before` when paging on.
     pub async fn list(
