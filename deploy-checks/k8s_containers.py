@@ -15,12 +15,21 @@ for path in sorted(glob.glob(sys.argv[1] + "/*.yaml")):
     with open(path) as f:
         docs += [(path, d) for d in yaml.safe_load_all(f) if d]
 
-maps = {}
+# The Secret template's placeholders are refused by the binaries (files.rs checks that); here
+# they are filled in, as whoever applies the template must, to check everything else.
+FILLED = "0123456789abcdef0123456789abcdef"
+maps, templates, config_maps = {}, {}, []
 for _, d in docs:
     if d["kind"] in ("ConfigMap", "Secret"):
-        maps[d["metadata"]["name"]] = d.get("data") or d.get("stringData") or {}
+        data = d.get("data") or d.get("stringData") or {}
+        maps[d["metadata"]["name"]] = {k: str(v).replace("CHANGE_ME", FILLED) for k, v in data.items()}
+        if d["kind"] == "Secret":
+            templates[d["metadata"]["name"]] = dict(data)
+        else:
+            config_maps.append({"name": d["metadata"]["name"], "immutable": d.get("immutable", False), "data": data})
 
-containers, scaled, deployments, workloads, autoscaled, services, ingresses = [], [], [], [], [], [], []
+containers, scaled, deployments, workloads, autoscaled, services, ingresses, policies = [], [], [], [], [], [], [], []
+references = set()
 for path, d in docs:
     if d["kind"] in ("Deployment", "Job"):
         deployments.append(d["metadata"]["name"])
@@ -43,10 +52,13 @@ for path, d in docs:
             env = {}
             for source in c.get("envFrom", []):
                 ref = source.get("configMapRef") or source.get("secretRef")
+                references.add(ref["name"])
                 env.update(maps[ref["name"]])
             for e in c.get("env", []):
                 env[e["name"]] = e["value"]
             containers.append({"workload": d["metadata"]["name"], "image": c["image"], "args": c.get("args", []), "env": env})
+    elif d["kind"] == "NetworkPolicy":
+        policies.append({"name": d["metadata"]["name"], "spec": d["spec"]})
     elif d["kind"] == "Service":
         services.append({"name": d["metadata"]["name"],
                          "ports": [p["port"] for p in d["spec"]["ports"]],
@@ -66,4 +78,5 @@ for path, d in docs:
 
 json.dump({"containers": containers, "scaled_objects": scaled, "deployments": deployments,
            "workloads": workloads, "autoscaled": autoscaled, "services": services,
-           "ingresses": ingresses, "config": maps.get("obentchi-config", {})}, sys.stdout)
+           "ingresses": ingresses, "config_maps": config_maps, "secret_templates": templates,
+           "network_policies": policies, "references": sorted(references)}, sys.stdout)

@@ -39,7 +39,7 @@ done
 
 "$BIN/obentchi-fakes" --payout-addr 127.0.0.1:9099 --bot-api-addr 127.0.0.1:9098 \
     --simulator-addr 127.0.0.1:9097 --webhook-url http://127.0.0.1:8081/telegram/webhook \
-    --webhook-secret local-webhook-secret >"$STATE/logs/fakes.log" 2>&1 &
+    --webhook-secret local-webhook-secret-for-development-only >"$STATE/logs/fakes.log" 2>&1 &
 PIDS+=($!)
 
 "$BIN/obentchi-http" --config config/local.toml migrate

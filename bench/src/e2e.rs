@@ -55,7 +55,7 @@ pub struct Args {
     cluster: bool,
 }
 
-const SECRET: &str = "bench-secret";
+const SECRET: &str = "bench-webhook-secret-of-at-least-32-bytes";
 const FIRST_USER: i64 = 200_000_000;
 
 /// Pins this process (and so the servers it starts) to `core`.

@@ -25,7 +25,7 @@ pub struct Args {
     cluster: bool,
 }
 
-const SECRET: &str = "bench-secret";
+const SECRET: &str = "bench-webhook-secret-of-at-least-32-bytes";
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let redis = Redis::start(args.cluster);

@@ -2,7 +2,7 @@
 -- (each update once; the chat spreads them over the queue's partitions).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Telegram-Bot-Api-Secret-Token"] = os.getenv("WEBHOOK_SECRET") or "bench-secret"
+wrk.headers["X-Telegram-Bot-Api-Secret-Token"] = os.getenv("WEBHOOK_SECRET") or "bench-webhook-secret-of-at-least-32-bytes"
 
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 

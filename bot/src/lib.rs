@@ -15,7 +15,7 @@ use std::time::Duration;
 use apalis_redis_streams::{Queue, RedisConn, consumer_name};
 use obentchi_core::queues::{OUTBOUND_QUEUE, PAYMENTS_QUEUE, QueuesConfig, WITHDRAWALS_QUEUE};
 pub use obentchi_core::queues::UPDATES_QUEUE;
-use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
+use obentchi_core::config::{is_placeholder, ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig, MIN_SECRET_BYTES};
 use obentchi_core::cryptopay::{CryptoPay, CryptoPayConfig, DepositInvoices};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::ReplyOrder;
@@ -26,7 +26,7 @@ use obentchi_core::users::Users;
 use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use teloxide::prelude::Requester;
 use tokio_util::sync::CancellationToken;
-use obentchi_core::service::{self, Connections, Listeners, ServiceConfig};
+use obentchi_core::service::{self, Connections, Listeners, RedisOnly, ServiceConfig};
 use obentchi_core::telemetry::Emitter;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -45,12 +45,18 @@ impl WebhookSecret {
 impl<'de> Deserialize<'de> for WebhookSecret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let secret = String::deserialize(deserializer)?;
-        let valid = (1..=256).contains(&secret.len())
+        // Telegram's rule is 1 to 256 of these characters; ours adds a floor against guessing.
+        let valid = (MIN_SECRET_BYTES..=256).contains(&secret.len())
             && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if valid {
+        if is_placeholder(&secret) {
+            Err(serde::de::Error::custom("a template's placeholder, not a secret: generate one (openssl rand -hex 32)"))
+        } else if valid {
             Ok(WebhookSecret(secret))
         } else {
-            Err(serde::de::Error::custom("expected 1 to 256 characters of A-Z, a-z, 0-9, _ and -"))
+            Err(serde::de::Error::custom(format!(
+                "expected {MIN_SECRET_BYTES} to 256 characters of A-Z, a-z, 0-9, _ and - (openssl rand -hex 32); got {} characters",
+                secret.chars().count()
+            )))
         }
     }
 }
@@ -118,7 +124,10 @@ pub struct Config {
     pub mongodb: MongoConfig,
     pub redis: RedisConfig,
     pub telegram: TelegramConfig,
-    pub webhook: WebhookConfig,
+    /// Only `webhook set` reads it here (the receivers have `ReceiverConfig`): consumers never
+    /// need the webhook's secret.
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
     #[serde(default)]
     pub queues: QueuesConfig,
     #[serde(default)]
@@ -181,26 +190,84 @@ impl ServiceConfig for Config {
     }
 }
 
+/// What a webhook receiver reads: the webhook's settings and Redis. No MongoDB and no bot token
+/// reach it (a receiver never uses them; kubernetes/ gives it neither).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiverConfig {
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    pub redis: RedisConfig,
+    pub telegram: ReceiverTelegram,
+    pub webhook: WebhookConfig,
+    #[serde(default)]
+    pub queues: QueuesConfig,
+}
+
+impl ServiceConfig for ReceiverConfig {
+    fn telemetry(&self) -> &TelemetryConfig {
+        &self.telemetry
+    }
+    fn listen(&self) -> &ListenConfig {
+        &self.listen
+    }
+}
+
+/// The bot's numeric id, which keys the receivers' dedupe of update ids (`update:<bot id>:…`):
+/// `telegram.bot_id`, or the part of `telegram.bot_token` before the colon. Both, if given,
+/// must agree; the receiver needs only the id, so it can run without the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "ReceiverTelegramSettings", into = "ReceiverTelegramSettings")]
+pub struct ReceiverTelegram {
+    pub bot_id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiverTelegramSettings {
+    #[serde(default)]
+    bot_id: Option<u64>,
+    #[serde(default, skip_serializing)]
+    bot_token: Option<Secret<obentchi_core::config::BotToken>>,
+}
+
+impl TryFrom<ReceiverTelegramSettings> for ReceiverTelegram {
+    type Error = String;
+    fn try_from(settings: ReceiverTelegramSettings) -> Result<Self, String> {
+        let from_token = settings.bot_token.map(|t| t.expose().bot_id().parse::<u64>().expect("a parsed bot token's id is digits"));
+        match (settings.bot_id, from_token) {
+            (Some(id), Some(token_id)) if id != token_id => Err(format!("bot_id {id} is not the bot token's id")),
+            (Some(id), _) | (None, Some(id)) => Ok(ReceiverTelegram { bot_id: id }),
+            (None, None) => Err("set bot_id (the bot token's part before the colon; the receiver needs no token)".into()),
+        }
+    }
+}
+
+impl From<ReceiverTelegram> for ReceiverTelegramSettings {
+    fn from(telegram: ReceiverTelegram) -> Self {
+        ReceiverTelegramSettings { bot_id: Some(telegram.bot_id), bot_token: None }
+    }
+}
+
 /// The receiver service, bound and ready to serve.
 pub struct Application {
     listeners: Listeners,
 }
 
 impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let connections = Connections::open(&config.mongodb, &config.redis, Emitter::Receiver).await?;
+    pub async fn build(config: ReceiverConfig) -> anyhow::Result<Application> {
+        let connections = RedisOnly::open(&config.redis, Emitter::Receiver).await?;
         let updates = Queue::new(UPDATES_QUEUE, config.queues.updates.clone(), connections.redis.clone());
         let receiver = receiver::Receiver {
             secret: config.webhook.secret.expose().as_str().to_owned(),
-            bot_id: config.telegram.bot_token.expose().bot_id().to_owned(),
+            bot_id: config.telegram.bot_id.to_string(),
             updates,
             payment_replicas: payment_replicas(&config.webhook, &connections.redis).await,
             payment_replicas_timeout: Duration::from_millis(config.webhook.payment_replicas_timeout_ms),
             replicate_all_updates: config.webhook.replicate_all_updates,
         };
-        // The receiver never uses MongoDB: a slow mongos must not take every receiver out.
         let router = receiver::router(&config.webhook.path, config.webhook.max_body_bytes, receiver);
-        let listeners = Listeners::bind(&config.listen, Some(router), connections.ops_router_without_mongodb()).await?;
+        let listeners = Listeners::bind(&config.listen, Some(router), connections.ops_router()).await?;
         Ok(Application { listeners })
     }
 
@@ -249,7 +316,7 @@ async fn payment_replicas(webhook: &WebhookConfig, redis: &RedisConn) -> u32 {
 }
 
 /// Serves the webhook receiver and the ops endpoints.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn run(config: ReceiverConfig) -> anyhow::Result<()> {
     Application::build(config).await?.run().await
 }
 

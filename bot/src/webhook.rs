@@ -20,7 +20,10 @@ fn allowed_update(kind: &str) -> anyhow::Result<AllowedUpdate> {
 }
 
 pub async fn set(config: &Config) -> anyhow::Result<String> {
-    let webhook = &config.webhook;
+    let webhook = config
+        .webhook
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("webhook: missing; `webhook set` needs webhook.secret and webhook.public_url"))?;
     let url = webhook
         .public_url
         .as_deref()

@@ -20,7 +20,7 @@ use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
 use serde_json::{json, Value};
 use support::{deliver, shared_settings, spawn, spawn_bot, start_platform, wait_healthy, workspace_binary};
 
-const SECRET: &str = "first-contact-secret";
+const SECRET: &str = "first-contact-webhook-secret-of-at-least-32-bytes";
 
 fn settings(mongo: &MongoServer, redis: &RedisServer, bot_api_url: &str) -> String {
     shared_settings(&mongo.uri(), &redis.url(), bot_api_url, SECRET)

@@ -17,7 +17,7 @@ use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{free_port, FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisServer};
 use support::{deliver, shared_settings, spawn, spawn_bot, wait_healthy, workspace_binary};
 
-const SECRET: &str = "full-flow-secret";
+const SECRET: &str = "full-flow-webhook-secret-of-at-least-32-bytes";
 const REFERRER: i64 = 402_118_833;
 const AMINA: i64 = 581_234_567;
 const TON: &str = "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG";

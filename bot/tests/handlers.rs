@@ -77,7 +77,7 @@ async fn world_with(test_settings: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bot.toml");
     let settings = format!(
-        "[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n[telegram]\nbot_token = \"7000000001:test\"\napi_url = \"{}\"\n[webhook]\nsecret = \"s\"\n{test_settings}",
+        "[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n[telegram]\nbot_token = \"7000000001:test\"\napi_url = \"{}\"\n[webhook]\nsecret = \"handlers-webhook-secret-of-at-least-32-bytes\"\n{test_settings}",
         mongo.uri(),
         redis.url(),
         bot_api.url()

@@ -13,7 +13,7 @@ use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
 use support::{deliver, spawn_bot, wait_healthy};
 
-const SECRET: &str = "order-test-secret";
+const SECRET: &str = "order-test-webhook-secret-of-at-least-32-bytes";
 const PARTITIONS: u16 = 8;
 const UPDATES_PER_PHASE: i64 = 30;
 /// How long a condition may take on a cold, busy machine before the test gives up.

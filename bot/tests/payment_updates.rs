@@ -19,7 +19,7 @@ use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer};
 use support::{deliver, spawn_bot, wait_healthy};
 
-const SECRET: &str = "payment-updates-secret";
+const SECRET: &str = "payment-updates-webhook-secret-of-32-bytes";
 const BUYER: i64 = 730_001_002;
 /// Conditions may take this long on a cold, busy machine.
 const DEADLINE: Duration = Duration::from_secs(120);

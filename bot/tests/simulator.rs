@@ -12,7 +12,7 @@ use obentchi_testkit::{free_port, FakeBotApi, MongoServer, RedisServer, Telegram
 use serde_json::{json, Value};
 use support::{spawn, spawn_bot, wait_healthy, workspace_binary};
 
-const SECRET: &str = "simulator-secret";
+const SECRET: &str = "simulator-webhook-secret-of-at-least-32-bytes";
 const USER: i64 = 581_234_567;
 
 /// Waits until the page's message list has one whose text starts with `prefix`.

@@ -20,7 +20,7 @@ use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{CryptoPayFaults, FakeBotApi, FakeCryptoPay, MongoServer, RedisServer};
 use support::{deliver, shared_settings, start_platform};
 
-const SECRET: &str = "usdt-flow-secret";
+const SECRET: &str = "usdt-flow-webhook-secret-of-at-least-32-bytes";
 const CRYPTO_PAY_TOKEN: &str = "12345:AAtestCryptoPayToken";
 const USER: i64 = 581_777_001;
 

@@ -14,9 +14,9 @@ use mongodb::options::ClientOptions;
 use obentchi_core::storage::{migrate, Store};
 use obentchi_testkit::{free_port, FakeBotApi, FakePayoutProvider, MongoServer, PayoutFaults, PayoutMode, RedisCluster};
 
-pub const WEBHOOK_SECRET: &str = "chaos-webhook-secret";
+pub const WEBHOOK_SECRET: &str = "chaos-webhook-secret-of-at-least-32-bytes";
 pub const GATEWAY: &str = "chaosgw";
-pub const GATEWAY_SECRET: &str = "chaos-gateway-secret";
+pub const GATEWAY_SECRET: &str = "chaos-gateway-secret-of-at-least-32-bytes";
 pub const BOT_TOKEN: &str = "7000000001:chaos-token";
 /// Withdrawal policy (XTR): what the traffic and the checker both assume.
 pub const WITHDRAWAL_FEE: i64 = 1;

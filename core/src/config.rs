@@ -95,6 +95,67 @@ impl TryFrom<String> for RedisUrl {
     }
 }
 
+/// The fewest bytes a secret we choose may have (`SharedSecret`, the webhook's secret token):
+/// 256 bits when random, beyond guessing at any rate an edge lets through.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Whether `value` is a template's placeholder left unfilled (`CHANGE_ME`, `replace-me`,
+/// `123456789:CHANGE_ME`, …): deploying one would publish a secret everybody knows.
+pub fn is_placeholder(value: &str) -> bool {
+    let folded: String = value.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
+    ["changeme", "replaceme"].iter().any(|p| folded.contains(p))
+}
+
+/// A secret we choose and share with a counterpart (a payment gateway's signing key): at least
+/// `MIN_SECRET_BYTES`, and not a placeholder. Errors never show the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SharedSecret(String);
+
+impl SharedSecret {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SharedSecret {
+    type Error = String;
+    fn try_from(secret: String) -> Result<Self, String> {
+        if is_placeholder(&secret) {
+            return Err("a template's placeholder, not a secret: generate one (openssl rand -hex 32)".into());
+        }
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!("{} bytes; a secret needs at least {MIN_SECRET_BYTES} (openssl rand -hex 32)", secret.len()));
+        }
+        Ok(SharedSecret(secret))
+    }
+}
+
+/// A token a provider issued (the payout provider's, Crypto Pay's): its length is theirs to
+/// choose, but it must be there and not a placeholder. Errors never show the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IssuedToken(String);
+
+impl IssuedToken {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for IssuedToken {
+    type Error = &'static str;
+    fn try_from(token: String) -> Result<Self, Self::Error> {
+        if token.is_empty() {
+            Err("empty; set the token the provider issued")
+        } else if is_placeholder(&token) {
+            Err("a template's placeholder, not the token the provider issued")
+        } else {
+            Ok(IssuedToken(token))
+        }
+    }
+}
+
 /// A Telegram bot token, `<bot id>:<secret>`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
@@ -115,6 +176,7 @@ impl TryFrom<String> for BotToken {
     type Error = &'static str;
     fn try_from(token: String) -> Result<Self, Self::Error> {
         match token.split_once(':') {
+            Some((_, secret)) if is_placeholder(secret) => Err("a template's placeholder, not @BotFather's token"),
             Some((id, secret)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !secret.is_empty() => {
                 Ok(BotToken(token))
             }
@@ -295,7 +357,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn single(problem: String) -> Self {
+    pub fn single(problem: String) -> Self {
         ConfigError { problems: vec![problem] }
     }
 }
@@ -330,6 +392,14 @@ fn describe(err: figment::Error) -> String {
         return format!("{key}: missing; set it in a config file or the environment variable {env} (for a section, {env}__<KEY> per key)");
     }
     let key = if path.is_empty() { "(top level)".to_owned() } else { path.join(".") };
+    // What was found is named by its type only: the value may be a secret (an all-digit token
+    // read from the environment parses as a number and fails as one).
+    let problem = match &err.kind {
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!("expected {expected}, found {}", kind_of(actual))
+        }
+        other => other.to_string(),
+    };
     let source = err
         .metadata
         .as_ref()
@@ -338,7 +408,22 @@ fn describe(err: figment::Error) -> String {
             _ => format!(" (from {})", env_var_for(&key)),
         })
         .unwrap_or_default();
-    format!("{key}: {}{source}", err.kind)
+    format!("{key}: {problem}{source}")
+}
+
+/// A value's kind without the value.
+fn kind_of(actual: &figment::error::Actual) -> &'static str {
+    use figment::error::Actual;
+    match actual {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a number",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "another kind of value",
+    }
 }
 
 /// Renders the effective configuration for `--print-config`; secrets show as `[redacted]`.

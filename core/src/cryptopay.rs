@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
+use crate::config::{IssuedToken, Secret};
 use crate::ids::{ProviderId, UserId};
 use crate::money::{Currency, Money, ParseMoneyError};
 use crate::payments::PaymentJob;
@@ -53,7 +53,7 @@ pub struct CryptoPayConfig {
     /// `https://pay.crypt.bot` (mainnet) or `https://testnet-pay.crypt.bot`.
     #[serde(default = "default_base_url")]
     pub base_url: String,
-    pub api_token: Secret<String>,
+    pub api_token: Secret<IssuedToken>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// What `/deposit` offers besides Stars, and what withdrawals in these currencies are paid
@@ -205,7 +205,7 @@ fn webhook_mac(token: &str, body: &[u8]) -> Hmac<Sha256> {
 pub struct CryptoPay {
     client: reqwest::Client,
     base_url: String,
-    token: Secret<String>,
+    token: Secret<IssuedToken>,
     invoice_lifetime_s: u64,
     assets: Vec<Currency>,
 }
@@ -228,14 +228,14 @@ impl CryptoPay {
     }
 
     pub fn token(&self) -> &str {
-        self.token.expose()
+        self.token.expose().as_str()
     }
 
     async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, CallError> {
         let response = self
             .client
             .post(format!("{}/api/{method}", self.base_url))
-            .header("Crypto-Pay-API-Token", self.token.expose())
+            .header("Crypto-Pay-API-Token", self.token.expose().as_str())
             .json(&params)
             .send()
             .await

@@ -21,7 +21,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+use crate::config::{IssuedToken, Secret};
 use crate::money::{Currency, Money};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +67,7 @@ pub trait PayoutProvider: Send + Sync + 'static {
 pub struct PayoutProviderConfig {
     /// Base URL; requests go to `{base_url}/payouts` and `{base_url}/payouts/{id}`.
     pub base_url: String,
-    pub api_token: Secret<String>,
+    pub api_token: Secret<IssuedToken>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
 }
@@ -92,7 +92,7 @@ struct ProviderPayout {
 pub struct HttpPayoutProvider {
     client: reqwest::Client,
     base_url: String,
-    api_token: Secret<String>,
+    api_token: Secret<IssuedToken>,
 }
 
 impl HttpPayoutProvider {
@@ -111,7 +111,7 @@ impl PayoutProvider for HttpPayoutProvider {
         let response = self
             .client
             .post(format!("{}/payouts", self.base_url))
-            .bearer_auth(self.api_token.expose())
+            .bearer_auth(self.api_token.expose().as_str())
             .header("Idempotency-Key", &request.id)
             .json(request)
             .send()
@@ -144,7 +144,7 @@ impl PayoutProvider for HttpPayoutProvider {
         let response = self
             .client
             .get(format!("{}/payouts/{id}", self.base_url))
-            .bearer_auth(self.api_token.expose())
+            .bearer_auth(self.api_token.expose().as_str())
             .send()
             .await
             .map_err(|e| e.to_string())?;

@@ -38,6 +38,11 @@ pub struct ConfigArgs {
 pub trait ServiceConfig: DeserializeOwned + Serialize {
     fn telemetry(&self) -> &TelemetryConfig;
     fn listen(&self) -> &ListenConfig;
+    /// Rules across sections that one section's parsing cannot see (e.g. a setting required
+    /// only when some feature is on). Checked with the parsing: a failure exits 2.
+    fn validate(&self) -> Result<(), config::ConfigError> {
+        Ok(())
+    }
 }
 
 /// The sections every service has. A service with settings of its own wraps these in its own
@@ -72,7 +77,7 @@ where
     F: FnOnce(C) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let config: C = match config::load(&args.files) {
+    let config: C = match config::load(&args.files).and_then(|config: C| config.validate().map(|()| config)) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("{err}");
@@ -145,27 +150,47 @@ impl Connections {
 
     /// `/healthz`, `/readyz`, `/metrics`, with request ids.
     pub fn ops_router(&self) -> axum::Router {
-        self.ops_router_with(true, None)
-    }
-
-    /// `ops_router` for a service that never uses MongoDB: ready while Redis answers.
-    pub fn ops_router_without_mongodb(&self) -> axum::Router {
-        self.ops_router_with(false, None)
+        self.ops_router_with(None)
     }
 
     /// `ops_router` for a service that is ready only once the Bot API answered
     /// (`bot_api_answered` set).
     pub fn ops_router_waiting_for_bot_api(&self, bot_api_answered: Arc<AtomicBool>) -> axum::Router {
-        self.ops_router_with(true, Some(bot_api_answered))
+        self.ops_router_with(Some(bot_api_answered))
     }
 
-    fn ops_router_with(&self, uses_mongodb: bool, bot_api_answered: Option<Arc<AtomicBool>>) -> axum::Router {
+    fn ops_router_with(&self, bot_api_answered: Option<Arc<AtomicBool>>) -> axum::Router {
         let state = OpsState {
-            store: uses_mongodb.then(|| self.store.clone()),
+            store: Some(self.store.clone()),
             redis: self.redis.clone(),
             metrics: self.metrics.clone(),
             bot_api_answered,
         };
+        telemetry::with_request_ids(ops::router(state))
+    }
+}
+
+/// What a service that never uses MongoDB holds for its whole life (the webhook receiver): it
+/// needs no MongoDB settings, and its readiness follows Redis only, so a slow mongos or an
+/// election does not take it out of service.
+#[derive(Clone)]
+pub struct RedisOnly {
+    pub redis: RedisConn,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+impl RedisOnly {
+    /// Opens Redis and installs the metrics recorder (see `Connections::open`).
+    pub async fn open(redis: &RedisConfig, emitter: telemetry::Emitter) -> anyhow::Result<RedisOnly> {
+        let redis = redis.connect().await.context("redis")?;
+        let metrics = telemetry::install_metrics()?;
+        telemetry::register_counters(emitter);
+        Ok(RedisOnly { redis, metrics })
+    }
+
+    /// `/healthz`, `/readyz` (Redis only), `/metrics`, with request ids.
+    pub fn ops_router(&self) -> axum::Router {
+        let state = OpsState { store: None, redis: self.redis.clone(), metrics: self.metrics.clone(), bot_api_answered: None };
         telemetry::with_request_ids(ops::router(state))
     }
 }

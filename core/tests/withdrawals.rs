@@ -5,7 +5,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use obentchi_core::config::Secret;
+use obentchi_core::config::{IssuedToken, Secret};
 use obentchi_core::ledger::{Ledger, Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::payout::{HttpPayoutProvider, LookupOutcome, PayoutProvider, PayoutProviderConfig, PayoutRequest, SendOutcome};
@@ -30,7 +30,7 @@ async fn world(mode: PayoutMode) -> World {
     let fake = FakePayoutProvider::start(mode).await;
     let provider = HttpPayoutProvider::new(&PayoutProviderConfig {
         base_url: fake.base_url(),
-        api_token: Secret::new("token".into()),
+        api_token: Secret::new(IssuedToken::try_from("token".to_owned()).unwrap()),
         timeout_ms: 300,
     })
     .unwrap();

@@ -143,6 +143,84 @@ fn every_kubernetes_workload_gives_its_binary_every_setting_it_requires() {
     }
 }
 
+/// Issue 13: a Secret applied from the template without filling it in does not start: every
+/// binary refuses its placeholders, and says so without echoing any value.
+#[test]
+fn the_secret_templates_placeholders_are_refused_at_start_without_echoing_them() {
+    let facts = helper("k8s_containers.py", &repo().join("kubernetes"));
+    // Every template's values at once: each binary finds all it requires, unfilled.
+    let template: Vec<(String, String)> = facts["secret_templates"]
+        .as_object()
+        .expect("kubernetes/02-secret.example.yaml")
+        .values()
+        .flat_map(|secret| secret.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned())))
+        .collect();
+    assert!(template.len() >= 7, "{template:?}");
+    for binary in ["obentchi-bot", "obentchi-workers", "obentchi-http"] {
+        let output = Command::new(workspace_binary(binary)).env_clear().envs(template.clone()).arg("--print-config").output().unwrap();
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{binary} started with the template's placeholders: {said}");
+        assert!(said.contains("placeholder"), "{binary}: {said}");
+        assert!(!said.contains("CHANGE_ME"), "{binary} echoed a value: {said}");
+    }
+}
+
+/// Issue 13: a compromised pod holds only its own credentials and reaches only what it uses; a
+/// config edit cannot reach running pods piecemeal.
+#[test]
+fn credentials_go_only_where_used_configs_are_immutable_by_content_and_traffic_is_denied_by_default() {
+    let facts = helper("k8s_containers.py", &repo().join("kubernetes"));
+    for container in facts["containers"].as_array().unwrap() {
+        let workload = container["workload"].as_str().unwrap();
+        let env = container["env"].as_object().unwrap();
+        let has = |key: &str| env.contains_key(key);
+        if workload == "receiver" {
+            for key in ["OBENTCHI_MONGODB__URI", "OBENTCHI_TELEGRAM__BOT_TOKEN", "OBENTCHI_PAYOUT__API_TOKEN"] {
+                assert!(!has(key), "the receiver gets {key}");
+            }
+        }
+        if has("OBENTCHI_WEBHOOK__SECRET") {
+            assert_eq!(workload, "receiver", "only receivers get the webhook secret");
+        }
+        if has("OBENTCHI_PAYOUT__API_TOKEN") {
+            assert_eq!(workload, "workers-withdrawals", "only withdrawal workers get the payout token");
+        }
+        if env.keys().any(|k| k.starts_with("OBENTCHI_PAYMENT_GATEWAYS__")) {
+            assert_eq!(workload, "http", "only the API gets the gateway secrets");
+        }
+    }
+    // Immutable, and named after the content (scripts/k8s-config-hash.py renames after an edit).
+    let validator = tool("KUBERNETES_VALIDATE_BIN");
+    let expected = run(Command::new(validator.with_file_name("python")).arg(repo().join("scripts/k8s-config-hash.py")).arg("--check"));
+    let expected = String::from_utf8_lossy(&expected.stdout).trim().to_owned();
+    let maps = facts["config_maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 1);
+    assert_eq!(maps[0]["name"], expected.as_str(), "the ConfigMap was edited without scripts/k8s-config-hash.py");
+    assert_eq!(maps[0]["immutable"], true);
+    // Deny by default; the edge reaches only the services' own ports; only Prometheus's
+    // namespace reaches the ops port; the receiver cannot reach MongoDB.
+    let policies = facts["network_policies"].as_array().unwrap();
+    let deny = policies.iter().find(|p| p["spec"]["podSelector"] == serde_json::json!({}) && p["spec"].get("ingress").is_none() && p["spec"].get("egress").is_none());
+    assert!(deny.is_some_and(|p| p["spec"]["policyTypes"] == serde_json::json!(["Ingress", "Egress"])), "no default-deny policy");
+    for policy in policies {
+        for rule in policy["spec"]["ingress"].as_array().into_iter().flatten() {
+            let from: Vec<&str> = rule["from"].as_array().unwrap().iter().map(|f| f["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"].as_str().unwrap()).collect();
+            for port in rule["ports"].as_array().unwrap() {
+                if port["port"] == 9100 {
+                    assert_eq!(from, ["monitoring"], "{policy}");
+                } else {
+                    assert!(from == ["ingress-nginx"] && [8080, 8081].contains(&port["port"].as_u64().unwrap()), "{policy}");
+                }
+            }
+        }
+        let reaches_mongodb = policy["spec"]["egress"].as_array().into_iter().flatten().any(|r| r["ports"].as_array().unwrap().iter().any(|p| p["port"] == 27017));
+        if reaches_mongodb {
+            let excluded = &policy["spec"]["podSelector"]["matchExpressions"][0];
+            assert!(excluded["operator"] == "NotIn" && excluded["values"] == serde_json::json!(["receiver"]), "{policy}");
+        }
+    }
+}
+
 /// Issue 13: what a rollout, an autoscaler and a compromised pod would otherwise get wrong.
 #[test]
 fn autoscaled_workloads_leave_replicas_alone_and_pods_drain_spread_and_carry_no_api_token() {
@@ -175,7 +253,7 @@ fn autoscaled_workloads_leave_replicas_alone_and_pods_drain_spread_and_carry_no_
 fn the_edge_reaches_no_ops_port_limits_the_webhook_by_size_and_source_and_pods_migrate_first() {
     const OPS_PORT: u64 = 9100;
     let facts = helper("k8s_containers.py", &repo().join("kubernetes"));
-    let ops_addr = facts["config"]["OBENTCHI_LISTEN__OPS_ADDR"].as_str().expect("the ConfigMap sets listen.ops_addr");
+    let ops_addr = facts["config_maps"][0]["data"]["OBENTCHI_LISTEN__OPS_ADDR"].as_str().expect("the ConfigMap sets listen.ops_addr");
     assert!(ops_addr.ends_with(&format!(":{OPS_PORT}")), "{ops_addr}");
     for workload in facts["workloads"].as_array().unwrap() {
         let name = workload["name"].as_str().unwrap();

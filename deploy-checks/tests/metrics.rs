@@ -157,7 +157,7 @@ async fn every_monitored_metric_is_emitted_by_our_code_and_on_metrics_from_the_s
         &config,
         format!(
             "history_sample_ms = 200\n[telemetry]\nlog_filter = \"warn\"\n[mongodb]\nuri = \"{}\"\n[redis]\nurls = [\"{}\"]\n\
-             [telegram]\nbot_token = \"7000000001:test\"\napi_url = \"{}\"\n[webhook]\nsecret = \"metrics-check-secret\"\n\
+             [telegram]\nbot_token = \"7000000001:test\"\napi_url = \"{}\"\n[webhook]\nsecret = \"metrics-check-webhook-secret-of-32-bytes-or-more\"\n\
              [payout]\nbase_url = \"http://127.0.0.1:9\"\napi_token = \"unused\"\n",
             mongo.uri(),
             redis.url(),

@@ -15,7 +15,7 @@ use obentchi_core::config::{RedisConfig, RedisMode};
 use obentchi_testkit::processes::{spawn, wait_healthy, workspace_binary, Process};
 use obentchi_testkit::{free_port, MongoServer, RedisServer};
 
-const SECRET: &str = "failover-secret";
+const SECRET: &str = "failover-webhook-secret-of-at-least-32-bytes";
 
 /// nginx's master, stopped with SIGTERM so it takes its workers along (SIGKILL would orphan them).
 struct Nginx(std::process::Child);

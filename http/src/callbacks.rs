@@ -82,7 +82,7 @@ pub async fn callback(
     RawBody(body): RawBody,
 ) -> Result<Json<CallbackAnswer>, ApiError> {
     let gateway = state.gateways.get(&provider).ok_or(ApiError::BadSignature)?;
-    if !signature_valid(gateway.secret.expose().as_bytes(), &body, &headers) {
+    if !signature_valid(gateway.secret.expose().as_str().as_bytes(), &body, &headers) {
         metrics::counter!("payment_callbacks_total", "outcome" => "bad_signature").increment(1);
         return Err(ApiError::BadSignature);
     }
@@ -121,7 +121,7 @@ pub async fn crypto_pay_webhook(
 ) -> Result<Json<CallbackAnswer>, ApiError> {
     let token = state.crypto_pay_token.as_ref().ok_or(ApiError::BadSignature)?;
     let signature = headers.get(cryptopay::SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !cryptopay::signature_valid(token.expose(), &body, signature) {
+    if !cryptopay::signature_valid(token.expose().as_str(), &body, signature) {
         metrics::counter!("payment_callbacks_total", "outcome" => "bad_signature").increment(1);
         return Err(ApiError::BadSignature);
     }

@@ -27,7 +27,7 @@ use obentchi_core::api_tokens::ApiTokens;
 use obentchi_core::broadcasts::Broadcasts;
 use obentchi_core::cryptopay::{CryptoPayConfig, DepositInvoices};
 use obentchi_core::adjustments::{AdjustmentPolicy, Adjustments};
-use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, Secret, TelegramConfig, TelemetryConfig};
+use obentchi_core::config::{IssuedToken, ListenConfig, MongoConfig, RedisConfig, Secret, SharedSecret, TelegramConfig, TelemetryConfig};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::Payments;
 use obentchi_core::pools::PoolRegistry;
@@ -93,7 +93,7 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GatewayConfig {
     /// The HMAC-SHA256 key the gateway signs callbacks with.
-    pub secret: Secret<String>,
+    pub secret: Secret<SharedSecret>,
 }
 
 /// The configured gateways. The provider name comes from the callback's path, which the
@@ -110,9 +110,6 @@ impl TryFrom<BTreeMap<String, GatewayConfig>> for PaymentGateways {
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, gateway) in &gateways {
             let secret = gateway.secret.expose().as_str();
-            if secret.is_empty() {
-                return Err(format!("payment gateway {name}: the secret must not be empty"));
-            }
             if let Some(other) = seen.insert(secret, name) {
                 return Err(format!("payment gateways {other} and {name} share a secret; give each its own"));
             }
@@ -179,7 +176,7 @@ pub struct AppState {
     pub audit: AdminAudit,
     pub gateways: Arc<PaymentGateways>,
     /// The Crypto Pay app token (webhook signatures), when Crypto Pay is configured.
-    pub crypto_pay_token: Option<Secret<String>>,
+    pub crypto_pay_token: Option<Secret<IssuedToken>>,
     pub deposit_invoices: DepositInvoices,
     pub adjustments: Adjustments,
     pub adjustment_policy: Arc<AdjustmentPolicy>,

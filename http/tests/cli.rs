@@ -47,12 +47,30 @@ fn two_gateways_sharing_a_secret_are_refused() {
     // gateways, a callback signed for one could be credited as the other's.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
-    let gateways = "[payment_gateways.alpha]\nsecret = \"same\"\n[payment_gateways.beta]\nsecret = \"same\"\n";
+    let gateways = "[payment_gateways.alpha]\nsecret = \"the-same-secret-for-both-of-at-least-32-bytes\"\n[payment_gateways.beta]\nsecret = \"the-same-secret-for-both-of-at-least-32-bytes\"\n";
     std::fs::write(&config, format!("[mongodb]\nuri = \"mongodb://h\"\n[redis]\nurls = [\"redis://h\"]\n{gateways}")).unwrap();
     let out = run(&["--config", config.to_str().unwrap(), "--print-config"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(err.contains("payment_gateways") && err.contains("share a secret"), "{err}");
+}
+
+#[test]
+fn weak_placeholder_or_mistyped_secrets_are_refused_at_start_without_echoing_them() {
+    let base = [("OBENTCHI_MONGODB__URI", "mongodb://h/"), ("OBENTCHI_REDIS__URLS", "[redis://h]")];
+    let refused = |setting: (&str, &str), because: &str| {
+        let out = run(&["--print-config"], &[base[0], base[1], setting]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{setting:?} was accepted: {}", text(&out.stdout));
+        assert!(err.contains(because), "{setting:?}: {err}");
+        assert!(!err.contains(setting.1), "the error echoes the value: {err}");
+    };
+    refused(("OBENTCHI_PAYMENT_GATEWAYS__ALPHA__SECRET", "short-gateway-secret"), "at least 32");
+    refused(("OBENTCHI_PAYMENT_GATEWAYS__ALPHA__SECRET", "CHANGE_ME_CHANGE_ME_CHANGE_ME_CHANGE_ME"), "placeholder");
+    refused(("OBENTCHI_CRYPTOPAY__API_TOKEN", "replace-me"), "placeholder");
+    // The environment layer reads an all-digit value as a number; the type error must not
+    // quote it.
+    refused(("OBENTCHI_PAYMENT_GATEWAYS__ALPHA__SECRET", "918273645546372819"), "found an integer");
 }
 
 #[test]

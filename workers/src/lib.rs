@@ -14,7 +14,7 @@ use std::time::Duration;
 use apalis_redis_streams::Queue;
 use obentchi_core::queues::{BROADCASTS_QUEUE, OUTBOUND_QUEUE, PAYMENTS_QUEUE, QueuesConfig, SCHEDULED_QUEUE, WITHDRAWALS_QUEUE};
 use obentchi_core::broadcasts::{BroadcastJob, Broadcasts, Step};
-use obentchi_core::config::{ListenConfig, MongoConfig, RedisConfig, TelegramConfig, TelemetryConfig};
+use obentchi_core::config::{env_var_for, ConfigError, ListenConfig, MongoConfig, RedisConfig, TelegramConfig, TelemetryConfig};
 use obentchi_core::outbound::{FloodConfig, FloodControl};
 use obentchi_core::users::Users;
 use obentchi_core::scheduled::ScheduledRun;
@@ -40,8 +40,10 @@ pub struct Config {
     pub listen: ListenConfig,
     pub mongodb: MongoConfig,
     pub redis: RedisConfig,
-    /// The HTTP payout adapter (on-chain addresses).
-    pub payout: PayoutProviderConfig,
+    /// The HTTP payout adapter (on-chain addresses). Required with the withdrawals pool, and
+    /// given to nothing else (kubernetes/: only the withdrawal workers get the payout token).
+    #[serde(default)]
+    pub payout: Option<PayoutProviderConfig>,
     /// Crypto Pay: payouts by transfer for its assets, and the deposit invoice reconciler.
     #[serde(default)]
     pub cryptopay: Option<CryptoPayConfig>,
@@ -149,10 +151,20 @@ impl ServiceConfig for Config {
     fn listen(&self) -> &ListenConfig {
         &self.listen
     }
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.enabled_pools.contains(&PoolName::Withdrawals) && self.payout.is_none() {
+            return Err(ConfigError::single(format!(
+                "payout: missing; the withdrawals pool needs it (payout.base_url and payout.api_token, or {}__BASE_URL and {}__API_TOKEN)",
+                env_var_for("payout"),
+                env_var_for("payout")
+            )));
+        }
+        Ok(())
+    }
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let slowest_payout = config.cryptopay.as_ref().map_or(0, |c| c.timeout_ms).max(config.payout.timeout_ms);
+    let slowest_payout = config.cryptopay.as_ref().map_or(0, |c| c.timeout_ms).max(config.payout.as_ref().map_or(0, |p| p.timeout_ms));
     anyhow::ensure!(
         config.withdrawal_lease_ms > slowest_payout,
         "withdrawal_lease_ms must exceed payout.timeout_ms and cryptopay.timeout_ms, or a slow payout could be looked up while in flight"
@@ -163,7 +175,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let withdrawals =
         Withdrawals::new(&connections.store, ledger.clone()).with_lease(Duration::from_millis(config.withdrawal_lease_ms));
     let crypto_pay = config.cryptopay.as_ref().map(CryptoPay::new).transpose()?;
-    let provider = payouts::Payouts { http: HttpPayoutProvider::new(&config.payout)?, crypto_pay: crypto_pay.clone() };
     let queue = |name| config.queues.open(name, &connections.redis).expect("a queue of ours");
     let payments_queue = queue(PAYMENTS_QUEUE);
     let withdrawals_queue = queue(WITHDRAWALS_QUEUE);
@@ -184,7 +195,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         outbound: outbound_queue.clone(),
         all_queues: config.queues.open_all(&connections.redis),
         bot: bot.clone(),
-        crypto_pay: crypto_pay.map(|api| (api, DepositInvoices::new(&connections.store))),
+        crypto_pay: crypto_pay.clone().map(|api| (api, DepositInvoices::new(&connections.store))),
         job_reports: JobReports::new(&connections.store),
     };
     let broadcasts = Broadcasts::new(&connections.store, outbound_queue.clone(), broadcasts_queue.clone(), config.broadcast_batch);
@@ -201,7 +212,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if enabled(PoolName::Payments) {
         pools.push(pool::spawn("payments", payments_queue, config.pools.payments.clone(), payment_handler(payments), &stop));
     }
-    if enabled(PoolName::Withdrawals) {
+    if let (true, Some(payout)) = (enabled(PoolName::Withdrawals), &config.payout) {
+        let provider = payouts::Payouts { http: HttpPayoutProvider::new(payout)?, crypto_pay: crypto_pay.clone() };
         let handler = withdrawal_handler(withdrawals, provider, Users::new(&connections.store), outbound_queue.clone());
         pools.push(pool::spawn("withdrawals", withdrawals_queue, config.pools.withdrawals.clone(), handler, &stop));
     }

@@ -17,7 +17,7 @@ use obentchi_core::storage::{migrate, Store};
 use obentchi_core::subscriptions::{Plan, Subscriptions};
 use obentchi_core::users::Users;
 use obentchi_core::withdrawals::{AddressFormat, NewWithdrawal, PayoutAddress, WithdrawalJob, WithdrawalStatus, Withdrawals};
-use obentchi_core::config::{RedisConfig, RedisMode};
+use obentchi_core::config::{IssuedToken, RedisConfig, RedisMode};
 use obentchi_testkit::{FakeBotApi, FakePayoutProvider, MongoServer, PayoutMode, RedisServer};
 use obentchi_workers::scheduled::{ScheduledJobs, ScheduledJobsConfig};
 
@@ -291,7 +291,7 @@ async fn the_crypto_pay_reconciler_records_paid_invoices_whose_webhook_never_cam
     let fake = FakeCryptoPay::start("reconciler-token").await;
     let config = CryptoPayConfig {
         base_url: fake.base_url(),
-        api_token: Secret::new("reconciler-token".into()),
+        api_token: Secret::new(IssuedToken::try_from("reconciler-token".to_owned()).unwrap()),
         timeout_ms: 2_000,
         assets: vec![Currency::Usdt],
         invoice_lifetime_s: 3_600,

@@ -8,7 +8,7 @@ use obentchi_core::storage::{migrate, Store};
 use obentchi_http::{Application, Config};
 use obentchi_testkit::{MongoServer, RedisServer};
 
-pub const GATEWAY_SECRET: &str = "gateway-test-secret";
+pub const GATEWAY_SECRET: &str = "gateway-test-secret-of-at-least-32-bytes";
 
 /// Rate limits no test but the rate-limit one reaches.
 pub const GENEROUS: &str = "[rate_limits]\n\

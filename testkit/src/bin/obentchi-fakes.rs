@@ -4,7 +4,7 @@
 //! Usage: obentchi-fakes [--payout-addr 127.0.0.1:9099] [--bot-api-addr 127.0.0.1:9098]
 //!   [--crypto-pay-addr 127.0.0.1:9096] [--crypto-pay-token local-crypto-pay-token]
 //!   [--simulator-addr 127.0.0.1:9097] [--webhook-url http://127.0.0.1:8081/telegram/webhook]
-//!   [--webhook-secret local-webhook-secret]
+//!   [--webhook-secret local-webhook-secret-for-development-only]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,7 @@ async fn main() {
         &flag(&args, "--simulator-addr", "127.0.0.1:9097"),
         bot_api.clone(),
         &flag(&args, "--webhook-url", "http://127.0.0.1:8081/telegram/webhook"),
-        &flag(&args, "--webhook-secret", "local-webhook-secret"),
+        &flag(&args, "--webhook-secret", "local-webhook-secret-for-development-only"),
     )
     .await;
     println!("fake payout provider on {}", provider.base_url());
