@@ -49,10 +49,12 @@ fn nginx_conf_passes_nginx_t_as_written() {
         &format!("{d}/tls.crt"),
     ]));
     std::fs::write(dir.path().join("hosts"), "127.0.0.1 localhost receiver http\n").unwrap();
+    // As written, but for `resolve` if the nginx here predates it (see nginx_conf_for_local_nginx).
+    let conf = std::fs::read_to_string(repo().join("nginx.conf")).unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), obentchi_deploy_checks::nginx_conf_for_local_nginx(&conf)).unwrap();
     let script = format!(
         "mkdir -p {d}/etc/tls && cp {d}/tls.crt {d}/tls.key {d}/etc/tls/ && mount --bind {d}/hosts /etc/hosts \
-         && mount --bind {d}/etc /etc/nginx && nginx -t -c {} -e stderr",
-        repo().join("nginx.conf").display()
+         && mount --bind {d}/etc /etc/nginx && nginx -t -c {d}/nginx.conf -e stderr"
     );
     let namespace: &[&str] = if is_root() { &["--mount"] } else { &["--map-root-user", "--mount"] };
     let output = run(Command::new("unshare").args(namespace).args(["sh", "-c", &script]).env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"));
@@ -355,6 +357,16 @@ fn production_compose_keeps_data_on_named_volumes_rejoins_its_redis_cluster_and_
         services["nginx"]["volumes"].as_array().unwrap().iter().any(|v| v.as_str().unwrap().contains("deploy/nginx/webhook-sources.conf:/etc/nginx/webhook-sources.conf")),
         "nginx admits the webhook from Telegram's ranges only"
     );
+    // nginx re-resolves its upstreams (a re-created container has a new address): every
+    // upstream server says `resolve`, and the image is one that understands it.
+    let image = services["nginx"]["image"].as_str().unwrap();
+    let tag = image.split(':').nth(1).unwrap().trim_end_matches("-alpine");
+    assert!(tag.split('.').count() == 3, "{image}: pin the exact nginx version");
+    assert!(obentchi_deploy_checks::parse_version(tag) >= obentchi_deploy_checks::NGINX_RESOLVE_SINCE, "{image} cannot re-resolve upstreams");
+    let conf = std::fs::read_to_string(repo().join("nginx.conf")).unwrap();
+    let servers: Vec<&str> = conf.lines().filter(|l| l.trim_start().starts_with("server ") && l.contains("# upstream:")).collect();
+    assert!(!servers.is_empty() && servers.iter().all(|l| l.contains(" resolve;")), "{servers:?}");
+    assert!(conf.contains("resolver 127.0.0.11"), "nginx has no resolver to re-resolve with");
     // Every long-running service of ours is scraped on its ops port; alerts reach Alertmanager.
     let prometheus = helper("yaml_json.py", &repo().join("monitoring/prometheus.yml"));
     let mut scraped: Vec<(String, u64)> = Vec::new();

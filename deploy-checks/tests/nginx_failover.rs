@@ -74,6 +74,7 @@ async fn start_nginx(client: &reqwest::Client, d: &Path, receivers: [u16; 2], ap
     assert!(status.success());
     let (http_port, https_port) = (free_port(false), free_port(false));
     let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../nginx.conf")).unwrap();
+    let conf = obentchi_deploy_checks::nginx_conf_for_local_nginx(&conf);
     std::fs::write(d.join("nginx.conf"), render(&conf, d, receivers, apis, http_port, https_port, sources)).unwrap();
     let nginx_bin = if Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
     let nginx = Nginx(
