@@ -55,7 +55,8 @@ for path, d in docs:
                 references.add(ref["name"])
                 env.update(maps[ref["name"]])
             for e in c.get("env", []):
-                env[e["name"]] = e["value"]
+                # A placeholder to fill in (the receivers' bot id), filled as the deployer must.
+                env[e["name"]] = "123456789" if e["value"] == "CHANGE_ME" else e["value"]
             containers.append({"workload": d["metadata"]["name"], "image": c["image"], "args": c.get("args", []), "env": env})
     elif d["kind"] == "NetworkPolicy":
         policies.append({"name": d["metadata"]["name"], "spec": d["spec"]})

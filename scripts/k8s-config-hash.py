@@ -4,9 +4,10 @@ at the new name. Run it after every edit of the ConfigMap, then apply everything
     $KUBERNETES_VALIDATE_BIN's python (or any python3 with PyYAML) scripts/k8s-config-hash.py
 
 The ConfigMap is immutable, so an edit cannot change what running pods read; under its new name
-it is a new object, and the Deployments that reference it roll out with it. Producers and
-consumers of a queue therefore never run with different partition counts from one ConfigMap
-edited in place. `--check` only says whether the name matches the content (deploy-checks)."""
+it is a new object, and the Deployments that reference it roll out with it. A pod's settings
+change only when the pod is replaced, never under it (an in-place edit would reach restarted
+pods piecemeal). Changing a queue's partitions still needs its own procedure: Deployments roll
+one by one. `--check` only says whether the name matches the content (deploy-checks)."""
 import glob
 import hashlib
 import os

@@ -226,7 +226,7 @@ pub struct ReceiverTelegram {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReceiverTelegramSettings {
     #[serde(default)]
-    bot_id: Option<u64>,
+    bot_id: Option<BotId>,
     #[serde(default, skip_serializing)]
     bot_token: Option<Secret<obentchi_core::config::BotToken>>,
 }
@@ -235,7 +235,7 @@ impl TryFrom<ReceiverTelegramSettings> for ReceiverTelegram {
     type Error = String;
     fn try_from(settings: ReceiverTelegramSettings) -> Result<Self, String> {
         let from_token = settings.bot_token.map(|t| t.expose().bot_id().parse::<u64>().expect("a parsed bot token's id is digits"));
-        match (settings.bot_id, from_token) {
+        match (settings.bot_id.map(|id| id.0), from_token) {
             (Some(id), Some(token_id)) if id != token_id => Err(format!("bot_id {id} is not the bot token's id")),
             (Some(id), _) | (None, Some(id)) => Ok(ReceiverTelegram { bot_id: id }),
             (None, None) => Err("set bot_id (the bot token's part before the colon; the receiver needs no token)".into()),
@@ -245,7 +245,37 @@ impl TryFrom<ReceiverTelegramSettings> for ReceiverTelegram {
 
 impl From<ReceiverTelegram> for ReceiverTelegramSettings {
     fn from(telegram: ReceiverTelegram) -> Self {
-        ReceiverTelegramSettings { bot_id: Some(telegram.bot_id), bot_token: None }
+        ReceiverTelegramSettings { bot_id: Some(BotId(telegram.bot_id)), bot_token: None }
+    }
+}
+
+/// `telegram.bot_id` as configured: digits (a string, as the environment gives it, or a
+/// number); a template's placeholder is refused, since a wrong id would re-key the dedupe.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(try_from = "BotIdSetting", into = "u64")]
+pub struct BotId(u64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BotIdSetting {
+    Number(u64),
+    Text(String),
+}
+
+impl TryFrom<BotIdSetting> for BotId {
+    type Error = &'static str;
+    fn try_from(setting: BotIdSetting) -> Result<Self, Self::Error> {
+        match setting {
+            BotIdSetting::Number(id) => Ok(BotId(id)),
+            BotIdSetting::Text(text) if is_placeholder(&text) => Err("a template's placeholder: the bot token's part before the colon"),
+            BotIdSetting::Text(text) => text.parse().map(BotId).map_err(|_| "expected the bot token's part before the colon (digits)"),
+        }
+    }
+}
+
+impl From<BotId> for u64 {
+    fn from(id: BotId) -> u64 {
+        id.0
     }
 }
 

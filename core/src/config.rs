@@ -65,7 +65,9 @@ impl MongoUri {
 impl TryFrom<String> for MongoUri {
     type Error = String;
     fn try_from(uri: String) -> Result<Self, Self::Error> {
-        if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
+        if is_placeholder(&uri) {
+            Err("a template's placeholder is left in it (the password?)".into())
+        } else if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") {
             Ok(MongoUri(uri))
         } else {
             Err("expected a MongoDB connection string starting with mongodb:// or mongodb+srv://".into())
@@ -87,7 +89,9 @@ impl RedisUrl {
 impl TryFrom<String> for RedisUrl {
     type Error = String;
     fn try_from(url: String) -> Result<Self, Self::Error> {
-        if url.starts_with("redis://") || url.starts_with("rediss://") {
+        if is_placeholder(&url) {
+            Err("a template's placeholder is left in it (the password?)".into())
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
             Ok(RedisUrl(url))
         } else {
             Err("expected a Redis URL starting with redis:// or rediss://".into())
@@ -398,7 +402,9 @@ fn describe(err: figment::Error) -> String {
         Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
             format!("expected {expected}, found {}", kind_of(actual))
         }
-        other => other.to_string(),
+        // A TOML syntax error quotes the offending line, which may hold a secret: keep where it
+        // is and what is wrong, not the excerpt (the lines drawn with `|`).
+        other => other.to_string().lines().filter(|l| !l.trim_start().trim_start_matches(|c: char| c.is_ascii_digit()).trim_start().starts_with('|')).collect::<Vec<_>>().join(" "),
     };
     let source = err
         .metadata

@@ -137,6 +137,8 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
         (PAYMENTS, index(doc! { "status": 1, "created_at": 1 }, "payments_by_status")),
         (WITHDRAWALS, index(doc! { "user_id": 1, "created_at": -1 }, "withdrawals_by_user_time")),
         (WITHDRAWALS, index(doc! { "status": 1, "updated_at": 1 }, "withdrawals_by_status")),
+        // The oldest awaiting review, read by every API replica every sample.
+        (WITHDRAWALS, index(doc! { "status": 1, "created_at": 1 }, "withdrawals_by_status_age")),
         (SUBSCRIPTIONS, index(doc! { "user_id": 1, "expires_at": -1 }, "subscriptions_by_user_end")),
         (SUBSCRIPTIONS, index(doc! { "expires_at": 1 }, "subscriptions_by_end")),
         (ADMIN_AUDIT, index(doc! { "target": 1, "at": 1 }, "admin_audit_by_target")),

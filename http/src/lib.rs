@@ -27,7 +27,7 @@ use obentchi_core::api_tokens::ApiTokens;
 use obentchi_core::broadcasts::Broadcasts;
 use obentchi_core::cryptopay::{CryptoPayConfig, DepositInvoices};
 use obentchi_core::adjustments::{AdjustmentPolicy, Adjustments};
-use obentchi_core::config::{IssuedToken, ListenConfig, MongoConfig, RedisConfig, Secret, SharedSecret, TelegramConfig, TelemetryConfig};
+use obentchi_core::config::{ConfigError, IssuedToken, ListenConfig, MongoConfig, RedisConfig, Secret, SharedSecret, TelegramConfig, TelemetryConfig};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::payments::Payments;
 use obentchi_core::pools::PoolRegistry;
@@ -149,6 +149,15 @@ impl ServiceConfig for Config {
     }
     fn listen(&self) -> &ListenConfig {
         &self.listen
+    }
+    /// The sampler writes the queue and platform gauges; sampling less often than half the
+    /// gauges' idle timeout would make them flap, and KEDA would see no queue depth.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let most = obentchi_core::telemetry::GAUGE_IDLE_TIMEOUT.as_millis() as u64 / 2;
+        if self.history_sample_ms == 0 || self.history_sample_ms > most {
+            return Err(ConfigError::single(format!("history_sample_ms: {} is not within 1..={most}", self.history_sample_ms)));
+        }
+        Ok(())
     }
 }
 

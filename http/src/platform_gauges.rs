@@ -24,6 +24,13 @@ impl PlatformGauges {
     /// then absent), with a warning.
     pub async fn export(&self) {
         let (mongo_up, _) = obentchi_core::ops::check_dependencies(Some(&self.store), &self.redis).await;
+        if let Some(bot) = &self.bot {
+            match bot.get_webhook_info().await {
+                Ok(info) => metrics::gauge!("telegram_webhook_pending_updates").set(f64::from(info.pending_update_count)),
+                Err(err) => tracing::warn!(%err, "getWebhookInfo failed"),
+            }
+        }
+        // MongoDB down: its figures go stale and then absent, and DependencyDown says why.
         if mongo_up == Some(false) {
             return;
         }
@@ -41,12 +48,6 @@ impl PlatformGauges {
                 metrics::gauge!("withdrawals_awaiting_review_oldest_age_seconds").set(waited as f64);
             }
             Err(err) => tracing::warn!(%err, "withdrawals awaiting review not read"),
-        }
-        if let Some(bot) = &self.bot {
-            match bot.get_webhook_info().await {
-                Ok(info) => metrics::gauge!("telegram_webhook_pending_updates").set(f64::from(info.pending_update_count)),
-                Err(err) => tracing::warn!(%err, "getWebhookInfo failed"),
-            }
         }
     }
 }

@@ -71,6 +71,14 @@ fn weak_placeholder_or_mistyped_secrets_are_refused_at_start_without_echoing_the
     // The environment layer reads an all-digit value as a number; the type error must not
     // quote it.
     refused(("OBENTCHI_PAYMENT_GATEWAYS__ALPHA__SECRET", "918273645546372819"), "found an integer");
+    // Nor may a TOML syntax error quote the line (here a secret without its quotes).
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[mongodb]\nuri = \"mongodb://h/\"\n[redis]\nurls = [\"redis://h\"]\n[payment_gateways.alpha]\nsecret = unquoted-gateway-secret-of-at-least-32-bytes\n").unwrap();
+    let out = run(&["--config", config.to_str().unwrap(), "--print-config"], &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("line 6") && !err.contains("unquoted-gateway-secret"), "{err}");
 }
 
 #[test]

@@ -124,11 +124,12 @@ impl ScheduledJobs {
             ("ledger_audit_users", report.users as i64),
             ("ledger_audit_last_run_timestamp_seconds", Utc::now().timestamp()),
         ];
-        self.job_reports.record(job_reports::LEDGER_AUDIT, &figures).await?;
         for mismatch in &report.mismatches {
             tracing::error!(?mismatch, "ledger audit: balance differs from its entries");
         }
         tracing::info!(users = report.users, mismatches = report.mismatches.len(), "ledger audit done");
+        // Failing here fails the run, which is retried: the figures must reach the alert.
+        self.job_reports.record(job_reports::LEDGER_AUDIT, &figures).await?;
         Ok(())
     }
 
@@ -142,12 +143,14 @@ impl ScheduledJobs {
     async fn reconcile_withdrawals(&self, run_id: &str) -> anyhow::Result<()> {
         let alert_cutoff = Utc::now() - chrono::Duration::milliseconds(self.config.withdrawal_alert_after_ms as i64);
         let unresolved = self.withdrawals.count_stuck_processing(alert_cutoff).await?;
-        self.job_reports.record(job_reports::WITHDRAWALS_STUCK, &[("withdrawals_stuck", unresolved as i64)]).await?;
         if unresolved > 0 {
             tracing::error!(unresolved, "withdrawals in processing without a definitive provider answer: see /admin/withdrawals/stuck");
         }
         let stuck = self.withdrawals.stuck(self.stuck_cutoff(), self.config.reconcile_batch).await?;
-        requeue(&self.withdrawal_jobs, &stuck, WithdrawalJob::job_key, run_id, "withdrawal").await
+        // Re-driving comes first: a failed write of the figure must not hold money back.
+        requeue(&self.withdrawal_jobs, &stuck, WithdrawalJob::job_key, run_id, "withdrawal").await?;
+        self.job_reports.record(job_reports::WITHDRAWALS_STUCK, &[("withdrawals_stuck", unresolved as i64)]).await?;
+        Ok(())
     }
 
     /// Enqueues a job for every payment recorded but not credited (its job lost or dead).
