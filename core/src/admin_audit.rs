@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use mongodb::bson::doc;
+use mongodb::bson::oid::ObjectId;
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,23 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
 }
 
+/// An entry as stored, with its id (time-ordered: the list's cursor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAuditEntry {
+    #[serde(rename = "_id")]
+    pub id: ObjectId,
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+/// Which entries an admin lists: each set field must match exactly.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub target: Option<String>,
+    pub token_id: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct AdminAudit {
     entries: Collection<AuditEntry>,
@@ -33,6 +51,32 @@ pub struct AdminAudit {
 impl AdminAudit {
     pub fn new(store: &Store) -> AdminAudit {
         AdminAudit { entries: store.collection(collections::ADMIN_AUDIT) }
+    }
+
+    /// Entries matching `filter`, newest first, `limit` (at most 200) from before `before` (an
+    /// entry's id, the cursor of the previous page).
+    pub async fn list(&self, filter: &AuditFilter, before: Option<ObjectId>, limit: u32) -> mongodb::error::Result<Vec<StoredAuditEntry>> {
+        let mut query = doc! {};
+        if let Some(action) = &filter.action {
+            query.insert("action", action);
+        }
+        if let Some(target) = &filter.target {
+            query.insert("target", target);
+        }
+        if let Some(token_id) = &filter.token_id {
+            query.insert("token_id", token_id);
+        }
+        if let Some(before) = before {
+            query.insert("_id", doc! { "$lt": before });
+        }
+        self.entries
+            .clone_with_type::<StoredAuditEntry>()
+            .find(query)
+            .sort(doc! { "_id": -1 })
+            .limit(i64::from(limit.clamp(1, 200)))
+            .await?
+            .try_collect()
+            .await
     }
 
     /// Writes an entry; the caller decides what a failure means.

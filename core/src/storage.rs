@@ -132,6 +132,8 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
         (USERS, index(doc! { "username_lc": 1 }, "users_by_username")),
         (POSTINGS, index(doc! { "user_id": 1, "created_at": -1 }, "postings_by_user_time")),
         (POSTINGS, index(doc! { "kind": 1, "created_at": 1 }, "postings_by_kind_time")),
+        // The admins' platform-wide list, newest first (`Ledger::platform_postings`).
+        (POSTINGS, index(doc! { "created_at": -1, "_id": -1 }, "postings_by_time")),
         (BALANCES, index(doc! { "user_id": 1 }, "balances_by_user")),
         (PAYMENTS, index(doc! { "user_id": 1, "created_at": -1 }, "payments_by_user_time")),
         (PAYMENTS, index(doc! { "status": 1, "created_at": 1 }, "payments_by_status")),

@@ -20,7 +20,7 @@ use obentchi_testkit::{FakePayoutProvider, PayoutMode};
 use serde_json::{json, Value};
 use support::{error_code, money_limits, spawn_app, TestApp, GATEWAY_SECRET, GENEROUS};
 
-const READS: [&str; 9] = [
+const READS: [&str; 11] = [
     "/admin/users",
     "/admin/users/1",
     "/admin/withdrawals",
@@ -30,6 +30,8 @@ const READS: [&str; 9] = [
     "/admin/queues/payments/dead-letters",
     "/admin/stats",
     "/admin/dashboard/panel",
+    "/admin/postings",
+    "/admin/audit",
 ];
 const WRITES: [&str; 6] = [
     "/admin/users/1/ban",
@@ -194,6 +196,61 @@ async fn users_are_listed_searched_detailed_and_banned_with_an_audit_trail() {
     let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["user.ban", "user.ban", "user.unban"]);
     assert!(trail.iter().all(|e| e.token_name == "writer"));
+}
+
+/// Issue 15 (admin reads): the ledger of every user and the audit log, filtered, newest first,
+/// paged by cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_ledger_and_the_audit_log_are_read_by_filter_and_cursor() {
+    let app = spawn_app(GENEROUS).await;
+    Users::new(&app.store).register(UserId::new(31).unwrap(), Registration::default()).await.unwrap();
+    for user in 31..=35 {
+        deposit(&app, user, xtr(100 * user)).await;
+    }
+    deposit(&app, 36, Money::from_minor(Currency::Usdt, 2_500_000)).await;
+    let r = Some(app.read_token.as_str());
+
+    // Every deposit, two per page, following `next`.
+    let mut seen = Vec::new();
+    let mut path = "/admin/postings?kind=deposit&limit=2".to_owned();
+    loop {
+        let page: Value = app.get(&path, r).await.json().await.unwrap();
+        seen.extend(page["postings"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => path = format!("/admin/postings?kind=deposit&limit=2&after={next}"),
+            None => break,
+        }
+    }
+    let users: std::collections::BTreeSet<i64> = seen.iter().map(|p| p["user_id"].as_i64().unwrap()).collect();
+    assert_eq!(users.into_iter().collect::<Vec<_>>(), (31..=36).collect::<Vec<_>>(), "each once: {seen:?}");
+    assert_eq!(seen.len(), 6);
+    let times: Vec<&str> = seen.iter().map(|p| p["created_at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+
+    let usdt: Value = app.get("/admin/postings?currency=USDT", r).await.json().await.unwrap();
+    assert_eq!(usdt["postings"].as_array().unwrap().iter().map(|p| p["user_id"].as_i64().unwrap()).collect::<Vec<_>>(), [36]);
+    let future: Value = app.get("/admin/postings?from=2100-01-01T00:00:00Z", r).await.json().await.unwrap();
+    assert!(future["postings"].as_array().unwrap().is_empty());
+    assert_eq!(error_code(app.get("/admin/postings?kind=gift", r).await).await.0, 400);
+    assert_eq!(error_code(app.get("/admin/postings?after=nonsense", r).await).await.0, 400);
+
+    // Two bans and an unban: the log names them, newest first, one per page.
+    let w = Some(app.write_token.as_str());
+    for path in ["/admin/users/31/ban", "/admin/users/31/ban", "/admin/users/31/unban"] {
+        app.post(path, w, None).await.error_for_status().unwrap();
+    }
+    let all: Value = app.get("/admin/audit?target=31", r).await.json().await.unwrap();
+    let actions: Vec<&str> = all["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["user.unban", "user.ban", "user.ban"]);
+    assert!(all["entries"].as_array().unwrap().iter().all(|e| e["token_name"] == "writer"));
+    let first: Value = app.get("/admin/audit?action=user.ban&limit=1", r).await.json().await.unwrap();
+    let next = first["next"].as_str().unwrap().to_owned();
+    let second: Value = app.get(&format!("/admin/audit?action=user.ban&limit=1&before={next}"), r).await.json().await.unwrap();
+    assert_eq!(second["entries"].as_array().unwrap().len(), 1);
+    assert_ne!(second["entries"][0]["id"], first["entries"][0]["id"]);
+    let third: Value = app.get(&format!("/admin/audit?action=user.ban&limit=1&before={}", second["next"].as_str().unwrap()), r).await.json().await.unwrap();
+    assert!(third["entries"].as_array().unwrap().is_empty() && third["next"].is_null(), "{third}");
+    assert_eq!(error_code(app.get("/admin/audit?before=nonsense", r).await).await.0, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,7 +541,7 @@ async fn ops_endpoints_headers_cors_and_openapi() {
     let document: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     let paths = document["paths"].as_object().unwrap();
     let expected = [
-        "/admin/users", "/admin/users/{id}", "/admin/users/{id}/ban", "/admin/users/{id}/unban",
+        "/admin/users", "/admin/users/{id}", "/admin/users/{id}/ban", "/admin/users/{id}/unban", "/admin/postings", "/admin/audit",
         "/admin/withdrawals", "/admin/withdrawals/stuck", "/admin/withdrawals/{id}/approve", "/admin/withdrawals/{id}/reject", "/admin/withdrawals/{id}/retry",
         "/admin/broadcasts", "/admin/broadcasts/{id}", "/admin/broadcasts/{id}/cancel",
         "/admin/queues", "/admin/queues/{queue}/dead-letters", "/admin/queues/{queue}/dead-letters/{id}/retry",

@@ -43,6 +43,42 @@ pub struct PostingRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// Which postings an admin lists across all users (`Ledger::platform_postings`).
+#[derive(Debug, Clone, Default)]
+pub struct PostingFilter {
+    pub kind: Option<PostingKind>,
+    /// Postings with an entry in this currency.
+    pub currency: Option<Currency>,
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Where the next page of platform postings starts: after this posting (newest first). As
+/// text, `<created_at ms>:<posting id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: String,
+}
+
+impl PostingCursor {
+    pub fn after(posting: &PostingRecord) -> PostingCursor {
+        PostingCursor { created_at: posting.created_at, id: posting.id.clone() }
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.created_at.timestamp_millis(), self.id)
+    }
+
+    pub fn parse(text: &str) -> Option<PostingCursor> {
+        let (ms, id) = text.split_once(':')?;
+        let created_at = DateTime::from_timestamp_millis(ms.parse().ok()?)?;
+        (!id.is_empty()).then(|| PostingCursor { created_at, id: id.to_owned() })
+    }
+}
+
 /// A user's materialized balance on one account and currency.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct BalanceDoc {
@@ -297,6 +333,47 @@ impl Ledger {
             .sort(doc! { "created_at": -1, "_id": -1 })
             .skip(offset)
             .limit(i64::from(limit.min(100)))
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// Postings of every user matching `filter`, newest first, `limit` (at most 200) from after
+    /// `after`. Paged by cursor, never by skip: on a sharded collection a skip reads every
+    /// skipped posting on every shard.
+    pub async fn platform_postings(
+        &self,
+        filter: &PostingFilter,
+        after: Option<&PostingCursor>,
+        limit: u32,
+    ) -> Result<Vec<PostingRecord>, LedgerError> {
+        let mut query = Document::new();
+        if let Some(kind) = filter.kind {
+            query.insert("kind", bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?);
+        }
+        if let Some(currency) = filter.currency {
+            query.insert("entries.currency", bson::to_bson(&currency).map_err(|e| MongoError::custom(e.to_string()))?);
+        }
+        let mut created = Document::new();
+        if let Some(from) = filter.from {
+            created.insert("$gte", bson::DateTime::from_chrono(from));
+        }
+        if let Some(to) = filter.to {
+            created.insert("$lt", bson::DateTime::from_chrono(to));
+        }
+        if !created.is_empty() {
+            query.insert("created_at", created);
+        }
+        if let Some(after) = after {
+            let at = bson::DateTime::from_chrono(after.created_at);
+            query.insert("$or", vec![doc! { "created_at": { "$lt": at } }, doc! { "created_at": at, "_id": { "$lt": &after.id } }]);
+        }
+        Ok(self
+            .postings
+            .find(query)
+            .sort(doc! { "created_at": -1, "_id": -1 })
+            .limit(i64::from(limit.clamp(1, 200)))
+            .comment(Bson::String("fan-out: admin platform postings".into()))
             .await?
             .try_collect()
             .await?)

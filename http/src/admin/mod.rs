@@ -2,8 +2,10 @@
 //! money by hand (refunds, balance corrections) `money`; every change is written to the audit
 //! log with the token that made it.
 
+pub mod audit_log;
 pub mod broadcasts;
 pub mod money;
+pub mod postings;
 pub mod queues;
 pub mod stats;
 pub mod users;
@@ -27,6 +29,8 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
         .route("/admin/queues", get(queues::overview))
         .route("/admin/queues/{queue}/dead-letters", get(queues::dead_letters))
         .route("/admin/stats", get(stats::figures))
+        .route("/admin/postings", get(postings::list))
+        .route("/admin/audit", get(audit_log::list))
         .route_layer(from_fn_with_state(limits.limiter(Class::Read), enforce));
     let writes = Router::new()
         .route("/admin/users/{id}/ban", post(users::ban))

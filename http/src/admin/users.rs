@@ -96,6 +96,7 @@ pub struct EntryView {
 
 #[derive(Serialize, ToSchema)]
 pub struct PostingView {
+    pub user_id: i64,
     pub key: String,
     /// `deposit`, `subscription_purchase`, `referral_commission`, `withdrawal_hold`, …
     pub kind: String,
@@ -108,6 +109,7 @@ impl From<PostingRecord> for PostingView {
     fn from(p: PostingRecord) -> PostingView {
         let kind = serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         PostingView {
+            user_id: p.user_id.get(),
             key: p.key,
             kind,
             reason: p.reason,
