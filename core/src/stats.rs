@@ -18,6 +18,10 @@ pub struct PlatformStats {
     pub deposits: Vec<DayTotal>,
     /// What was paid out to users, per day and currency.
     pub withdrawals: Vec<DayTotal>,
+    /// Subscriptions sold (the platform's revenue), per day and currency.
+    pub revenue: Vec<DayTotal>,
+    /// Referral commissions credited to referrers, per day and currency.
+    pub commissions: Vec<DayTotal>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +40,15 @@ pub async fn collect(ledger: &Ledger, users: &Users, subscriptions: &Subscriptio
     let since = today - Duration::days(i64::from(days.max(1)) - 1);
     let deposits = ledger.totals_by_day(PostingKind::Deposit, &Account::User(UserAccount::Available), since);
     let withdrawals = ledger.totals_by_day(PostingKind::PayoutSettle, &Account::Platform(PlatformAccount::PayoutClearing), since);
-    let (users, active_subscriptions, deposits, withdrawals) =
-        tokio::try_join!(async { Ok::<_, StatsError>(users.count().await?) }, async { Ok(subscriptions.active_count(now).await?) }, async { Ok(deposits.await?) }, async { Ok(withdrawals.await?) })?;
-    Ok(PlatformStats { users, active_subscriptions, since, deposits, withdrawals })
+    let revenue = ledger.totals_by_day(PostingKind::SubscriptionPurchase, &Account::Platform(PlatformAccount::Revenue), since);
+    let commissions = ledger.totals_by_day(PostingKind::ReferralCommission, &Account::User(UserAccount::Available), since);
+    let (users, active_subscriptions, deposits, withdrawals, revenue, commissions) = tokio::try_join!(
+        async { Ok::<_, StatsError>(users.count().await?) },
+        async { Ok(subscriptions.active_count(now).await?) },
+        async { Ok(deposits.await?) },
+        async { Ok(withdrawals.await?) },
+        async { Ok(revenue.await?) },
+        async { Ok(commissions.await?) },
+    )?;
+    Ok(PlatformStats { users, active_subscriptions, since, deposits, withdrawals, revenue, commissions })
 }

@@ -16,7 +16,7 @@ use crate::{admin, callbacks, dashboard, error};
         admin::withdrawals::list, admin::withdrawals::stuck, admin::withdrawals::approve, admin::withdrawals::reject, admin::withdrawals::retry,
         admin::broadcasts::create, admin::broadcasts::progress, admin::broadcasts::cancel,
         admin::queues::overview, admin::queues::dead_letters, admin::queues::retry_dead_letter, admin::queues::discard_dead_letter,
-        admin::stats::figures, admin::postings::list, admin::audit_log::list,
+        admin::stats::figures, admin::stats::top_referrers, admin::postings::list, admin::audit_log::list,
         admin::money::refund_stars, admin::money::adjust, admin::money::approve,
         callbacks::callback,
         callbacks::crypto_pay_webhook,

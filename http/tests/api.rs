@@ -20,7 +20,7 @@ use obentchi_testkit::{FakePayoutProvider, PayoutMode};
 use serde_json::{json, Value};
 use support::{error_code, money_limits, spawn_app, TestApp, GATEWAY_SECRET, GENEROUS};
 
-const READS: [&str; 11] = [
+const READS: [&str; 12] = [
     "/admin/users",
     "/admin/users/1",
     "/admin/withdrawals",
@@ -32,6 +32,7 @@ const READS: [&str; 11] = [
     "/admin/dashboard/panel",
     "/admin/postings",
     "/admin/audit",
+    "/admin/referrers/top",
 ];
 const WRITES: [&str; 6] = [
     "/admin/users/1/ban",
@@ -415,6 +416,27 @@ async fn stats_count_users_and_deposits_per_day() {
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert_eq!(stats["deposits"], json!([{ "day": today, "amount": { "currency": "XTR", "minor": 150 } }]));
     assert_eq!(stats["withdrawals"], json!([]));
+
+    // Issue 15: revenue and commissions per day, and the top referrers.
+    let ledger = Ledger::new(app.store.clone());
+    let key = |k: &str| IdempotencyKey::new(k).unwrap();
+    ledger.post(&Posting::subscription_purchase(UserId::new(31).unwrap(), key("buy-1"), xtr(100), "month").unwrap()).await.unwrap();
+    ledger.post(&Posting::referral_commission(UserId::new(32).unwrap(), key("commission-1"), xtr(10), "for 31").unwrap()).await.unwrap();
+    ledger.post(&Posting::referral_commission(UserId::new(31).unwrap(), key("commission-2"), xtr(5), "for 33").unwrap()).await.unwrap();
+    let stats: Value = app.get("/admin/stats?days=1", Some(&app.read_token)).await.json().await.unwrap();
+    assert_eq!(stats["revenue"], json!([{ "day": today, "amount": { "currency": "XTR", "minor": 100 } }]));
+    assert_eq!(stats["commissions"], json!([{ "day": today, "amount": { "currency": "XTR", "minor": 15 } }]));
+    let top: Value = app.get("/admin/referrers/top?currency=XTR&days=7", Some(&app.read_token)).await.json().await.unwrap();
+    assert_eq!(
+        top["referrers"],
+        json!([
+            { "user_id": 32, "commission": { "currency": "XTR", "minor": 10 }, "commissions": 1 },
+            { "user_id": 31, "commission": { "currency": "XTR", "minor": 5 }, "commissions": 1 },
+        ])
+    );
+    let none: Value = app.get("/admin/referrers/top?currency=USDT", Some(&app.read_token)).await.json().await.unwrap();
+    assert_eq!(none["referrers"], json!([]));
+    assert_eq!(error_code(app.get("/admin/referrers/top?days=0", Some(&app.read_token)).await).await.0, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,7 +563,7 @@ async fn ops_endpoints_headers_cors_and_openapi() {
     let document: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     let paths = document["paths"].as_object().unwrap();
     let expected = [
-        "/admin/users", "/admin/users/{id}", "/admin/users/{id}/ban", "/admin/users/{id}/unban", "/admin/postings", "/admin/audit",
+        "/admin/users", "/admin/users/{id}", "/admin/users/{id}/ban", "/admin/users/{id}/unban", "/admin/postings", "/admin/audit", "/admin/referrers/top",
         "/admin/withdrawals", "/admin/withdrawals/stuck", "/admin/withdrawals/{id}/approve", "/admin/withdrawals/{id}/reject", "/admin/withdrawals/{id}/retry",
         "/admin/broadcasts", "/admin/broadcasts/{id}", "/admin/broadcasts/{id}/cancel",
         "/admin/queues", "/admin/queues/{queue}/dead-letters", "/admin/queues/{queue}/dead-letters/{id}/retry",

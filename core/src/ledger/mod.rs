@@ -537,6 +537,45 @@ impl Ledger {
     }
 }
 
+impl Ledger {
+    /// The referrers credited the most commission in `currency` since `since`, most first, with
+    /// how many commissions each got.
+    pub async fn top_referrers(&self, currency: Currency, since: DateTime<Utc>, limit: u32) -> Result<Vec<ReferrerTotal>, LedgerError> {
+        let kind = bson::to_bson(&PostingKind::ReferralCommission).map_err(|e| MongoError::custom(e.to_string()))?;
+        let currency_code = bson::to_bson(&currency).map_err(|e| MongoError::custom(e.to_string()))?;
+        let pipeline = vec![
+            doc! { "$match": { "kind": kind, "created_at": { "$gte": bson::DateTime::from_chrono(since) } } },
+            doc! { "$unwind": "$entries" },
+            doc! { "$match": { "entries.account": Account::User(UserAccount::Available).to_string(), "entries.currency": currency_code } },
+            doc! { "$group": { "_id": "$user_id", "total": { "$sum": "$entries.amount" }, "commissions": { "$sum": 1 } } },
+            doc! { "$sort": { "total": -1, "_id": 1 } },
+            doc! { "$limit": i64::from(limit.clamp(1, 100)) },
+        ];
+        let mut cursor = self.postings.clone_with_type::<Document>().aggregate(pipeline).comment(Bson::String("fan-out: top referrers".into())).await?;
+        let mut top = Vec::new();
+        while let Some(group) = cursor.try_next().await? {
+            let user_id = group.get_i64("_id").ok().and_then(|id| UserId::new(id).ok());
+            let commissions = match group.get("commissions") {
+                Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
+                Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
+                _ => 0,
+            };
+            if let Some(user_id) = user_id {
+                top.push(ReferrerTotal { user_id, commission: Money::from_minor(currency, sum_of(&group)?), commissions });
+            }
+        }
+        Ok(top)
+    }
+}
+
+/// One referrer's commissions (`Ledger::top_referrers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferrerTotal {
+    pub user_id: UserId,
+    pub commission: Money,
+    pub commissions: u64,
+}
+
 /// The `total` of a `$group` stage (`$sum` yields an int32 for small sums).
 fn sum_of(group: &Document) -> Result<i64, LedgerError> {
     match group.get("total") {

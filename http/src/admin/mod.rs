@@ -31,6 +31,7 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
         .route("/admin/stats", get(stats::figures))
         .route("/admin/postings", get(postings::list))
         .route("/admin/audit", get(audit_log::list))
+        .route("/admin/referrers/top", get(stats::top_referrers))
         .route_layer(from_fn_with_state(limits.limiter(Class::Read), enforce));
     let writes = Router::new()
         .route("/admin/users/{id}/ban", post(users::ban))
