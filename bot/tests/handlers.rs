@@ -64,7 +64,12 @@ daily_limit = "600 XTR"
 fee = "5 XTR"
 auto_approve_up_to = "300 XTR"
 address_format = "ton"
+[support]
+admin_chat_ids = [777]
 "#;
+
+/// The admin chat of `TEST_SETTINGS`.
+const ADMIN_CHAT: i64 = 777;
 
 async fn world() -> World {
     world_with(TEST_SETTINGS).await
@@ -321,9 +326,18 @@ async fn a_withdrawal_conversation_checks_every_step_and_requests_once() {
     for (update, text) in [(210, "/withdraw"), (211, "400"), (212, TON)] {
         handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
     }
+    replies(&deps.outbound).await;
     handle(&press_from(AMINA, 213, "wd:ok:210"), &me(), deps).await.unwrap();
-    assert!(replies(&deps.outbound).await.last().unwrap().text.starts_with("Withdrawal of 400 XTR requested"));
-    assert_eq!(deps.withdrawals.get(amina, "tg:210").await.unwrap().status, WithdrawalStatus::Requested);
+    handle(&press_from(AMINA, 214, "wd:ok:210"), &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
+    assert!(sent.iter().filter(|m| m.chat_id == AMINA).all(|m| m.text.starts_with("Withdrawal of 400 XTR requested")), "{sent:?}");
+    let waiting = deps.withdrawals.get(amina, "tg:210").await.unwrap();
+    assert_eq!(waiting.status, WithdrawalStatus::Requested);
+    // The admins are told once (the confirmation was pressed twice): who, how much, how to act.
+    let told: Vec<&OutboundMessage> = sent.iter().filter(|m| m.chat_id == ADMIN_CHAT).collect();
+    assert_eq!(told.len(), 1, "{sent:?}");
+    assert!(told[0].text.contains(&format!("Withdrawal {} waits for review: user {AMINA}", waiting.id)), "{}", told[0].text);
+    assert!(told[0].text.contains("400 XTR (fee 5 XTR)") && told[0].text.contains(&format!("POST /admin/withdrawals/{}/approve", waiting.id)), "{}", told[0].text);
     assert!(new_jobs::<WithdrawalJob>(&deps.withdrawal_jobs).await.is_empty());
     for (update, text) in [(220, "/withdraw"), (221, "100")] {
         handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();

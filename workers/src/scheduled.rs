@@ -22,7 +22,7 @@ use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::stats;
 use obentchi_core::subscriptions::{Notice, Subscriptions};
 use obentchi_core::users::Users;
-use obentchi_core::withdrawals::{WithdrawalJob, Withdrawals};
+use obentchi_core::withdrawals::{WithdrawalJob, WithdrawalStatus, Withdrawals};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +97,8 @@ pub struct ScheduledJobs {
 const STARS_OVERLAP: u64 = 100;
 /// Pages (of 100) one run reads at most; the next run goes on from there.
 const STARS_PAGES_PER_RUN: u32 = 100;
+/// Withdrawals awaiting review the daily report lists at most (the admin API lists them all).
+const REPORTED_REVIEWS: u32 = 20;
 
 impl ScheduledJobs {
     pub async fn run(&self, run: &ScheduledRun) -> anyhow::Result<()> {
@@ -356,6 +358,14 @@ impl ScheduledJobs {
             let dead = queue.stats().await?.dead;
             if dead > 0 {
                 text += &format!("Dead letters in {}: {dead}\n", queue.name());
+            }
+        }
+        // What still waits for an admin (the most recently changed first; the list is capped).
+        let waiting = self.withdrawals.list(Some(WithdrawalStatus::Requested), None, REPORTED_REVIEWS).await?;
+        if !waiting.is_empty() {
+            text += "Waiting for review (POST /admin/withdrawals/<id>/approve or /reject):\n";
+            for w in &waiting {
+                text += &format!("{} user {} {} since {}\n", w.id, w.user_id, w.amount, w.created_at.format("%Y-%m-%d %H:%M UTC"));
             }
         }
         for chat in &self.config.admin_chat_ids {

@@ -238,6 +238,16 @@ async fn the_daily_report_reaches_every_admin_once() {
     let s = setup(config).await;
     Users::new(&s.store).register(UserId::new(5).unwrap(), Default::default()).await.unwrap();
     deposit(&s.jobs.ledger, UserId::new(5).unwrap(), xtr(70)).await;
+    // Over the automatic approval: it waits for an admin, and the report says so.
+    let new = NewWithdrawal {
+        user_id: UserId::new(5).unwrap(),
+        request_id: IdempotencyKey::new("big").unwrap(),
+        amount: xtr(60),
+        fee: xtr(0),
+        address: PayoutAddress::parse(AddressFormat::Ton, "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG").unwrap(),
+    };
+    let waiting = s.jobs.withdrawals.request(new, xtr(10)).await.unwrap();
+    assert_eq!(waiting.status, WithdrawalStatus::Requested);
     let report = run(ScheduledJob::DailyReport, 1_000);
     s.jobs.run(&report).await.unwrap();
     s.jobs.run(&report).await.unwrap();
@@ -246,6 +256,7 @@ async fn the_daily_report_reaches_every_admin_once() {
     for message in &messages {
         assert!(message.text.contains("Users: 1"), "{}", message.text);
         assert!(message.text.contains("70 XTR"), "{}", message.text);
+        assert!(message.text.contains(&format!("Waiting for review (POST /admin/withdrawals/<id>/approve or /reject):\n{} user 5 60 XTR", waiting.id)), "{}", message.text);
     }
 }
 

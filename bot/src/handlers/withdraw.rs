@@ -223,8 +223,32 @@ pub(super) async fn confirm(deps: &Deps, caller: &Caller, chat: i64, started_by:
         let job = withdrawal.job();
         deps.withdrawal_jobs.enqueue(&job, Some(&job.job_key())).await?;
     }
+    if withdrawal.status == WithdrawalStatus::Requested {
+        tell_admins_of_review(deps, caller, &withdrawal).await?;
+    }
     deps.conversations.clear(chat, caller.id).await?;
     deps.reply(update, chat, withdrawal_text(lang, &withdrawal)).await
+}
+
+/// Tells the admin chats (`support.admin_chat_ids`) that a withdrawal waits for their review:
+/// who asked, how much, where to, and how to act. Keyed by the withdrawal and chat, so a
+/// replayed confirmation tells nobody twice; the daily report lists whatever still waits.
+async fn tell_admins_of_review(deps: &Deps, caller: &Caller, w: &Withdrawal) -> HandlerResult {
+    let username = caller.profile.username.as_deref().map_or_else(String::new, |u| format!(" @{u}"));
+    let text = format!(
+        "Withdrawal {id} waits for review: user {user}{username} asks for {amount} (fee {fee}) to {address}.\n\
+         Approve: POST /admin/withdrawals/{id}/approve\nReject: POST /admin/withdrawals/{id}/reject",
+        id = w.id,
+        user = w.user_id,
+        amount = w.amount,
+        fee = w.fee,
+        address = w.address,
+    );
+    for admin_chat in &deps.support.admin_chat_ids {
+        let key = format!("review:{}:{admin_chat}", w.id);
+        deps.outbound.enqueue(&OutboundMessage::text(*admin_chat, text.clone()), Some(&key)).await?;
+    }
+    Ok(())
 }
 
 fn withdrawal_text(lang: Lang, w: &Withdrawal) -> String {
