@@ -64,6 +64,17 @@ fn run(job: ScheduledJob, at: i64) -> ScheduledRun {
     ScheduledRun { job, scheduled_at_ms: at }
 }
 
+/// A withdrawal of `amount` (no fee) to a TON address.
+fn ton_withdrawal(user_id: UserId, request: &str, amount: Money) -> NewWithdrawal {
+    NewWithdrawal {
+        user_id,
+        request_id: IdempotencyKey::new(request).unwrap(),
+        amount,
+        fee: xtr(0),
+        address: PayoutAddress::parse(AddressFormat::Ton, "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG").unwrap(),
+    }
+}
+
 fn xtr(minor: i64) -> Money {
     Money::from_minor(Currency::Xtr, minor)
 }
@@ -95,15 +106,8 @@ async fn a_withdrawal_whose_job_was_lost_is_driven_again_and_paid_once() {
     let s = setup(no_wait()).await;
     let user = UserId::new(7).unwrap();
     deposit(&s.jobs.ledger, user, xtr(1_000)).await;
-    let new = NewWithdrawal {
-        user_id: user,
-        request_id: IdempotencyKey::new("lost-job").unwrap(),
-        amount: xtr(400),
-        fee: xtr(0),
-        address: PayoutAddress::parse(AddressFormat::Ton, "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG").unwrap(),
-    };
     // Approved, and its job never made it to Redis.
-    let w = s.jobs.withdrawals.request(new, xtr(1_000)).await.unwrap();
+    let w = s.jobs.withdrawals.request(ton_withdrawal(user, "lost-job", xtr(400)), xtr(1_000)).await.unwrap();
     assert_eq!(w.status, WithdrawalStatus::Approved);
     tokio::time::sleep(Duration::from_millis(5)).await;
 
@@ -239,14 +243,7 @@ async fn the_daily_report_reaches_every_admin_once() {
     Users::new(&s.store).register(UserId::new(5).unwrap(), Default::default()).await.unwrap();
     deposit(&s.jobs.ledger, UserId::new(5).unwrap(), xtr(70)).await;
     // Over the automatic approval: it waits for an admin, and the report says so.
-    let new = NewWithdrawal {
-        user_id: UserId::new(5).unwrap(),
-        request_id: IdempotencyKey::new("big").unwrap(),
-        amount: xtr(60),
-        fee: xtr(0),
-        address: PayoutAddress::parse(AddressFormat::Ton, "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG").unwrap(),
-    };
-    let waiting = s.jobs.withdrawals.request(new, xtr(10)).await.unwrap();
+    let waiting = s.jobs.withdrawals.request(ton_withdrawal(UserId::new(5).unwrap(), "big", xtr(60)), xtr(10)).await.unwrap();
     assert_eq!(waiting.status, WithdrawalStatus::Requested);
     let report = run(ScheduledJob::DailyReport, 1_000);
     s.jobs.run(&report).await.unwrap();
