@@ -1,5 +1,5 @@
-//! Broadcasts: one message to every user who has not blocked the bot, as a chain of jobs with
-//! progress that an admin can follow and cancel.
+//! Broadcasts: one message to every user who has not blocked the bot and is not banned, as a
+//! chain of jobs with progress that an admin can follow and cancel.
 //!
 //! Each broadcast job handles one batch: it enqueues an outbound message per user (keyed
 //! `bc:<broadcast>:<user>`, so a replayed batch sends nothing twice), advances the broadcast's
@@ -140,7 +140,7 @@ impl Broadcasts {
         // Every user, in id order, from every shard: the one sanctioned fan-out over users.
         let recipients: Vec<Document> = self
             .users
-            .find(doc! { "_id": { "$gt": broadcast.cursor }, "blocked_bot": { "$ne": true } })
+            .find(doc! { "_id": { "$gt": broadcast.cursor }, "blocked_bot": { "$ne": true }, "banned": { "$ne": true } })
             .sort(doc! { "_id": 1 })
             .limit(self.batch as i64)
             .projection(doc! { "_id": 1 })
