@@ -34,10 +34,15 @@ pub enum StatsError {
     Storage(#[from] mongodb::error::Error),
 }
 
+/// The start of the last `days` UTC days before `now` (today included; at least today).
+pub fn days_back(days: u32, now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+    today - Duration::days(i64::from(days.max(1)) - 1)
+}
+
 /// The figures for the last `days` UTC days (today included).
 pub async fn collect(ledger: &Ledger, users: &Users, subscriptions: &Subscriptions, days: u32, now: DateTime<Utc>) -> Result<PlatformStats, StatsError> {
-    let today = now.date_naive().and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-    let since = today - Duration::days(i64::from(days.max(1)) - 1);
+    let since = days_back(days, now);
     let deposits = ledger.totals_by_day(PostingKind::Deposit, &Account::User(UserAccount::Available), since);
     let withdrawals = ledger.totals_by_day(PostingKind::PayoutSettle, &Account::Platform(PlatformAccount::PayoutClearing), since);
     let revenue = ledger.totals_by_day(PostingKind::SubscriptionPurchase, &Account::Platform(PlatformAccount::Revenue), since);

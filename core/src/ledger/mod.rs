@@ -349,10 +349,10 @@ impl Ledger {
     ) -> Result<Vec<PostingRecord>, LedgerError> {
         let mut query = Document::new();
         if let Some(kind) = filter.kind {
-            query.insert("kind", bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?);
+            query.insert("kind", bson_of(&kind)?);
         }
         if let Some(currency) = filter.currency {
-            query.insert("entries.currency", bson::to_bson(&currency).map_err(|e| MongoError::custom(e.to_string()))?);
+            query.insert("entries.currency", bson_of(&currency)?);
         }
         let mut created = Document::new();
         if let Some(from) = filter.from {
@@ -381,7 +381,7 @@ impl Ledger {
 
     /// Whether the user has any posting of `kind` (e.g. has ever bought a subscription).
     pub async fn has_posting_of_kind(&self, user_id: UserId, kind: PostingKind) -> Result<bool, LedgerError> {
-        let kind = bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?;
+        let kind = bson_of(&kind)?;
         let found = self.postings.clone_with_type::<Document>().find_one(doc! { "user_id": user_id.get(), "kind": kind }).projection(doc! { "_id": 1 }).await?;
         Ok(found.is_some())
     }
@@ -389,7 +389,7 @@ impl Ledger {
     /// What postings of `kind` added to the user's available balance, per currency (e.g. a
     /// referrer's total commissions).
     pub async fn total_of_kind(&self, user_id: UserId, kind: PostingKind) -> Result<Vec<Money>, LedgerError> {
-        let kind = bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?;
+        let kind = bson_of(&kind)?;
         let pipeline = vec![
             doc! { "$match": { "user_id": user_id.get(), "kind": kind } },
             doc! { "$unwind": "$entries" },
@@ -401,7 +401,7 @@ impl Ledger {
         while let Some(group) = cursor.try_next().await? {
             let currency = group.get_str("_id").ok().and_then(|c| c.parse::<Currency>().ok());
             if let Some(currency) = currency {
-                totals.push(Money::from_minor(currency, sum_of(&group)?));
+                totals.push(Money::from_minor(currency, int_of(&group, "total")?));
             }
         }
         totals.sort_by_key(|m| m.currency());
@@ -427,7 +427,7 @@ impl Ledger {
             let id = group.get_document("_id").map_err(|e| MongoError::custom(e.to_string()))?;
             let account = id.get_str("account").ok().and_then(|a| a.parse::<Account>().ok());
             let currency = id.get_str("currency").ok().and_then(|c| c.parse::<Currency>().ok());
-            let total = sum_of(&group)?;
+            let total = int_of(&group, "total")?;
             if let (Some(Account::User(account)), Some(currency)) = (account, currency) {
                 sums.insert((account, currency), total);
             }
@@ -505,7 +505,7 @@ impl Ledger {
     /// Per UTC day since `since`, what postings of `kind` moved on `account` (summed per currency;
     /// the sign as the account sees it).
     pub async fn totals_by_day(&self, kind: PostingKind, account: &Account, since: DateTime<Utc>) -> Result<Vec<DayTotal>, LedgerError> {
-        let kind = bson::to_bson(&kind).map_err(|e| MongoError::custom(e.to_string()))?;
+        let kind = bson_of(&kind)?;
         let pipeline = vec![
             doc! { "$match": { "kind": kind, "created_at": { "$gte": bson::DateTime::from_chrono(since) } } },
             doc! { "$unwind": "$entries" },
@@ -530,19 +530,17 @@ impl Ledger {
             let id = group.get_document("_id").map_err(|e| MongoError::custom(e.to_string()))?;
             let currency = id.get_str("currency").ok().and_then(|c| c.parse::<Currency>().ok());
             if let (Ok(day), Some(currency)) = (id.get_str("day"), currency) {
-                totals.push(DayTotal { day: day.to_owned(), amount: Money::from_minor(currency, sum_of(&group)?) });
+                totals.push(DayTotal { day: day.to_owned(), amount: Money::from_minor(currency, int_of(&group, "total")?) });
             }
         }
         Ok(totals)
     }
-}
 
-impl Ledger {
     /// The referrers credited the most commission in `currency` since `since`, most first, with
     /// how many commissions each got.
     pub async fn top_referrers(&self, currency: Currency, since: DateTime<Utc>, limit: u32) -> Result<Vec<ReferrerTotal>, LedgerError> {
-        let kind = bson::to_bson(&PostingKind::ReferralCommission).map_err(|e| MongoError::custom(e.to_string()))?;
-        let currency_code = bson::to_bson(&currency).map_err(|e| MongoError::custom(e.to_string()))?;
+        let kind = bson_of(&PostingKind::ReferralCommission)?;
+        let currency_code = bson_of(&currency)?;
         let pipeline = vec![
             doc! { "$match": { "kind": kind, "created_at": { "$gte": bson::DateTime::from_chrono(since) } } },
             doc! { "$unwind": "$entries" },
@@ -555,13 +553,9 @@ impl Ledger {
         let mut top = Vec::new();
         while let Some(group) = cursor.try_next().await? {
             let user_id = group.get_i64("_id").ok().and_then(|id| UserId::new(id).ok());
-            let commissions = match group.get("commissions") {
-                Some(Bson::Int32(n)) => u64::try_from(*n).unwrap_or(0),
-                Some(Bson::Int64(n)) => u64::try_from(*n).unwrap_or(0),
-                _ => 0,
-            };
             if let Some(user_id) = user_id {
-                top.push(ReferrerTotal { user_id, commission: Money::from_minor(currency, sum_of(&group)?), commissions });
+                let commissions = u64::try_from(int_of(&group, "commissions")?).unwrap_or(0);
+                top.push(ReferrerTotal { user_id, commission: Money::from_minor(currency, int_of(&group, "total")?), commissions });
             }
         }
         Ok(top)
@@ -576,13 +570,18 @@ pub struct ReferrerTotal {
     pub commissions: u64,
 }
 
-/// The `total` of a `$group` stage (`$sum` yields an int32 for small sums).
-fn sum_of(group: &Document) -> Result<i64, LedgerError> {
-    match group.get("total") {
+/// An integer `field` of a `$group` stage's result (`$sum` yields an int32 for small sums).
+fn int_of(group: &Document, field: &str) -> Result<i64, LedgerError> {
+    match group.get(field) {
         Some(Bson::Int64(v)) => Ok(*v),
         Some(Bson::Int32(v)) => Ok(i64::from(*v)),
-        other => Err(MongoError::custom(format!("unexpected entry sum {other:?}")).into()),
+        other => Err(MongoError::custom(format!("unexpected {field} {other:?}")).into()),
     }
+}
+
+/// A value as it is stored (a posting kind, a currency code), for a query.
+fn bson_of<T: Serialize>(value: &T) -> Result<Bson, MongoError> {
+    bson::to_bson(value).map_err(|e| MongoError::custom(e.to_string()))
 }
 
 async fn commit(session: &mut ClientSession) -> Result<(), MongoError> {

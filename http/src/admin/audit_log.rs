@@ -8,7 +8,7 @@ use obentchi_core::admin_audit::{AuditFilter, StoredAuditEntry};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::page_size;
+use super::{next_cursor, page_size};
 use crate::auth::Reader;
 use crate::error::{ApiError, ErrorBody, Query};
 use crate::AppState;
@@ -60,6 +60,6 @@ pub async fn list(_: Reader, State(state): State<AppState>, Query(query): Query<
     let filter = AuditFilter { action: query.action, target: query.target, token_id: query.token_id };
     let limit = page_size(query.limit);
     let entries = state.audit.list(&filter, before, limit).await?;
-    let next = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id.to_hex())).flatten();
+    let next = next_cursor(&entries, limit, |e| e.id.to_hex());
     Ok(Json(AuditPage { entries: entries.into_iter().map(AuditEntryView::from).collect(), next }))
 }

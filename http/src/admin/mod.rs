@@ -15,7 +15,10 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 
+use obentchi_core::money::Currency;
+
 use crate::auth::Caller;
+use crate::error::ApiError;
 use crate::limits::{enforce, Class, Limiters};
 use crate::AppState;
 
@@ -55,6 +58,17 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
 /// Writes an audit entry for a change `caller` made.
 pub async fn audit(state: &AppState, caller: &Caller, action: &str, target: &str, outcome: &str) {
     state.audit.record(&caller.audit_entry(action, target, outcome)).await;
+}
+
+/// A currency code from a query (`XTR`, `USDT`).
+pub fn currency(code: &str) -> Result<Currency, ApiError> {
+    code.parse().map_err(|_| ApiError::bad_request(format!("currency: unknown currency {code:?}")))
+}
+
+/// Where the page after `page` starts (`cursor` of its last item), if it was full: a shorter
+/// page is the last.
+pub fn next_cursor<T, C>(page: &[T], limit: u32, cursor: impl Fn(&T) -> C) -> Option<C> {
+    (page.len() == limit as usize).then(|| page.last().map(cursor)).flatten()
 }
 
 /// Page sizes: 50 unless asked, never more than 200.

@@ -4,11 +4,10 @@ use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use obentchi_core::ledger::{PostingCursor, PostingFilter, PostingKind};
-use obentchi_core::money::Currency;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::page_size;
+use super::{currency, next_cursor, page_size};
 use super::users::PostingView;
 use crate::auth::Reader;
 use crate::error::{ApiError, ErrorBody, Query};
@@ -46,11 +45,11 @@ pub async fn list(_: Reader, State(state): State<AppState>, Query(query): Query<
         .kind
         .map(|k| serde_json::from_value::<PostingKind>(serde_json::Value::String(k.clone())).map_err(|_| ApiError::bad_request(format!("kind: unknown kind {k:?}"))))
         .transpose()?;
-    let currency = query.currency.map(|c| c.parse::<Currency>().map_err(|_| ApiError::bad_request(format!("currency: unknown currency {c:?}")))).transpose()?;
+    let currency = query.currency.as_deref().map(currency).transpose()?;
     let after = query.after.map(|a| PostingCursor::parse(&a).ok_or_else(|| ApiError::bad_request("after: not a cursor this API gave"))).transpose()?;
     let filter = PostingFilter { kind, currency, from: query.from, to: query.to };
     let limit = page_size(query.limit);
     let postings = state.ledger.platform_postings(&filter, after.as_ref(), limit).await?;
-    let next = (postings.len() == limit as usize).then(|| postings.last().map(|p| PostingCursor::after(p).encode())).flatten();
+    let next = next_cursor(&postings, limit, |p| PostingCursor::after(p).encode());
     Ok(Json(PostingPage { postings: postings.into_iter().map(PostingView::from).collect(), next }))
 }

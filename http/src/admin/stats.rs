@@ -6,6 +6,7 @@ use obentchi_core::stats::{self, PlatformStats};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::currency;
 use crate::auth::Reader;
 use crate::error::{ApiError, ErrorBody, Query};
 use crate::AppState;
@@ -59,13 +60,9 @@ pub async fn top_referrers(_: Reader, State(state): State<AppState>, Query(query
     if !(1..=365).contains(&days) {
         return Err(ApiError::bad_request("days must be 1 to 365"));
     }
-    let currency = match query.currency {
-        Some(c) => c.parse::<Currency>().map_err(|_| ApiError::bad_request(format!("currency: unknown currency {c:?}")))?,
-        None => Currency::Xtr,
-    };
+    let currency = query.currency.as_deref().map(currency).transpose()?.unwrap_or(Currency::Xtr);
     let limit = query.limit.unwrap_or(10).clamp(1, 100);
-    let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-    let since = today - chrono::Duration::days(i64::from(days) - 1);
+    let since = stats::days_back(days, Utc::now());
     let top = state.ledger.top_referrers(currency, since, limit).await?;
     let referrers = top.into_iter().map(|r| ReferrerView { user_id: r.user_id.get(), commission: r.commission, commissions: r.commissions }).collect();
     Ok(Json(TopReferrers { since, referrers }))

@@ -8,7 +8,7 @@ use obentchi_core::users::{UserFilter, UserSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{audit, page_size};
+use super::{audit, next_cursor, page_size};
 use crate::auth::{Reader, Writer};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::AppState;
@@ -77,7 +77,7 @@ pub async fn list(_: Reader, State(state): State<AppState>, Query(query): Query<
     let after = query.after.map(user_id).transpose()?;
     let limit = page_size(query.limit);
     let users: Vec<UserView> = state.users.search(filter, after, limit).await?.into_iter().map(UserView::from).collect();
-    let next_after = (users.len() == limit as usize).then(|| users.last().map(|u| u.user_id)).flatten();
+    let next_after = next_cursor(&users, limit, |u| u.user_id);
     Ok(Json(UserPage { users, next_after }))
 }
 

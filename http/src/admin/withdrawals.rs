@@ -12,7 +12,7 @@ use obentchi_core::withdrawals::{notify_outcome, Withdrawal, WithdrawalStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{audit, page_size};
+use super::{audit, next_cursor, page_size};
 use crate::auth::{Banker, Reader};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::AppState;
@@ -76,7 +76,7 @@ pub async fn list(_: Reader, State(state): State<AppState>, Query(query): Query<
     let limit = page_size(query.limit);
     let withdrawals: Vec<WithdrawalView> =
         state.withdrawals.list(query.status, query.before, limit).await?.into_iter().map(WithdrawalView::from).collect();
-    let next_before = (withdrawals.len() == limit as usize).then(|| withdrawals.last().map(|w| w.updated_at)).flatten();
+    let next_before = next_cursor(&withdrawals, limit, |w| w.updated_at);
     Ok(Json(WithdrawalPage { withdrawals, next_before }))
 }
 
