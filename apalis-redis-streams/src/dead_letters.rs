@@ -24,11 +24,17 @@ pub struct DeadLetter {
 impl Queue {
     /// The oldest dead letters, up to `limit` per partition.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.dead_letters_since(0, limit).await
+    }
+
+    /// The oldest dead letters buried at or after `since_ms` (Redis's clock), up to `limit` per
+    /// partition.
+    pub async fn dead_letters_since(&self, since_ms: u64, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let mut letters = Vec::new();
         for partition in self.partitions() {
             let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
                 .arg(self.dead_key(partition))
-                .arg("-")
+                .arg(since_ms)
                 .arg("+")
                 .arg("COUNT")
                 .arg(limit)

@@ -1,5 +1,5 @@
-//! Conversation state: where a user is in a multi-step exchange (today, `/withdraw`), in Redis
-//! with a TTL so abandoned conversations vanish by themselves.
+//! Conversation state: where a user is in a multi-step exchange (`/withdraw`, `/support`), in
+//! Redis with a TTL so abandoned conversations vanish by themselves.
 //!
 //! Redis may lose a write on failover, so nothing about money depends on this state alone: a
 //! lost state means the user is told the conversation expired and starts again, and a state
@@ -11,12 +11,22 @@ use std::time::Duration;
 use apalis_redis_streams::RedisConn;
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::ids::UserId;
+use obentchi_core::support::Topic;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
+/// Each kind of conversation is its own enum, tagged by `step`; the outer enum adds no tag of
+/// its own, so states stored before `/support` existed still read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Conversation {
+    Withdraw(WithdrawStep),
+    Support(SupportStep),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
-pub enum Conversation {
+pub enum WithdrawStep {
     /// `/withdraw` asked for the amount (in `currency`; none: the first policy's, as stored by
     /// earlier versions).
     WithdrawAmount {
@@ -30,15 +40,28 @@ pub enum Conversation {
     WithdrawConfirm { started_by: u32, amount: Money, address: String },
 }
 
-impl Conversation {
+impl WithdrawStep {
     /// The update that started it: its id is the withdrawal's request id.
     pub fn started_by(&self) -> u32 {
         match self {
-            Conversation::WithdrawAmount { started_by, .. }
-            | Conversation::WithdrawAddress { started_by, .. }
-            | Conversation::WithdrawConfirm { started_by, .. } => *started_by,
+            WithdrawStep::WithdrawAmount { started_by, .. }
+            | WithdrawStep::WithdrawAddress { started_by, .. }
+            | WithdrawStep::WithdrawConfirm { started_by, .. } => *started_by,
         }
     }
+}
+
+impl From<WithdrawStep> for Conversation {
+    fn from(step: WithdrawStep) -> Conversation {
+        Conversation::Withdraw(step)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum SupportStep {
+    /// `/support` or `/paysupport`: what the user writes goes to their thread.
+    Support { topic: Topic },
 }
 
 #[derive(Clone)]

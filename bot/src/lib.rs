@@ -22,6 +22,7 @@ use obentchi_core::outbound::ReplyOrder;
 use obentchi_core::payments::Payments;
 use obentchi_core::storage::Store;
 use obentchi_core::subscriptions::{SubscriptionsConfig, Subscriptions};
+use obentchi_core::support::SupportThreads;
 use obentchi_core::users::Users;
 use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use teloxide::prelude::Requester;
@@ -153,7 +154,7 @@ pub struct Config {
     pub profile_cache_ms: u64,
 }
 
-/// Where `/paysupport` and `/terms` send people.
+/// Who answers `/support` and `/paysupport`, and where `/terms` sends people.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SupportConfig {
@@ -161,7 +162,8 @@ pub struct SupportConfig {
     pub contact: String,
     /// The full terms of service.
     pub terms_url: String,
-    /// Chats told when a user asks for payment support.
+    /// Admin chats: users' support messages are forwarded there and answered from there
+    /// (a reply to a forward), and withdrawals waiting for review are announced there.
     pub admin_chat_ids: Vec<i64>,
 }
 
@@ -376,6 +378,7 @@ impl handlers::Deps {
             crypto_pay: config.cryptopay.as_ref().map(CryptoPay::new).transpose().expect("an HTTP client for Crypto Pay"),
             deposit_invoices: DepositInvoices::new(store),
             support: Arc::new(config.support.clone()),
+            support_threads: SupportThreads::new(store),
             ledger,
             bot,
             bot_id,

@@ -160,7 +160,7 @@ async fn start_registers_with_a_valid_referrer_and_answers_once_per_update() {
     handle(&balance, &me(), deps).await.unwrap();
     let sent = replies(&deps.outbound).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
-    assert!(sent[0].text.contains("250 XTR"), "{}", sent[0].text);
+    assert!(sent[0].text.contains("٢٥٠ XTR"), "in Arabic digits: {}", sent[0].text);
 
     // /language offers every language; pressing one switches the answers to it.
     let language = start.replace("815203001", "815203011").replace("/start ref_402118833", "/language").replace("\"length\":6", "\"length\":9");
@@ -229,7 +229,7 @@ async fn history_pages_through_the_ledger_with_buttons() {
     handle(&history, &me(), deps).await.unwrap();
     let page_one = replies(&deps.outbound).await.remove(0);
     assert_eq!(page_one.text.lines().count(), 1 + 5, "{}", page_one.text);
-    assert!(page_one.text.contains("70 XTR"), "newest first: {}", page_one.text);
+    assert!(page_one.text.contains("٧٠ XTR"), "newest first: {}", page_one.text);
     let buttons = &page_one.reply_markup.as_ref().expect("buttons")["inline_keyboard"][0];
     assert_eq!(buttons.as_array().unwrap().len(), 1);
     assert_eq!(buttons[0]["callback_data"], "history:2");
@@ -238,7 +238,7 @@ async fn history_pages_through_the_ledger_with_buttons() {
     handle(&next, &me(), deps).await.unwrap();
     let page_two = replies(&deps.outbound).await.remove(0);
     assert_eq!(page_two.text.lines().count(), 1 + 2, "{}", page_two.text);
-    assert!(page_two.text.contains("10 XTR"));
+    assert!(page_two.text.contains("١٠ XTR"));
     assert_eq!(page_two.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"], "history:1");
 }
 
@@ -276,7 +276,7 @@ async fn a_subscription_is_bought_once_per_confirmation_and_pays_the_referrer() 
 
     // The year plan costs more than is left.
     handle(&press_from(AMINA, 106, "subok:year:106"), &me(), deps).await.unwrap();
-    assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::En, Text::NotEnoughBalance, &[("amount", "1000 XTR")]));
+    assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::En, Text::NotEnoughBalance, &[("amount", &"1,000 XTR")]));
     assert_eq!(available(deps, AMINA).await, 150);
 
     // /referral: link, one invited, 10 XTR earned.
@@ -301,7 +301,7 @@ async fn a_withdrawal_conversation_checks_every_step_and_requests_once() {
     let steps = [
         (201, "/withdraw", "How much do you want to withdraw?"),
         (202, "50", "That amount does not work: the minimum withdrawal is 100 XTR"),
-        (203, "12.5", "That amount does not work: XTR allows at most 0 decimal places"),
+        (203, "12.5", "That amount does not work: XTR allows whole amounts only"),
         (204, "200", "Send the TON address to pay 200 XTR to."),
         (205, "my wallet", "That is not a TON address."),
         (206, TON, "Withdraw 200 XTR (fee 5 XTR) to UQBv"),
@@ -495,4 +495,57 @@ address_format = "telegram"
     let withdrawal = deps.withdrawals.get(UserId::new(AMINA).unwrap(), "tg:302").await.unwrap();
     assert_eq!((withdrawal.amount, withdrawal.fee, withdrawal.address.as_str()), (Money::from_minor(Currency::Usdt, 10_000_000), Money::from_minor(Currency::Usdt, 500_000), "581234567"));
     assert_eq!(available(deps, AMINA).await, 1_000, "the Stars balance untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_messages_reach_the_admin_chats_and_an_admins_reply_reaches_the_user_once() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    const ADMIN: i64 = 900_000_001;
+    let admin = TelegramUser::new(ADMIN, "Sara", Some("en"));
+
+    handle(&message_from(AMINA, 400, "/support"), &me(), deps).await.unwrap();
+    assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::En, Text::SupportStarted, &[]));
+    // Two messages, the second handled twice (a redelivery): two forwards, two entries.
+    handle(&message_from(AMINA, 401, "My deposit did not arrive"), &me(), deps).await.unwrap();
+    handle(&message_from(AMINA, 402, "It was 250 stars"), &me(), deps).await.unwrap();
+    handle(&message_from(AMINA, 402, "It was 250 stars"), &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
+    let forwards: Vec<&OutboundMessage> = sent.iter().filter(|m| m.chat_id == ADMIN_CHAT).collect();
+    assert_eq!(forwards.len(), 2, "{sent:?}");
+    assert!(forwards[0].text.contains("My deposit did not arrive") && forwards[0].text.contains(&format!("#support{AMINA}")), "{}", forwards[0].text);
+    assert!(sent.iter().filter(|m| m.chat_id == AMINA).all(|m| m.text == tr(Lang::En, Text::SupportSent, &[])), "{sent:?}");
+    let thread = deps.support_threads.get(amina).await.unwrap().unwrap();
+    assert_eq!(thread.messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["My deposit did not arrive", "It was 250 stars"]);
+    assert!(thread.waits_for_admin());
+
+    // The admin replies to a forward in the admin chat (handled twice): the user gets it once.
+    let answer = updates::reply_to_bot(403, &admin, ADMIN_CHAT, &forwards[1].text, updates::text("Found it: credited now.")).to_string();
+    handle(&answer, &me(), deps).await.unwrap();
+    handle(&answer, &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
+    let to_amina: Vec<&OutboundMessage> = sent.iter().filter(|m| m.chat_id == AMINA).collect();
+    assert_eq!(to_amina.len(), 1, "{sent:?}");
+    assert_eq!(to_amina[0].text, tr(Lang::En, Text::SupportAnswer, &[("text", &"Found it: credited now.")]));
+    assert!(sent.iter().any(|m| m.chat_id == ADMIN_CHAT && m.text == format!("Answer sent to user {AMINA}.")), "{sent:?}");
+    let thread = deps.support_threads.get(amina).await.unwrap().unwrap();
+    assert_eq!(thread.messages.len(), 3);
+    assert_eq!(thread.messages[2].admin.as_deref(), Some(ADMIN.to_string().as_str()));
+    assert!(!thread.waits_for_admin());
+
+    // The same reply from a chat that is not an admin chat answers nobody.
+    let stranger = TelegramUser::new(555, "Eve", Some("en"));
+    handle(&updates::reply_to_bot(404, &stranger, 555, &forwards[1].text, updates::text("gotcha")).to_string(), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await.iter().all(|m| m.chat_id != AMINA));
+    assert_eq!(deps.support_threads.get(amina).await.unwrap().unwrap().messages.len(), 3);
+
+    // /paysupport tags the thread as a payment question; /cancel stops forwarding.
+    handle(&message_from(AMINA, 405, "/paysupport"), &me(), deps).await.unwrap();
+    assert!(replies(&deps.outbound).await[0].text.contains(&AMINA.to_string()));
+    assert_eq!(deps.support_threads.get(amina).await.unwrap().unwrap().topic, obentchi_core::support::Topic::Payment);
+    handle(&message_from(AMINA, 406, "/cancel"), &me(), deps).await.unwrap();
+    handle(&message_from(AMINA, 407, "hello?"), &me(), deps).await.unwrap();
+    let sent = replies(&deps.outbound).await;
+    assert!(sent.iter().all(|m| m.chat_id == AMINA), "nothing forwarded after /cancel: {sent:?}");
+    assert!(sent.iter().any(|m| m.text == tr(Lang::En, Text::NotUnderstood, &[])), "{sent:?}");
 }

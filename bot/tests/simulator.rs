@@ -74,17 +74,19 @@ async fn a_newcomer_chats_pays_and_presses_buttons_through_the_simulator() {
     // A button press becomes a callback_query.
     post("sim/message", json!({ "text": "/language" })).await;
     let prompt = bot_says(&client, &page, "Choose your language").await;
-    let russian = prompt["reply_markup"]["inline_keyboard"][0][2]["callback_data"].as_str().unwrap().to_owned();
+    let buttons = prompt["reply_markup"]["inline_keyboard"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap());
+    let russian = buttons.clone().find(|b| b["text"] == "Русский").unwrap()["callback_data"].as_str().unwrap().to_owned();
+    assert_eq!(buttons.count(), 7, "one button per language");
     post("sim/press", json!({ "message_id": prompt["id"], "data": russian })).await;
     bot_says(&client, &page, "Язык: русский").await;
 
     // An invoice is paid the Telegram way: pre-checkout approved by the bot, then the payment.
     post("sim/message", json!({ "text": "/deposit 5" })).await;
-    let invoice = bot_says(&client, &page, "Добавит 5 XTR").await;
+    let invoice = bot_says(&client, &page, "Добавит 5\u{A0}XTR").await;
     assert_eq!((invoice["kind"].as_str(), invoice["stars"].as_u64()), (Some("invoice"), Some(5)));
     let paid = post("sim/pay", json!({ "payload": invoice["payload"], "stars": 5 })).await;
     assert_eq!(paid["paid"], true, "{paid}");
-    bot_says(&client, &page, "Платёж получен: 5 XTR").await;
+    bot_says(&client, &page, "Платёж получен: 5\u{A0}XTR").await;
 
     // Somebody else's invoice is refused at pre-checkout, and no payment is sent.
     let refused = post("sim/pay", json!({ "payload": "deposit:402118833:1", "stars": 5 })).await;

@@ -1,34 +1,62 @@
-//! The texts users see, in Arabic (the default), English and Russian. A text missing in a language
-//! falls back to English, so adding a text never leaves a user with nothing.
+//! The texts users see, in seven languages: Arabic (the default), English, French, Spanish,
+//! German, Russian and Chinese.
+//!
+//! The texts are Project Fluent files, one per language (`core/locales/<code>.ftl`), compiled
+//! into the binary. Plurals follow CLDR through Fluent's selectors (Arabic has six forms, Russian
+//! three). Numbers and amounts are written the language's way (digits, decimal mark, grouping),
+//! and read back the same way (`parse_amount`). A message missing in a language falls back to
+//! Arabic, so adding a text never leaves a user with nothing; `tests::every_message_*` keeps
+//! every locale complete.
+//!
+//! Right to left: in Arabic every value put into a text (an amount, a command, a link) is
+//! wrapped in Unicode isolates (Fluent's `use_isolating`), and commands and @names written in the
+//! Arabic texts themselves sit between left-to-right marks, so a Latin run never reorders the
+//! sentence around it.
 //!
 //! A user's language is what they chose with /language; before that, their Telegram client's
 //! language if we have it, else Arabic.
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use fluent_bundle::concurrent::FluentBundle;
+use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use serde::{Deserialize, Serialize};
 
+use crate::money::{Currency, Money, ParseMoneyError};
 use crate::users::Profile;
+use crate::withdrawals::PolicyViolation;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
     #[default]
     Ar,
     En,
+    Fr,
+    Es,
+    De,
     Ru,
+    Zh,
 }
 
 impl Lang {
-    pub const ALL: [Lang; 3] = [Lang::Ar, Lang::En, Lang::Ru];
+    pub const ALL: [Lang; 7] = [Lang::Ar, Lang::En, Lang::Fr, Lang::Es, Lang::De, Lang::Ru, Lang::Zh];
 
     pub fn code(self) -> &'static str {
         match self {
             Lang::Ar => "ar",
             Lang::En => "en",
+            Lang::Fr => "fr",
+            Lang::Es => "es",
+            Lang::De => "de",
             Lang::Ru => "ru",
+            Lang::Zh => "zh",
         }
     }
 
-    /// From an IETF tag as Telegram gives it (`ar`, `en-US`, `ru`).
+    /// From an IETF tag as Telegram gives it (`ar`, `en-US`, `zh-hans`).
     pub fn from_code(code: &str) -> Option<Lang> {
         let primary = code.split(['-', '_']).next()?.to_ascii_lowercase();
         Lang::ALL.into_iter().find(|l| l.code() == primary)
@@ -45,312 +73,435 @@ impl Lang {
         match self {
             Lang::Ar => "العربية",
             Lang::En => "English",
+            Lang::Fr => "Français",
+            Lang::Es => "Español",
+            Lang::De => "Deutsch",
             Lang::Ru => "Русский",
+            Lang::Zh => "中文",
+        }
+    }
+
+    pub fn is_right_to_left(self) -> bool {
+        self == Lang::Ar
+    }
+
+    fn index(self) -> usize {
+        Lang::ALL.iter().position(|l| *l == self).expect("every language is in ALL")
+    }
+
+    /// How the language writes numbers (CLDR's default numbering system and symbols).
+    fn numbers(self) -> NumberFormat {
+        let latin = |group, decimal, min_grouping| NumberFormat { group, decimal, min_grouping, arabic_digits: false };
+        match self {
+            Lang::Ar => NumberFormat { group: "\u{066C}", decimal: "\u{066B}", min_grouping: 1, arabic_digits: true },
+            Lang::En | Lang::Zh => latin(",", ".", 1),
+            Lang::Fr => latin("\u{202F}", ",", 1),
+            // Spanish leaves four-digit numbers ungrouped (CLDR's minimumGroupingDigits 2).
+            Lang::Es => latin(".", ",", 2),
+            Lang::De => latin(".", ",", 1),
+            Lang::Ru => latin("\u{00A0}", ",", 1),
+        }
+    }
+
+    /// Whether a lone `,` in a typed amount is the decimal mark (else `.` is).
+    fn comma_is_decimal(self) -> bool {
+        matches!(self, Lang::Fr | Lang::Es | Lang::De | Lang::Ru)
+    }
+
+    /// Between an amount and its currency code: a no-break space where CLDR puts one.
+    fn currency_gap(self) -> &'static str {
+        if self.comma_is_decimal() { "\u{00A0}" } else { " " }
+    }
+}
+
+struct NumberFormat {
+    group: &'static str,
+    decimal: &'static str,
+    /// Digits the integer part needs beyond three before it is grouped at all.
+    min_grouping: usize,
+    arabic_digits: bool,
+}
+
+impl NumberFormat {
+    /// `digits` (ASCII, the integer part without sign) grouped by thousands.
+    fn group(&self, digits: &str) -> String {
+        if digits.len() < 3 + self.min_grouping {
+            return digits.to_owned();
+        }
+        let mut out = String::with_capacity(digits.len() + digits.len() / 3 * self.group.len());
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push_str(self.group);
+            }
+            out.push(ch);
+        }
+        out
+    }
+
+    fn script(&self, text: String) -> String {
+        if !self.arabic_digits {
+            return text;
+        }
+        text.chars()
+            .map(|ch| match ch.to_digit(10) {
+                Some(d) if ch.is_ascii_digit() => char::from_u32(0x0660 + d).expect("Arabic-Indic digit"),
+                _ => ch,
+            })
+            .collect()
+    }
+}
+
+/// An integer written the language's way (`12,345`, `12 345`, `١٢٬٣٤٥`). Counts, not money.
+pub fn format_integer(lang: Lang, n: i64) -> String {
+    let numbers = lang.numbers();
+    let sign = if n < 0 { "-" } else { "" };
+    numbers.script(format!("{sign}{}", numbers.group(&n.unsigned_abs().to_string())))
+}
+
+/// A moment in ISO order (`2026-12-02 18:00 UTC`), unambiguous in every language, in the
+/// language's digits.
+pub fn format_date_time(lang: Lang, at: DateTime<Utc>) -> String {
+    lang.numbers().script(at.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// A day in ISO order (`2026-12-02`), in the language's digits.
+pub fn format_day(lang: Lang, at: DateTime<Utc>) -> String {
+    lang.numbers().script(at.format("%Y-%m-%d").to_string())
+}
+
+/// An amount and its currency written the language's way (`1,234.50 USDT`, `1 234,50 USDT`,
+/// `١٬٢٣٤٫٥٠ USDT`), from its integer minor units.
+pub fn format_money(lang: Lang, money: Money) -> String {
+    let numbers = lang.numbers();
+    let text = money.amount_text();
+    let (sign, unsigned) = text.strip_prefix('-').map_or(("", text.as_str()), |rest| ("-", rest));
+    let number = match unsigned.split_once('.') {
+        Some((whole, fraction)) => format!("{sign}{}{}{fraction}", numbers.group(whole), numbers.decimal),
+        None => format!("{sign}{}", numbers.group(unsigned)),
+    };
+    format!("{}{}{}", numbers.script(number), lang.currency_gap(), money.currency())
+}
+
+/// An amount a person typed, read the way their language writes numbers: `1,000` is a thousand
+/// in English and one in German, where `1.000` is the thousand; `12.5` and `12,5` both work in
+/// either, since a separator not followed by a group of three can only be a decimal mark. Spaces
+/// (and Arabic's `٬`) group, `٫` is Arabic's decimal mark, Arabic-Indic digits count. A sign,
+/// stray text, malformed groups, or more decimals than the currency has are refused with an
+/// error that says which; nothing is rounded. `format_money` reads back to the same amount.
+pub fn parse_amount(lang: Lang, currency: Currency, text: &str) -> Result<Money, ParseMoneyError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ParseMoneyError::Empty);
+    }
+    if text.starts_with('-') || text.starts_with('\u{2212}') {
+        return Err(ParseMoneyError::Negative);
+    }
+    let not_a_number = || ParseMoneyError::NotANumber(text.to_owned());
+    // Digits in runs, and the separator before each run.
+    let mut runs: Vec<(Option<char>, String)> = vec![(None, String::new())];
+    for ch in text.chars() {
+        match ch {
+            '.' | ',' | '\u{066B}' | '\u{066C}' | ' ' | '\u{00A0}' | '\u{202F}' | '\'' => runs.push((Some(ch), String::new())),
+            _ => runs.last_mut().expect("one run at least").1.push(crate::money::ascii_digit(ch).ok_or_else(not_a_number)?),
+        }
+    }
+    let is_group = |sep: char| matches!(sep, '\u{066C}' | ' ' | '\u{00A0}' | '\u{202F}' | '\'');
+    let count = |wanted: char| runs.iter().filter(|(sep, _)| *sep == Some(wanted)).count();
+    let (dots, commas) = (count('.'), count(','));
+    let decimal_mark = if count('\u{066B}') > 0 {
+        Some('\u{066B}')
+    } else {
+        match (dots, commas) {
+            (0, 0) => None,
+            // Both: the last one is the decimal mark.
+            (_, _) if dots > 0 && commas > 0 => runs.iter().rev().find_map(|(sep, _)| sep.filter(|s| matches!(s, '.' | ','))),
+            (1, 0) | (0, 1) => {
+                let mark = if dots == 1 { '.' } else { ',' };
+                let locale_decimal = if lang.comma_is_decimal() { ',' } else { '.' };
+                let next_run = runs.iter().find(|(sep, _)| *sep == Some(mark)).map_or(0, |(_, digits)| digits.len());
+                (mark == locale_decimal || next_run != 3).then_some(mark)
+            }
+            // The same mark several times: grouping.
+            _ => None,
+        }
+    };
+    let (mut whole, mut fraction, mut seen_decimal) = (String::new(), String::new(), false);
+    for (sep, digits) in &runs {
+        match sep {
+            None => whole.push_str(digits),
+            Some(mark) if Some(*mark) == decimal_mark && !seen_decimal => {
+                seen_decimal = true;
+                fraction.push_str(digits);
+            }
+            Some(mark) if !seen_decimal && (is_group(*mark) || matches!(mark, '.' | ',')) => {
+                // A group: three digits, after one to three.
+                if digits.len() != 3 || !(1..=3).contains(&runs[0].1.len()) {
+                    return Err(not_a_number());
+                }
+                whole.push_str(digits);
+            }
+            _ => return Err(not_a_number()),
+        }
+    }
+    if whole.is_empty() && fraction.is_empty() {
+        return Err(not_a_number());
+    }
+    Money::from_digits(currency, &whole, &fraction, not_a_number)
+}
+
+/// A value put into a text: numbers stay numbers (they choose the plural form and are written
+/// the language's way), amounts are written the language's way, text goes in as it is.
+pub trait Arg: Sync {
+    fn value<'a>(&'a self, lang: Lang) -> FluentValue<'a>;
+}
+
+impl Arg for &str {
+    fn value<'a>(&'a self, _: Lang) -> FluentValue<'a> {
+        FluentValue::String(Cow::Borrowed(self))
+    }
+}
+
+impl Arg for String {
+    fn value<'a>(&'a self, _: Lang) -> FluentValue<'a> {
+        FluentValue::String(Cow::Borrowed(self))
+    }
+}
+
+impl Arg for DateTime<Utc> {
+    fn value<'a>(&'a self, lang: Lang) -> FluentValue<'a> {
+        FluentValue::String(Cow::Owned(format_date_time(lang, *self)))
+    }
+}
+
+impl Arg for Money {
+    fn value<'a>(&'a self, lang: Lang) -> FluentValue<'a> {
+        FluentValue::String(Cow::Owned(format_money(lang, *self)))
+    }
+}
+
+macro_rules! integer_args {
+    ($($t:ty),*) => {$(
+        impl Arg for $t {
+            fn value<'a>(&'a self, _: Lang) -> FluentValue<'a> {
+                FluentValue::from(*self)
+            }
+        }
+    )*};
+}
+integer_args!(u32, u64, i64, usize);
+
+macro_rules! texts {
+    ($($variant:ident = $id:literal,)*) => {
+        /// Every text a user can see; its Fluent message id beside it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Text { $($variant,)* }
+
+        impl Text {
+            pub const ALL: &'static [Text] = &[$(Text::$variant,)*];
+
+            pub fn id(self) -> &'static str {
+                match self { $(Text::$variant => $id,)* }
+            }
+        }
+    };
+}
+
+texts! {
+    Welcome = "welcome",
+    Help = "help",
+    Banned = "banned",
+    BalanceZero = "balance-zero",
+    BalanceHeader = "balance-header",
+    DepositUsage = "deposit-usage",
+    DepositLimits = "deposit-limits",
+    InvoiceTitle = "invoice-title",
+    InvoiceDescription = "invoice-description",
+    PaymentReceived = "payment-received",
+    NotUnderstood = "not-understood",
+    InvoiceNotYours = "invoice-not-yours",
+    OnlyStars = "only-stars",
+    OutsideLimits = "outside-limits",
+    ChooseLanguage = "choose-language",
+    LanguageChosen = "language-chosen",
+    HistoryEmpty = "history-empty",
+    HistoryPage = "history-page",
+    HistoryLine = "history-line",
+    KindDeposit = "kind-deposit",
+    KindSubscription = "kind-subscription",
+    KindReferralCommission = "kind-referral-commission",
+    KindWithdrawal = "kind-withdrawal",
+    KindWithdrawalReturned = "kind-withdrawal-returned",
+    KindPayout = "kind-payout",
+    KindAdjustment = "kind-adjustment",
+    KindRefund = "kind-refund",
+    Confirm = "confirm",
+    Cancel = "cancel",
+    Cancelled = "cancelled",
+    Expired = "expired",
+    Plans = "plans",
+    PlanButton = "plan-button",
+    SubscribedUntil = "subscribed-until",
+    ConfirmPurchase = "confirm-purchase",
+    Subscribed = "subscribed",
+    NotEnoughBalance = "not-enough-balance",
+    UnknownPlan = "unknown-plan",
+    ReferralInfo = "referral-info",
+    ReferralEarned = "referral-earned",
+    WithdrawNotEnough = "withdraw-not-enough",
+    WithdrawAskAmount = "withdraw-ask-amount",
+    WithdrawBadAmount = "withdraw-bad-amount",
+    WithdrawAskAddress = "withdraw-ask-address",
+    WithdrawBadAddress = "withdraw-bad-address",
+    WithdrawConfirm = "withdraw-confirm",
+    WithdrawApproved = "withdraw-approved",
+    WithdrawPendingReview = "withdraw-pending-review",
+    WithdrawRefused = "withdraw-refused",
+    WithdrawStatus = "withdraw-status",
+    SubscriptionEndsSoon = "subscription-ends-soon",
+    SubscriptionExpired = "subscription-expired",
+    WithdrawalSent = "withdrawal-sent",
+    WithdrawalReturned = "withdrawal-returned",
+    CryptoInvoice = "crypto-invoice",
+    PayButton = "pay-button",
+    CryptoRefused = "crypto-refused",
+    PaySupport = "pay-support",
+    Terms = "terms",
+    AnsweredInPrivate = "answered-in-private",
+    OpenPrivately = "open-privately",
+    WithdrawChooseCurrency = "withdraw-choose-currency",
+    AmountEmpty = "amount-empty",
+    AmountNegative = "amount-negative",
+    AmountNotANumber = "amount-not-a-number",
+    AmountTooManyDecimals = "amount-too-many-decimals",
+    AmountTooLarge = "amount-too-large",
+    AmountNotPositive = "amount-not-positive",
+    AssetNotOffered = "asset-not-offered",
+    WithdrawBelowMin = "withdraw-below-min",
+    WithdrawAboveMax = "withdraw-above-max",
+    WithdrawOverDailyLimit = "withdraw-over-daily-limit",
+    WithdrawShortOfFee = "withdraw-short-of-fee",
+    SupportStarted = "support-started",
+    SupportSent = "support-sent",
+    SupportAnswer = "support-answer",
+    SupportClosed = "support-closed",
+}
+
+/// The texts in every language, parsed once.
+struct Catalog {
+    bundles: Vec<(Lang, FluentBundle<FluentResource>)>,
+}
+
+impl Catalog {
+    /// One bundle per `(language, Fluent source)`. A source that does not parse is a bug in a
+    /// file compiled into this binary: the locale test fails on it, and so does the first text.
+    fn new(sources: &[(Lang, &str)]) -> Catalog {
+        let bundles = sources
+            .iter()
+            .map(|(lang, source)| {
+                let resource = FluentResource::try_new((*source).to_owned())
+                    .unwrap_or_else(|(_, errors)| panic!("{}.ftl does not parse: {errors:?}", lang.code()));
+                let locale = lang.code().parse().expect("a language code is a language identifier");
+                let mut bundle = FluentBundle::new_concurrent(vec![locale]);
+                bundle.set_use_isolating(lang.is_right_to_left());
+                bundle.set_formatter(Some(number_formatter(*lang)));
+                bundle.add_resource(resource).unwrap_or_else(|errors| panic!("{}.ftl repeats a message: {errors:?}", lang.code()));
+                (*lang, bundle)
+            })
+            .collect();
+        Catalog { bundles }
+    }
+
+    fn bundle(&self, lang: Lang) -> Option<&FluentBundle<FluentResource>> {
+        self.bundles.iter().find(|(l, _)| *l == lang).map(|(_, b)| b)
+    }
+
+    /// `id` in `lang`, else in Arabic (the default), else the id itself.
+    fn format(&self, lang: Lang, id: &str, args: &[(&str, &dyn Arg)]) -> String {
+        for lang in [lang, Lang::default()] {
+            let Some(bundle) = self.bundle(lang) else { continue };
+            let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else { continue };
+            let mut values = FluentArgs::with_capacity(args.len());
+            for (name, arg) in args {
+                values.set(*name, arg.value(lang));
+            }
+            let mut errors = Vec::new();
+            let text = bundle.format_pattern(pattern, Some(&values), &mut errors);
+            if !errors.is_empty() {
+                tracing::warn!(lang = lang.code(), id, ?errors, "a text did not format cleanly");
+            }
+            return text.into_owned();
+        }
+        tracing::error!(id, "a text exists in no language");
+        id.to_owned()
+    }
+}
+
+const SOURCES: [(Lang, &str); 7] = [
+    (Lang::Ar, include_str!("../locales/ar.ftl")),
+    (Lang::En, include_str!("../locales/en.ftl")),
+    (Lang::Fr, include_str!("../locales/fr.ftl")),
+    (Lang::Es, include_str!("../locales/es.ftl")),
+    (Lang::De, include_str!("../locales/de.ftl")),
+    (Lang::Ru, include_str!("../locales/ru.ftl")),
+    (Lang::Zh, include_str!("../locales/zh.ftl")),
+];
+
+static CATALOG: LazyLock<Catalog> = LazyLock::new(|| Catalog::new(&SOURCES));
+
+/// `text` in `lang` (or Arabic), with its `{ $name }` placeables filled from `args`.
+pub fn tr(lang: Lang, text: Text, args: &[(&str, &dyn Arg)]) -> String {
+    CATALOG.format(lang, text.id(), args)
+}
+
+/// Fluent's number formatting, replaced by the language's own (a formatter is a plain `fn`, so
+/// one is made per language).
+fn number_formatter<M>(lang: Lang) -> fn(&FluentValue, &M) -> Option<String> {
+    fn format<M, const LANG: usize>(value: &FluentValue, _: &M) -> Option<String> {
+        let FluentValue::Number(number) = value else { return None };
+        // Counts only (money goes in as text): whole numbers well inside f64's exact range.
+        (number.value.fract() == 0.0 && number.value.abs() < 1e15).then(|| format_integer(Lang::ALL[LANG], number.value as i64))
+    }
+    [format::<M, 0>, format::<M, 1>, format::<M, 2>, format::<M, 3>, format::<M, 4>, format::<M, 5>, format::<M, 6>][lang.index()]
+}
+
+/// Why an amount a user typed was refused, in their language.
+pub fn amount_error(lang: Lang, error: &ParseMoneyError) -> String {
+    match error {
+        ParseMoneyError::Empty => tr(lang, Text::AmountEmpty, &[]),
+        ParseMoneyError::Negative => tr(lang, Text::AmountNegative, &[]),
+        ParseMoneyError::NotANumber(input) | ParseMoneyError::NoCurrency(input) => tr(lang, Text::AmountNotANumber, &[("input", input)]),
+        ParseMoneyError::TooManyDecimals { currency, max } => {
+            tr(lang, Text::AmountTooManyDecimals, &[("currency", &currency.code()), ("max", max)])
+        }
+        ParseMoneyError::TooLarge { currency, max_units } => {
+            let max = format!("{}{}{currency}", format_integer(lang, *max_units), lang.currency_gap());
+            tr(lang, Text::AmountTooLarge, &[("max", &max)])
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Text {
-    Welcome,
-    Help,
-    Banned,
-    BalanceZero,
-    BalanceHeader,
-    DepositUsage,
-    DepositLimits,
-    InvoiceTitle,
-    InvoiceDescription,
-    PaymentReceived,
-    NotUnderstood,
-    InvoiceNotYours,
-    OnlyStars,
-    OutsideLimits,
-    ChooseLanguage,
-    LanguageChosen,
-    HistoryEmpty,
-    HistoryPage,
-    KindDeposit,
-    KindSubscription,
-    KindReferralCommission,
-    KindWithdrawal,
-    KindWithdrawalReturned,
-    KindPayout,
-    KindAdjustment,
-    KindRefund,
-    Confirm,
-    Cancel,
-    Cancelled,
-    Expired,
-    Plans,
-    PlanButton,
-    SubscribedUntil,
-    ConfirmPurchase,
-    Subscribed,
-    NotEnoughBalance,
-    UnknownPlan,
-    ReferralInfo,
-    ReferralEarned,
-    WithdrawNotEnough,
-    WithdrawAskAmount,
-    WithdrawBadAmount,
-    WithdrawAskAddress,
-    WithdrawBadAddress,
-    WithdrawConfirm,
-    WithdrawApproved,
-    WithdrawPendingReview,
-    WithdrawRefused,
-    WithdrawStatus,
-    SubscriptionEndsSoon,
-    SubscriptionExpired,
-    WithdrawalSent,
-    WithdrawalReturned,
-    CryptoInvoice,
-    PayButton,
-    CryptoRefused,
-    PaySupport,
-    Terms,
-    AnsweredInPrivate,
-    OpenPrivately,
-    WithdrawChooseCurrency,
+/// Why a withdrawal amount breaks its currency's policy, in the user's language.
+pub fn policy_violation(lang: Lang, violation: &PolicyViolation) -> String {
+    match violation {
+        PolicyViolation::BelowMin(min) => tr(lang, Text::WithdrawBelowMin, &[("min", min)]),
+        PolicyViolation::AboveMax(max) => tr(lang, Text::WithdrawAboveMax, &[("max", max)]),
+        PolicyViolation::OverDailyLimit { left } => tr(lang, Text::WithdrawOverDailyLimit, &[("left", left)]),
+        PolicyViolation::BadAddress(format) => tr(lang, Text::WithdrawBadAddress, &[("format", &format.to_string())]),
+    }
 }
 
-impl Text {
-    pub const ALL: [Text; 61] = [
-        Text::Welcome, Text::Help, Text::Banned, Text::BalanceZero, Text::BalanceHeader, Text::DepositUsage,
-        Text::DepositLimits, Text::InvoiceTitle, Text::InvoiceDescription, Text::PaymentReceived, Text::NotUnderstood,
-        Text::InvoiceNotYours, Text::OnlyStars, Text::OutsideLimits, Text::ChooseLanguage, Text::LanguageChosen,
-        Text::HistoryEmpty, Text::HistoryPage, Text::KindDeposit, Text::KindSubscription, Text::KindReferralCommission,
-        Text::KindWithdrawal, Text::KindWithdrawalReturned, Text::KindPayout, Text::KindAdjustment, Text::KindRefund, Text::Confirm,
-        Text::Cancel, Text::Cancelled, Text::Expired, Text::Plans, Text::PlanButton, Text::SubscribedUntil,
-        Text::ConfirmPurchase, Text::Subscribed, Text::NotEnoughBalance, Text::UnknownPlan, Text::ReferralInfo,
-        Text::ReferralEarned, Text::WithdrawNotEnough, Text::WithdrawAskAmount, Text::WithdrawBadAmount,
-        Text::WithdrawAskAddress, Text::WithdrawBadAddress, Text::WithdrawConfirm, Text::WithdrawApproved,
-        Text::WithdrawPendingReview, Text::WithdrawRefused, Text::WithdrawStatus, Text::SubscriptionEndsSoon,
-        Text::SubscriptionExpired, Text::WithdrawalSent, Text::WithdrawalReturned, Text::CryptoInvoice, Text::PayButton,
-        Text::CryptoRefused, Text::PaySupport, Text::Terms, Text::AnsweredInPrivate, Text::OpenPrivately,
-        Text::WithdrawChooseCurrency,
-    ];
-}
-
-type Table = &'static [(Lang, Text, &'static str)];
-
-/// `{name}` placeholders are filled by `tr`.
-const TRANSLATIONS: Table = &[
-    (Lang::En, Text::Welcome, "Welcome! /balance shows your balance, /deposit adds Telegram Stars, /subscribe buys a subscription, /help lists everything."),
-    (Lang::Ar, Text::Welcome, "أهلاً بك! ‎/balance‎ يعرض رصيدك، و‎/deposit‎ لإيداع نجوم تيليجرام، و‎/help‎ لعرض كل الأوامر."),
-    (Lang::Ru, Text::Welcome, "Добро пожаловать! /balance — ваш баланс, /deposit — пополнить звёздами Telegram, /help — все команды."),
-    (Lang::En, Text::Help, "/start — start\n/balance — your balance\n/history — your transactions\n/deposit 250 — deposit Telegram Stars\n/deposit 10 USDT — deposit USDT via @CryptoBot\n/subscribe — buy a subscription\n/referral — your referral link and earnings\n/withdraw — withdraw to your wallet\n/cancel — stop what you started\n/language — change the language\n/paysupport — help with a payment\n/terms — the terms\n/help — this list"),
-    (Lang::Ar, Text::Help, "‎/start‎ — البدء\n‎/balance‎ — رصيدك\n‎/history‎ — معاملاتك\n‎/deposit 250‎ — إيداع نجوم تيليجرام\n‎/deposit 10 USDT‎ — إيداع USDT عبر ‎@CryptoBot‎\n‎/subscribe‎ — شراء اشتراك\n‎/referral‎ — رابط الإحالة وأرباحك\n‎/withdraw‎ — السحب إلى محفظتك\n‎/cancel‎ — إيقاف ما بدأته\n‎/language‎ — تغيير اللغة\n‎/paysupport‎ — المساعدة في دفعة\n‎/terms‎ — الشروط\n‎/help‎ — هذه القائمة"),
-    (Lang::Ru, Text::Help, "/start — начать\n/balance — ваш баланс\n/history — ваши операции\n/deposit 250 — пополнить звёздами Telegram\n/deposit 10 USDT — пополнить USDT через @CryptoBot\n/subscribe — купить подписку\n/referral — реферальная ссылка и доход\n/withdraw — вывести на кошелёк\n/cancel — прервать начатое\n/language — сменить язык\n/paysupport — помощь с оплатой\n/terms — условия\n/help — этот список"),
-    (Lang::En, Text::Banned, "Sorry, your account is suspended. If you think this is a mistake, please contact support."),
-    (Lang::Ar, Text::Banned, "عذراً، حسابك موقوف. إذا كنت تعتقد أن هذا خطأ، يرجى التواصل مع الدعم."),
-    (Lang::Ru, Text::Banned, "Извините, ваш аккаунт заблокирован. Если это ошибка, напишите в поддержку."),
-    (Lang::En, Text::BalanceZero, "Your balance is 0."),
-    (Lang::Ar, Text::BalanceZero, "رصيدك 0."),
-    (Lang::Ru, Text::BalanceZero, "Ваш баланс: 0."),
-    (Lang::En, Text::BalanceHeader, "Your balance:"),
-    (Lang::Ar, Text::BalanceHeader, "رصيدك:"),
-    (Lang::Ru, Text::BalanceHeader, "Ваш баланс:"),
-    (Lang::En, Text::DepositUsage, "{error}. For example: /deposit 250"),
-    (Lang::Ar, Text::DepositUsage, "{error}. مثال: ‎/deposit 250‎"),
-    (Lang::Ru, Text::DepositUsage, "{error}. Например: /deposit 250"),
-    (Lang::En, Text::CryptoInvoice, "Invoice for {amount}: pay it in @CryptoBot with the button below. Your balance is credited once it is paid."),
-    (Lang::Ar, Text::CryptoInvoice, "فاتورة بمبلغ {amount}: ادفعها في ‎@CryptoBot‎ بالزر أدناه. يُضاف المبلغ إلى رصيدك بعد الدفع."),
-    (Lang::Ru, Text::CryptoInvoice, "Счёт на {amount}: оплатите его в @CryptoBot кнопкой ниже. Баланс пополнится после оплаты."),
-    (Lang::En, Text::PayButton, "Pay {amount}"),
-    (Lang::Ar, Text::PayButton, "ادفع {amount}"),
-    (Lang::Ru, Text::PayButton, "Оплатить {amount}"),
-    (Lang::En, Text::CryptoRefused, "The payment service refused this invoice ({error}). Try another amount."),
-    (Lang::Ar, Text::CryptoRefused, "رفضت خدمة الدفع هذه الفاتورة ({error}). جرّب مبلغًا آخر."),
-    (Lang::Ru, Text::CryptoRefused, "Платёжный сервис отклонил этот счёт ({error}). Попробуйте другую сумму."),
-    (Lang::En, Text::PaySupport, "Questions about a payment: write to {contact} with your user id {user_id} and what happened. Stars refunds are handled there too."),
-    (Lang::Ar, Text::PaySupport, "للاستفسار عن دفعة: اكتب إلى {contact} مع رقمك ‎{user_id}‎ وما حدث. طلبات استرداد النجوم تُعالج هناك أيضًا."),
-    (Lang::Ru, Text::PaySupport, "Вопросы об оплате: напишите {contact}, укажите ваш id {user_id} и что случилось. Возвраты звёзд — там же."),
-    (Lang::En, Text::Terms, "Terms: deposits in Telegram Stars pay for subscriptions in this bot and are refunded only through /paysupport. USDT deposits and withdrawals go through @CryptoBot. Withdrawals are checked and may be held for review. Full terms: {url}"),
-    (Lang::Ar, Text::Terms, "الشروط: الإيداع بنجوم تيليجرام يُستخدم للاشتراكات في هذا البوت ولا يُسترد إلا عبر ‎/paysupport‎. الإيداع والسحب بعملة USDT يتمّان عبر ‎@CryptoBot‎. تُراجَع طلبات السحب وقد تُعلَّق للمراجعة. الشروط كاملة: {url}"),
-    (Lang::Ru, Text::Terms, "Условия: звёзды Telegram идут на подписки в этом боте и возвращаются только через /paysupport. Пополнение и вывод USDT — через @CryptoBot. Выводы проверяются и могут ждать проверки. Полные условия: {url}"),
-    (Lang::En, Text::AnsweredInPrivate, "I answered you in our private chat."),
-    (Lang::Ar, Text::AnsweredInPrivate, "أجبتك في محادثتنا الخاصة."),
-    (Lang::Ru, Text::AnsweredInPrivate, "Я ответил вам в личном чате."),
-    (Lang::En, Text::OpenPrivately, "Your money is not shown in groups: open a private chat with @{bot} and send the command there."),
-    (Lang::Ar, Text::OpenPrivately, "لا تُعرض أموالك في المجموعات: افتح محادثة خاصة مع ‎@{bot}‎ وأرسل الأمر هناك."),
-    (Lang::Ru, Text::OpenPrivately, "Ваши деньги не показываются в группах: откройте личный чат с @{bot} и отправьте команду там."),
-    (Lang::En, Text::WithdrawChooseCurrency, "Which balance do you withdraw from?"),
-    (Lang::Ar, Text::WithdrawChooseCurrency, "من أي رصيد تريد السحب؟"),
-    (Lang::Ru, Text::WithdrawChooseCurrency, "С какого баланса вывести?"),
-    (Lang::En, Text::DepositLimits, "Deposits are {min} to {max} stars, for example /deposit 250."),
-    (Lang::Ar, Text::DepositLimits, "الإيداع من {min} إلى {max} نجمة، مثال: ‎/deposit 250‎."),
-    (Lang::Ru, Text::DepositLimits, "Пополнение — от {min} до {max} звёзд, например /deposit 250."),
-    (Lang::En, Text::InvoiceTitle, "Deposit {amount}"),
-    (Lang::Ar, Text::InvoiceTitle, "إيداع {amount}"),
-    (Lang::Ru, Text::InvoiceTitle, "Пополнение {amount}"),
-    (Lang::En, Text::InvoiceDescription, "Adds {amount} to your balance."),
-    (Lang::Ar, Text::InvoiceDescription, "يضيف {amount} إلى رصيدك."),
-    (Lang::Ru, Text::InvoiceDescription, "Добавит {amount} на ваш баланс."),
-    (Lang::En, Text::PaymentReceived, "Payment received: {amount}. It will show in /balance in a moment."),
-    (Lang::Ar, Text::PaymentReceived, "تم استلام الدفع: {amount}. سيظهر في ‎/balance‎ خلال لحظات."),
-    (Lang::Ru, Text::PaymentReceived, "Платёж получен: {amount}. Он появится в /balance через мгновение."),
-    (Lang::En, Text::NotUnderstood, "I did not understand that. /help lists what I can do."),
-    (Lang::Ar, Text::NotUnderstood, "لم أفهم ذلك. ‎/help‎ يعرض ما يمكنني فعله."),
-    (Lang::Ru, Text::NotUnderstood, "Я не понял. /help — что я умею."),
-    (Lang::En, Text::InvoiceNotYours, "This invoice is not yours."),
-    (Lang::Ar, Text::InvoiceNotYours, "هذه الفاتورة ليست لك."),
-    (Lang::Ru, Text::InvoiceNotYours, "Этот счёт выставлен не вам."),
-    (Lang::En, Text::OnlyStars, "Only Telegram Stars are accepted."),
-    (Lang::Ar, Text::OnlyStars, "نقبل نجوم تيليجرام فقط."),
-    (Lang::Ru, Text::OnlyStars, "Принимаются только звёзды Telegram."),
-    (Lang::En, Text::OutsideLimits, "This amount is outside the deposit limits."),
-    (Lang::Ar, Text::OutsideLimits, "هذا المبلغ خارج حدود الإيداع."),
-    (Lang::Ru, Text::OutsideLimits, "Сумма вне лимитов пополнения."),
-    (Lang::En, Text::ChooseLanguage, "Choose your language:"),
-    (Lang::Ar, Text::ChooseLanguage, "اختر لغتك:"),
-    (Lang::Ru, Text::ChooseLanguage, "Выберите язык:"),
-    (Lang::En, Text::LanguageChosen, "Language set: English."),
-    (Lang::Ar, Text::LanguageChosen, "تم اختيار اللغة: العربية."),
-    (Lang::Ru, Text::LanguageChosen, "Язык: русский."),
-    (Lang::En, Text::HistoryEmpty, "No transactions yet."),
-    (Lang::Ar, Text::HistoryEmpty, "لا توجد معاملات بعد."),
-    (Lang::Ru, Text::HistoryEmpty, "Операций пока нет."),
-    (Lang::En, Text::HistoryPage, "History, page {page}:"),
-    (Lang::Ar, Text::HistoryPage, "السجل، الصفحة {page}:"),
-    (Lang::Ru, Text::HistoryPage, "История, страница {page}:"),
-    (Lang::En, Text::KindDeposit, "deposit"),
-    (Lang::Ar, Text::KindDeposit, "إيداع"),
-    (Lang::Ru, Text::KindDeposit, "пополнение"),
-    (Lang::En, Text::KindSubscription, "subscription"),
-    (Lang::Ar, Text::KindSubscription, "اشتراك"),
-    (Lang::Ru, Text::KindSubscription, "подписка"),
-    (Lang::En, Text::KindReferralCommission, "referral commission"),
-    (Lang::Ar, Text::KindReferralCommission, "عمولة إحالة"),
-    (Lang::Ru, Text::KindReferralCommission, "реферальное вознаграждение"),
-    (Lang::En, Text::KindWithdrawal, "withdrawal"),
-    (Lang::Ar, Text::KindWithdrawal, "سحب"),
-    (Lang::Ru, Text::KindWithdrawal, "вывод"),
-    (Lang::En, Text::KindWithdrawalReturned, "withdrawal returned"),
-    (Lang::Ar, Text::KindWithdrawalReturned, "إرجاع سحب"),
-    (Lang::Ru, Text::KindWithdrawalReturned, "возврат вывода"),
-    (Lang::En, Text::KindPayout, "payout sent"),
-    (Lang::Ar, Text::KindPayout, "تم إرسال الدفعة"),
-    (Lang::Ru, Text::KindPayout, "выплата отправлена"),
-    (Lang::En, Text::KindAdjustment, "adjustment"),
-    (Lang::Ar, Text::KindAdjustment, "تسوية"),
-    (Lang::Ru, Text::KindAdjustment, "корректировка"),
-    (Lang::En, Text::KindRefund, "payment refunded"),
-    (Lang::Ar, Text::KindRefund, "استرداد الدفعة"),
-    (Lang::Ru, Text::KindRefund, "возврат платежа"),
-    (Lang::En, Text::Confirm, "Confirm"),
-    (Lang::Ar, Text::Confirm, "تأكيد"),
-    (Lang::Ru, Text::Confirm, "Подтвердить"),
-    (Lang::En, Text::Cancel, "Cancel"),
-    (Lang::Ar, Text::Cancel, "إلغاء"),
-    (Lang::Ru, Text::Cancel, "Отмена"),
-    (Lang::En, Text::Cancelled, "Cancelled."),
-    (Lang::Ar, Text::Cancelled, "تم الإلغاء."),
-    (Lang::Ru, Text::Cancelled, "Отменено."),
-    (Lang::En, Text::Expired, "That request expired. Please start again."),
-    (Lang::Ar, Text::Expired, "انتهت صلاحية هذا الطلب. يرجى البدء من جديد."),
-    (Lang::Ru, Text::Expired, "Запрос устарел. Начните заново."),
-    (Lang::En, Text::Plans, "Choose a plan:"),
-    (Lang::Ar, Text::Plans, "اختر خطة:"),
-    (Lang::Ru, Text::Plans, "Выберите тариф:"),
-    (Lang::En, Text::PlanButton, "{plan}: {days} days, {price}"),
-    (Lang::Ar, Text::PlanButton, "{plan}: {days} يوماً، {price}"),
-    (Lang::Ru, Text::PlanButton, "{plan}: {days} дн., {price}"),
-    (Lang::En, Text::SubscribedUntil, "Your subscription runs until {until}."),
-    (Lang::Ar, Text::SubscribedUntil, "اشتراكك ساري حتى {until}."),
-    (Lang::Ru, Text::SubscribedUntil, "Ваша подписка действует до {until}."),
-    (Lang::En, Text::ConfirmPurchase, "Buy {plan} ({days} days) for {price} from your balance?"),
-    (Lang::Ar, Text::ConfirmPurchase, "شراء {plan} ({days} يوماً) مقابل {price} من رصيدك؟"),
-    (Lang::Ru, Text::ConfirmPurchase, "Купить {plan} ({days} дн.) за {price} с баланса?"),
-    (Lang::En, Text::Subscribed, "Done: {plan} until {until}."),
-    (Lang::Ar, Text::Subscribed, "تم: {plan} حتى {until}."),
-    (Lang::Ru, Text::Subscribed, "Готово: {plan} до {until}."),
-    (Lang::En, Text::NotEnoughBalance, "Not enough balance: {amount} needed. /deposit adds funds."),
-    (Lang::Ar, Text::NotEnoughBalance, "الرصيد غير كافٍ: المطلوب {amount}. ‎/deposit‎ لإضافة رصيد."),
-    (Lang::Ru, Text::NotEnoughBalance, "Недостаточно средств: нужно {amount}. /deposit — пополнить."),
-    (Lang::En, Text::UnknownPlan, "That plan is no longer offered. /subscribe shows the current ones."),
-    (Lang::Ar, Text::UnknownPlan, "هذه الخطة لم تعد متاحة. ‎/subscribe‎ يعرض الخطط الحالية."),
-    (Lang::Ru, Text::UnknownPlan, "Этого тарифа больше нет. /subscribe — текущие тарифы."),
-    (Lang::En, Text::ReferralInfo, "Your referral link: {link}\nInvited: {count}\nEarned: {earned}\nYou get {percent}% of every subscription your referrals buy."),
-    (Lang::Ar, Text::ReferralInfo, "رابط الإحالة الخاص بك: {link}\nالمدعوون: {count}\nالأرباح: {earned}\nتحصل على {percent}% من كل اشتراك يشتريه من دعوتهم."),
-    (Lang::Ru, Text::ReferralInfo, "Ваша реферальная ссылка: {link}\nПриглашено: {count}\nЗаработано: {earned}\nВы получаете {percent}% от каждой подписки ваших рефералов."),
-    (Lang::En, Text::ReferralEarned, "You earned {amount}: someone you invited bought a subscription."),
-    (Lang::Ar, Text::ReferralEarned, "ربحت {amount}: أحد من دعوتهم اشترى اشتراكاً."),
-    (Lang::Ru, Text::ReferralEarned, "Вы заработали {amount}: ваш реферал купил подписку."),
-    (Lang::En, Text::WithdrawNotEnough, "You can withdraw from {min} (fee {fee}); your available balance is {available}."),
-    (Lang::Ar, Text::WithdrawNotEnough, "يمكنك السحب بدءاً من {min} (الرسوم {fee})؛ رصيدك المتاح {available}."),
-    (Lang::Ru, Text::WithdrawNotEnough, "Вывод — от {min} (комиссия {fee}); доступно {available}."),
-    (Lang::En, Text::WithdrawAskAmount, "How much do you want to withdraw? From {min} to {max}; available {available}, fee {fee}. /cancel stops."),
-    (Lang::Ar, Text::WithdrawAskAmount, "كم تريد أن تسحب؟ من {min} إلى {max}؛ المتاح {available}، الرسوم {fee}. ‎/cancel‎ للإيقاف."),
-    (Lang::Ru, Text::WithdrawAskAmount, "Сколько вывести? От {min} до {max}; доступно {available}, комиссия {fee}. /cancel — прервать."),
-    (Lang::En, Text::WithdrawBadAmount, "That amount does not work: {error}. Send another, or /cancel."),
-    (Lang::Ar, Text::WithdrawBadAmount, "هذا المبلغ غير مقبول: {error}. أرسل مبلغاً آخر، أو ‎/cancel‎."),
-    (Lang::Ru, Text::WithdrawBadAmount, "Эта сумма не подходит: {error}. Отправьте другую или /cancel."),
-    (Lang::En, Text::WithdrawAskAddress, "Send the {format} address to pay {amount} to."),
-    (Lang::Ar, Text::WithdrawAskAddress, "أرسل عنوان {format} الذي سيُدفع إليه {amount}."),
-    (Lang::Ru, Text::WithdrawAskAddress, "Отправьте адрес {format} для выплаты {amount}."),
-    (Lang::En, Text::WithdrawBadAddress, "That is not a {format} address. Send it again, or /cancel."),
-    (Lang::Ar, Text::WithdrawBadAddress, "هذا ليس عنوان {format}. أرسله مرة أخرى، أو ‎/cancel‎."),
-    (Lang::Ru, Text::WithdrawBadAddress, "Это не адрес {format}. Отправьте ещё раз или /cancel."),
-    (Lang::En, Text::WithdrawConfirm, "Withdraw {amount} (fee {fee}) to {address}?"),
-    (Lang::Ar, Text::WithdrawConfirm, "سحب {amount} (الرسوم {fee}) إلى {address}؟"),
-    (Lang::Ru, Text::WithdrawConfirm, "Вывести {amount} (комиссия {fee}) на {address}?"),
-    (Lang::En, Text::WithdrawApproved, "Withdrawal of {amount} approved; it is on its way."),
-    (Lang::Ar, Text::WithdrawApproved, "تمت الموافقة على سحب {amount}؛ الدفعة في الطريق."),
-    (Lang::Ru, Text::WithdrawApproved, "Вывод {amount} одобрен и уже отправляется."),
-    (Lang::En, Text::WithdrawPendingReview, "Withdrawal of {amount} requested; the amount is set aside until a review approves it."),
-    (Lang::Ar, Text::WithdrawPendingReview, "تم طلب سحب {amount}؛ المبلغ محجوز حتى تتم مراجعته."),
-    (Lang::Ru, Text::WithdrawPendingReview, "Запрошен вывод {amount}; сумма зарезервирована до проверки."),
-    (Lang::En, Text::WithdrawRefused, "The withdrawal of {amount} was refused: {reason}."),
-    (Lang::Ar, Text::WithdrawRefused, "رُفض سحب {amount}: {reason}."),
-    (Lang::Ru, Text::WithdrawRefused, "Вывод {amount} отклонён: {reason}."),
-    (Lang::En, Text::WithdrawStatus, "Your withdrawal of {amount} is {status}."),
-    (Lang::Ar, Text::WithdrawStatus, "حالة سحب {amount}: {status}."),
-    (Lang::Ru, Text::WithdrawStatus, "Статус вывода {amount}: {status}."),
-    (Lang::En, Text::SubscriptionEndsSoon, "Your subscription ends on {date}. /subscribe to extend it."),
-    (Lang::Ar, Text::SubscriptionEndsSoon, "ينتهي اشتراكك في {date}. أرسل /subscribe لتمديده."),
-    (Lang::Ru, Text::SubscriptionEndsSoon, "Ваша подписка заканчивается {date}. /subscribe — продлить."),
-    (Lang::En, Text::SubscriptionExpired, "Your subscription has ended. /subscribe to renew it."),
-    (Lang::Ar, Text::SubscriptionExpired, "انتهى اشتراكك. أرسل /subscribe لتجديده."),
-    (Lang::Ru, Text::SubscriptionExpired, "Ваша подписка закончилась. /subscribe — возобновить."),
-    (Lang::En, Text::WithdrawalSent, "Your withdrawal of {amount} was sent."),
-    (Lang::Ar, Text::WithdrawalSent, "تم إرسال سحب {amount}."),
-    (Lang::Ru, Text::WithdrawalSent, "Вывод {amount} отправлен."),
-    (Lang::En, Text::WithdrawalReturned, "Your withdrawal of {amount} did not go through; the money is back in your balance."),
-    (Lang::Ar, Text::WithdrawalReturned, "لم يتم سحب {amount}؛ أُعيد المبلغ إلى رصيدك."),
-    (Lang::Ru, Text::WithdrawalReturned, "Вывод {amount} не прошёл; деньги вернулись на баланс."),
-];
-
-fn lookup(table: Table, lang: Lang, text: Text) -> &'static str {
-    let find = |lang: Lang| table.iter().find(|(l, t, _)| *l == lang && *t == text).map(|(_, _, s)| *s);
-    find(lang).or_else(|| find(Lang::En)).unwrap_or("…")
-}
-
-/// The text in `lang` (or English), with `{name}` placeholders filled from `args`.
-pub fn tr(lang: Lang, text: Text, args: &[(&str, &str)]) -> String {
-    args.iter().fold(lookup(TRANSLATIONS, lang, text).to_owned(), |s, (name, value)| s.replace(&format!("{{{name}}}"), value))
+/// A share in basis points as the number of a percentage, the language's way (`12.5`, `12,5`,
+/// `١٢٫٥`; `10` for 1000): integers only, trailing zeros dropped.
+pub fn percent_of_bps(lang: Lang, bps: u32) -> String {
+    let numbers = lang.numbers();
+    let whole = numbers.group(&(bps / 100).to_string());
+    let fraction = format!("{:02}", bps % 100);
+    let number = match fraction.trim_end_matches('0') {
+        "" => whole,
+        fraction => format!("{whole}{}{fraction}", numbers.decimal),
+    };
+    numbers.script(number)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_text_exists_in_english_and_a_missing_translation_falls_back() {
-        for text in Text::ALL {
-            assert!(TRANSLATIONS.iter().any(|(l, t, _)| *l == Lang::En && *t == text), "{text:?} has no English");
-        }
-        const PARTIAL: Table = &[(Lang::En, Text::Welcome, "Welcome"), (Lang::Ar, Text::Help, "مساعدة")];
-        assert_eq!(lookup(PARTIAL, Lang::Ru, Text::Welcome), "Welcome");
-        assert_eq!(lookup(PARTIAL, Lang::Ar, Text::Help), "مساعدة");
-    }
-
-    #[test]
-    fn fills_placeholders_and_reads_telegram_language_tags() {
-        assert_eq!(tr(Lang::En, Text::InvoiceTitle, &[("amount", "250 XTR")]), "Deposit 250 XTR");
-        assert_eq!(Lang::from_code("ru-RU"), Some(Lang::Ru));
-        assert_eq!(Lang::from_code("de"), None);
-        assert_eq!(Lang::default(), Lang::Ar);
-    }
-}
+mod tests;

@@ -22,6 +22,7 @@ pub mod service;
 pub mod stats;
 pub mod storage;
 pub mod subscriptions;
+pub mod support;
 pub mod telemetry;
 pub mod users;
 pub mod withdrawals;

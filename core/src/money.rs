@@ -189,7 +189,7 @@ impl Money {
 
     /// The amount `whole`.`fraction` (ASCII digits; either may be empty) in `currency`:
     /// refused if finer than a minor unit or beyond `MAX_PARSED_UNITS`, never rounded.
-    fn from_digits(
+    pub(crate) fn from_digits(
         currency: Currency,
         whole: &str,
         fraction: &str,
@@ -290,7 +290,7 @@ pub mod text {
 }
 
 /// Maps ASCII, Arabic-Indic (U+0660..) and Extended Arabic-Indic (U+06F0..) digits to ASCII.
-fn ascii_digit(ch: char) -> Option<char> {
+pub(crate) fn ascii_digit(ch: char) -> Option<char> {
     let value = match ch {
         '0'..='9' => ch as u32 - '0' as u32,
         '\u{0660}'..='\u{0669}' => ch as u32 - 0x0660,

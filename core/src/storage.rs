@@ -43,7 +43,9 @@ pub mod collections {
     pub const ADJUSTMENTS: &str = "adjustments";
     /// The latest figures of each periodic check (`job_reports`).
     pub const JOB_REPORTS: &str = "job_reports";
-    pub const PLATFORM: [&str; 6] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS, ADJUSTMENTS, JOB_REPORTS];
+    /// Support threads, one per user who asked (`support`), `_id` = the user's id.
+    pub const SUPPORT_THREADS: &str = "support_threads";
+    pub const PLATFORM: [&str; 7] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS, ADJUSTMENTS, JOB_REPORTS, SUPPORT_THREADS];
 }
 
 const DUPLICATE_KEY: i32 = 11000;
@@ -147,6 +149,7 @@ fn indexes() -> Vec<(&'static str, IndexModel)> {
         (DEPOSIT_INVOICES, index(doc! { "status": 1, "created_at": 1 }, "deposit_invoices_by_status")),
         (DEPOSIT_INVOICES, index(doc! { "user_id": 1, "invoice_id": 1 }, "deposit_invoices_by_invoice")),
         (ADJUSTMENTS, index(doc! { "user_id": 1, "created_at": 1 }, "adjustments_by_user_time")),
+        (SUPPORT_THREADS, index(doc! { "status": 1, "updated_at": -1, "_id": -1 }, "support_threads_by_activity")),
     ]
 }
 

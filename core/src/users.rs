@@ -17,6 +17,7 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::Lang;
 use crate::ids::UserId;
 use crate::storage::{collections, Store};
 
@@ -290,6 +291,13 @@ impl Users {
     pub async fn profile(&self, user_id: UserId) -> mongodb::error::Result<Option<Profile>> {
         let found = self.users.clone_with_type::<Profile>().find_one(Self::filter(user_id)).await?;
         Ok(found)
+    }
+
+    /// The language the user reads: the one they chose, else their Telegram client's, else
+    /// Arabic (`Lang::for_user`).
+    pub async fn language(&self, user_id: UserId) -> mongodb::error::Result<Lang> {
+        let profile = self.profile(user_id).await?.unwrap_or_default();
+        Ok(Lang::for_user(&profile, profile.telegram_language.as_deref()))
     }
 
     /// Bans or unbans (idempotent). A banned user gets a polite refusal and nothing else.

@@ -124,6 +124,16 @@ impl From<obentchi_core::withdrawals::WithdrawalError> for ApiError {
     }
 }
 
+impl From<obentchi_core::support::SupportError> for ApiError {
+    fn from(err: obentchi_core::support::SupportError) -> ApiError {
+        use obentchi_core::support::SupportError as E;
+        match err {
+            E::NoThread(user) => ApiError::NotFound(format!("support thread of user {user}")),
+            err @ (E::Storage(_) | E::Queue(_)) => ApiError::Unavailable(err.into()),
+        }
+    }
+}
+
 impl From<obentchi_core::broadcasts::BroadcastError> for ApiError {
     fn from(err: obentchi_core::broadcasts::BroadcastError) -> ApiError {
         use obentchi_core::broadcasts::BroadcastError as E;

@@ -34,6 +34,7 @@ use obentchi_core::pools::PoolRegistry;
 use obentchi_core::service::{Connections, Listeners, ServiceConfig};
 use obentchi_core::storage::{self, MigrationReport, Store};
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
+use obentchi_core::support::SupportThreads;
 use obentchi_core::users::Users;
 use obentchi_core::withdrawals::Withdrawals;
 use serde::{Deserialize, Serialize};
@@ -174,6 +175,7 @@ pub struct AppState {
     pub outbound: Queue,
     pub subscriptions: Subscriptions,
     pub broadcasts: Broadcasts,
+    pub support: SupportThreads,
     /// Every queue of the platform, by name.
     pub queues: Arc<BTreeMap<String, Queue>>,
     pub pools: PoolRegistry,
@@ -207,6 +209,7 @@ impl AppState {
             outbound: queue(OUTBOUND_QUEUE),
             subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
             broadcasts: Broadcasts::new(store, queue(OUTBOUND_QUEUE), queue(BROADCASTS_QUEUE), config.broadcast_batch),
+            support: SupportThreads::new(store),
             adjustments: Adjustments::new(store, ledger.clone()),
             ledger,
             queues: Arc::new(config.queues.open_all(redis).into_iter().map(|q| (q.name().to_owned(), q)).collect()),

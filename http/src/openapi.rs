@@ -18,6 +18,7 @@ use crate::{admin, callbacks, dashboard, error};
         admin::queues::overview, admin::queues::dead_letters, admin::queues::retry_dead_letter, admin::queues::discard_dead_letter,
         admin::stats::figures, admin::stats::top_referrers, admin::postings::list, admin::audit_log::list,
         admin::money::refund_stars, admin::money::adjust, admin::money::approve,
+        admin::support::list, admin::support::detail, admin::support::answer, admin::support::close,
         callbacks::callback,
         callbacks::crypto_pay_webhook,
         dashboard::panel,

@@ -20,7 +20,7 @@ use obentchi_testkit::{FakePayoutProvider, PayoutMode};
 use serde_json::{json, Value};
 use support::{error_code, money_limits, spawn_app, TestApp, GATEWAY_SECRET, GENEROUS};
 
-const READS: [&str; 12] = [
+const READS: [&str; 14] = [
     "/admin/users",
     "/admin/users/1",
     "/admin/withdrawals",
@@ -33,14 +33,18 @@ const READS: [&str; 12] = [
     "/admin/postings",
     "/admin/audit",
     "/admin/referrers/top",
+    "/admin/support/threads",
+    "/admin/support/threads/1",
 ];
-const WRITES: [&str; 6] = [
+const WRITES: [&str; 8] = [
     "/admin/users/1/ban",
     "/admin/users/1/unban",
     "/admin/broadcasts",
     "/admin/broadcasts/b1/cancel",
     "/admin/queues/payments/dead-letters/0-1/retry",
     "/admin/queues/payments/dead-letters/0-1/discard",
+    "/admin/support/threads/1/messages",
+    "/admin/support/threads/1/close",
 ];
 /// Routes that move money: the `money` scope, which `write` does not include.
 const MONEY: [&str; 3] = ["/admin/withdrawals/1:w/approve", "/admin/withdrawals/1:w/reject", "/admin/withdrawals/1:w/retry"];
@@ -342,6 +346,70 @@ async fn broadcasts_start_once_per_key_report_progress_and_cancel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_threads_are_listed_answered_once_per_key_and_closed_with_the_user_told() {
+    let app = spawn_app(GENEROUS).await;
+    let (r, w) = (Some(app.read_token.as_str()), Some(app.write_token.as_str()));
+    let threads = obentchi_core::support::SupportThreads::new(&app.store);
+    let users = Users::new(&app.store);
+    let (amina, omar) = (UserId::new(581_234_567).unwrap(), UserId::new(402_118_833).unwrap());
+    let french = Sender { telegram_language: Some("fr"), in_private: true, ..Default::default() };
+    users.register(amina, Registration { referrer: None, sender: french }).await.unwrap();
+    for (user, key, text) in [(amina, "tg:1", "Where is my deposit?"), (omar, "tg:2", "Hello")] {
+        threads.open(user, obentchi_core::support::Topic::General, chrono::Utc::now()).await.unwrap();
+        let message = obentchi_core::support::SupportMessage {
+            key: key.into(),
+            from: obentchi_core::support::Author::User,
+            admin: None,
+            text: text.into(),
+            at: chrono::Utc::now(),
+        };
+        threads.add(user, &message).await.unwrap();
+    }
+
+    // Listed most recently active first, one per page with a cursor.
+    let page: Value = app.get("/admin/support/threads?status=open&limit=1", r).await.json().await.unwrap();
+    assert_eq!(page["threads"][0]["_id"], 402_118_833);
+    let next = page["next"].as_str().unwrap();
+    let page: Value = app.get(&format!("/admin/support/threads?status=open&limit=1&after={next}"), r).await.json().await.unwrap();
+    assert_eq!(page["threads"][0]["_id"], 581_234_567);
+    assert_eq!(error_code(app.get("/admin/support/threads?after=nonsense", r).await).await, (400, "bad_request".into()));
+
+    // An answer, sent twice with one key: one entry, one message, in the user's language.
+    let answer = || {
+        app.client
+            .post(app.url("/admin/support/threads/581234567/messages"))
+            .bearer_auth(&app.write_token)
+            .header("idempotency-key", "answer-1")
+            .json(&json!({ "text": "It is credited now." }))
+            .send()
+    };
+    let first: Value = answer().await.unwrap().json().await.unwrap();
+    let second: Value = answer().await.unwrap().json().await.unwrap();
+    assert_eq!(first["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(second["messages"], first["messages"]);
+    assert_eq!(first["messages"][1]["from"], "admin");
+    let outbound: Vec<obentchi_core::outbound::OutboundMessage> = queued(&queue(&app, "outbound").await).await;
+    assert_eq!(outbound.len(), 1, "{outbound:?}");
+    assert_eq!(outbound[0].chat_id, 581_234_567);
+    assert_eq!(outbound[0].text, "Support : It is credited now.", "in her language");
+    let empty = app.post("/admin/support/threads/581234567/messages", w, Some(json!({ "text": "  " }))).await;
+    assert_eq!(error_code(empty).await.0, 400);
+    let nobody = app.post("/admin/support/threads/111/messages", w, Some(json!({ "text": "hi" }))).await;
+    assert_eq!(error_code(nobody).await.0, 404);
+
+    // Closing tells the user once; closing again changes nothing.
+    let closed: Value = app.post("/admin/support/threads/581234567/close", w, None).await.json().await.unwrap();
+    assert_eq!(closed["status"], "closed");
+    app.post("/admin/support/threads/581234567/close", w, None).await;
+    let outbound: Vec<obentchi_core::outbound::OutboundMessage> = queued(&queue(&app, "outbound").await).await;
+    assert_eq!(outbound.len(), 1, "{outbound:?}");
+    assert!(outbound[0].text.contains("/support"), "{}", outbound[0].text);
+    let audit = AdminAudit::new(&app.store).for_target("581234567").await.unwrap();
+    let actions: Vec<(&str, &str)> = audit.iter().map(|e| (e.action.as_str(), e.outcome.as_str())).collect();
+    assert_eq!(actions, [("support.answer", "sent"), ("support.answer", "unchanged"), ("support.close", "closed"), ("support.close", "unchanged")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queues_show_stats_and_dead_letters_can_be_retried_once_or_discarded() {
     let app = spawn_app(GENEROUS).await;
     let payments = queue(&app, "payments").await;
@@ -569,6 +637,7 @@ async fn ops_endpoints_headers_cors_and_openapi() {
         "/admin/queues", "/admin/queues/{queue}/dead-letters", "/admin/queues/{queue}/dead-letters/{id}/retry",
         "/admin/queues/{queue}/dead-letters/{id}/discard", "/admin/stats", "/payments/callback/{provider}", "/admin/dashboard/panel",
         "/payments/cryptopay", "/admin/payments/stars/{charge_id}/refund", "/admin/users/{id}/adjustments", "/admin/adjustments/{id}/approve",
+        "/admin/support/threads", "/admin/support/threads/{user}", "/admin/support/threads/{user}/messages", "/admin/support/threads/{user}/close",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");

@@ -102,6 +102,27 @@ pub fn group_message(update_id: u32, from: &TelegramUser, group: i64, content: V
     json!({ "update_id": update_id, "message": message })
 }
 
+/// An update with a message from `from` in the chat `chat_id` (their private chat, or a group if
+/// negative) replying to the bot's message whose text was `replied_text`.
+pub fn reply_to_bot(update_id: u32, from: &TelegramUser, chat_id: i64, replied_text: &str, content: Value) -> Value {
+    let chat = if chat_id > 0 { json!({ "id": chat_id, "type": "private", "first_name": "Admin" }) } else { json!({ "id": chat_id, "type": "supergroup", "title": "Admins" }) };
+    let mut message = json!({
+        "message_id": update_id,
+        "from": from.user(),
+        "chat": chat.clone(),
+        "date": unix_now(),
+        "reply_to_message": {
+            "message_id": 1,
+            "from": { "id": BOT_ID, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" },
+            "chat": chat,
+            "date": unix_now(),
+            "text": replied_text,
+        },
+    });
+    message.as_object_mut().expect("an object").extend(content.as_object().expect("content is an object").clone());
+    json!({ "update_id": update_id, "message": message })
+}
+
 /// An update for `from` pressing an inline button with `data` under the bot's message `message_id`.
 pub fn callback_query(update_id: u32, from: &TelegramUser, message_id: i64, data: &str) -> Value {
     let shown = json!({

@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::Utc;
 use apalis_redis_streams::Queue;
 use obentchi_core::cryptopay::{CryptoPay, DepositError, DepositInvoices, Invoice};
-use obentchi_core::i18n::{tr, Lang, Text};
+use obentchi_core::i18n::{tr, Text};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::ids::{ProviderId, UserId};
@@ -305,13 +305,9 @@ impl ScheduledJobs {
             let mut sent = 0u64;
             for period in &due {
                 if self.subscriptions.is_last(period).await? {
-                    let profile = self.users.profile(period.user_id).await?.unwrap_or_default();
-                    let lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
+                    let lang = self.users.language(period.user_id).await?;
                     let text = match notice {
-                        Notice::EndsSoon => {
-                            let date = period.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-                            tr(lang, Text::SubscriptionEndsSoon, &[("date", &date)])
-                        }
+                        Notice::EndsSoon => tr(lang, Text::SubscriptionEndsSoon, &[("date", &period.expires_at)]),
                         Notice::Ended => tr(lang, Text::SubscriptionExpired, &[]),
                     };
                     let message = OutboundMessage::text(period.user_id.get(), text);

@@ -1,6 +1,6 @@
 //! `/balance` and `/history` (paged, ◀ ▶).
 
-use obentchi_core::i18n::{tr, Text};
+use obentchi_core::i18n::{format_day, format_money, tr, Text};
 use obentchi_core::ledger::{Account, PostingKind, UserAccount};
 use obentchi_core::outbound::OutboundMessage;
 
@@ -13,7 +13,7 @@ pub(super) async fn balance(deps: &Deps, caller: &Caller, chat: i64, update: Upd
     let lang = caller.lang;
     let balances = deps.ledger.balances(caller.id).await?;
     let lines: Vec<String> =
-        balances.iter().filter(|b| b.account == UserAccount::Available).map(|b| b.amount.to_string()).collect();
+        balances.iter().filter(|b| b.account == UserAccount::Available).map(|b| format_money(lang, b.amount)).collect();
     let text = if lines.is_empty() {
         tr(lang, Text::BalanceZero, &[])
     } else {
@@ -45,11 +45,11 @@ async fn history_page(deps: &Deps, caller: &Caller, chat: i64, page: u32) -> Res
                 .entries
                 .iter()
                 .filter(|e| e.account == Account::User(UserAccount::Available))
-                .map(|e| e.amount.to_string())
+                .map(|e| format_money(caller.lang, e.amount))
                 .collect::<Vec<_>>()
                 .join(", ");
             let kind = tr(caller.lang, kind_text(p.kind), &[]);
-            format!("{} · {kind} · {change}", p.created_at.format("%Y-%m-%d"))
+            tr(caller.lang, Text::HistoryLine, &[("date", &format_day(caller.lang, p.created_at)), ("kind", &kind), ("change", &change)])
         })
         .collect();
     let mut buttons = Vec::new();
@@ -59,7 +59,7 @@ async fn history_page(deps: &Deps, caller: &Caller, chat: i64, page: u32) -> Res
     if has_next {
         buttons.push(button("▶", format!("history:{}", page + 1)));
     }
-    let text = format!("{}\n{}", tr(caller.lang, Text::HistoryPage, &[("page", &page.to_string())]), lines.join("\n"));
+    let text = format!("{}\n{}", tr(caller.lang, Text::HistoryPage, &[("page", &page)]), lines.join("\n"));
     let reply_markup = (!buttons.is_empty()).then(|| keyboard(vec![buttons]));
     Ok(OutboundMessage { reply_markup, ..OutboundMessage::text(chat, text) })
 }

@@ -5,7 +5,7 @@
 //! becomes a payment job that credits it.
 
 use obentchi_core::cryptopay::{CallError, CryptoPay, DepositError};
-use obentchi_core::i18n::{tr, Text};
+use obentchi_core::i18n::{amount_error, parse_amount, tr, Text};
 use obentchi_core::ids::{ProviderId, UserId};
 use obentchi_core::money::{Currency, Money, ParseMoneyError};
 use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
@@ -30,10 +30,10 @@ pub(super) async fn invoice(deps: &Deps, caller: &Caller, chat: i64, args: &str,
         None | Some("XTR" | "STARS") => stars_invoice(deps, caller, chat, amount, update).await,
         Some(code) => match (code.parse::<Currency>(), &deps.crypto_pay) {
             (Ok(currency), Some(api)) if api.assets().contains(&currency) => {
-                crypto_invoice(deps, api, caller, chat, Money::parse(currency, amount), update).await
+                crypto_invoice(deps, api, caller, chat, parse_amount(caller.lang, currency, amount), update).await
             }
             _ => {
-                let error = format!("{code} is not offered");
+                let error = tr(caller.lang, Text::AssetNotOffered, &[("currency", &code)]);
                 deps.reply(update, chat, tr(caller.lang, Text::DepositUsage, &[("error", &error)])).await
             }
         },
@@ -53,8 +53,8 @@ async fn crypto_invoice(
     let lang = caller.lang;
     let amount = match amount {
         Ok(amount) if amount.is_positive() => amount,
-        Ok(_) => return deps.reply(update, chat, tr(lang, Text::DepositUsage, &[("error", "the amount must be more than 0")])).await,
-        Err(err) => return deps.reply(update, chat, tr(lang, Text::DepositUsage, &[("error", &err.to_string())])).await,
+        Ok(_) => return deps.reply(update, chat, tr(lang, Text::DepositUsage, &[("error", &tr(lang, Text::AmountNotPositive, &[]))])).await,
+        Err(err) => return deps.reply(update, chat, tr(lang, Text::DepositUsage, &[("error", &amount_error(lang, &err))])).await,
     };
     let description = tr(lang, Text::InvoiceTitle, &[("amount", &amount.to_string())]);
     let invoice = match deps.deposit_invoices.open(api, caller.id, update.0, amount, &description).await {
@@ -66,34 +66,36 @@ async fn crypto_invoice(
         }
         Err(other) => return Err(other.into()),
     };
-    let shown = invoice.amount.to_string();
-    let button = link_button(tr(lang, Text::PayButton, &[("amount", &shown)]), invoice.pay_url);
-    let text = tr(lang, Text::CryptoInvoice, &[("amount", &shown)]);
+    let button = link_button(tr(lang, Text::PayButton, &[("amount", &invoice.amount)]), invoice.pay_url);
+    let text = tr(lang, Text::CryptoInvoice, &[("amount", &invoice.amount)]);
     deps.send(update, OutboundMessage { reply_markup: Some(keyboard(vec![vec![button]])), ..OutboundMessage::text(chat, text) }).await
 }
 
 /// `/deposit <stars>`: an invoice within the limits, or why not.
 async fn stars_invoice(deps: &Deps, caller: &Caller, chat: i64, amount: &str, update: UpdateId) -> HandlerResult {
     let lang = caller.lang;
-    let text = match Money::parse(Currency::Xtr, amount) {
+    let text = match parse_amount(lang, Currency::Xtr, amount) {
         Ok(stars) if (i64::from(MIN_DEPOSIT_STARS)..=i64::from(MAX_DEPOSIT_STARS)).contains(&stars.minor()) => {
-            let amount = stars.to_string();
             let invoice = StarsInvoice {
-                title: tr(lang, Text::InvoiceTitle, &[("amount", &amount)]),
+                title: tr(lang, Text::InvoiceTitle, &[("amount", &stars)]),
                 payload: deposit_payload(caller.id, update),
                 stars: stars.minor() as u32,
             };
-            let description = tr(lang, Text::InvoiceDescription, &[("amount", &amount)]);
+            let description = tr(lang, Text::InvoiceDescription, &[("amount", &stars)]);
             return deps.send(update, OutboundMessage { invoice: Some(invoice), ..OutboundMessage::text(chat, description) }).await;
         }
         Ok(_) => tr(
             lang,
             Text::DepositLimits,
-            &[("min", &MIN_DEPOSIT_STARS.to_string()), ("max", &MAX_DEPOSIT_STARS.to_string())],
+            &[("min", &stars_amount(MIN_DEPOSIT_STARS)), ("max", &stars_amount(MAX_DEPOSIT_STARS))],
         ),
-        Err(err) => tr(lang, Text::DepositUsage, &[("error", &err.to_string())]),
+        Err(err) => tr(lang, Text::DepositUsage, &[("error", &amount_error(lang, &err))]),
     };
     deps.reply(update, chat, text).await
+}
+
+fn stars_amount(stars: u32) -> Money {
+    Money::from_minor(Currency::Xtr, i64::from(stars))
 }
 
 /// The invoice payload of a deposit: who asked, and which update asked.
@@ -154,7 +156,7 @@ pub(super) async fn on_successful_payment(
     };
     deps.payments.record(&job).await?;
     deps.payment_jobs.enqueue(&job, Some(&job.job_key())).await?;
-    let text = tr(caller.lang, Text::PaymentReceived, &[("amount", &job.amount.to_string())]);
+    let text = tr(caller.lang, Text::PaymentReceived, &[("amount", &job.amount)]);
     deps.reply(update, message.chat.id.0, text).await
 }
 

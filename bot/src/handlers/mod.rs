@@ -8,7 +8,8 @@
 //! - `deposit`: Stars invoices, pre-checkout, successful payments.
 //! - `subscribe`: plans, confirm, purchase, the referrer's commission.
 //! - `withdraw`: amount → address → confirm.
-//! - `language`, `help` (also /paysupport and /terms).
+//! - `support`: `/support` and `/paysupport` threads; admins answer from their chats.
+//! - `language`, `help` (also /terms).
 //!
 //! Every update first registers its sender if they are new, or refreshes their name, @username
 //! and client language if these changed (`Users::observe`). Banned users get a polite refusal
@@ -20,13 +21,13 @@ mod help;
 mod language;
 mod start;
 mod subscribe;
+mod support;
 mod withdraw;
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, LazyLock};
 
 use apalis_redis_streams::{now_ms, Queue};
-use chrono::{DateTime, Utc};
 use obentchi_core::cryptopay::{CryptoPay, DepositInvoices};
 use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ids::UserId;
@@ -35,6 +36,7 @@ use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::{OutboundMessage, ReplyOrder};
 use obentchi_core::payments::Payments;
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
+use obentchi_core::support::{SupportThreads, Topic};
 use obentchi_core::users::{Profile, Sender, Users};
 use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use serde_json::json;
@@ -45,7 +47,7 @@ use teloxide::types::{CallbackQuery, Me, Message, MessageKind, Update, UpdateKin
 use teloxide::utils::command::BotCommands;
 use teloxide::Bot;
 
-use crate::conversation::Conversations;
+use crate::conversation::{Conversation, Conversations, SupportStep};
 use crate::SupportConfig;
 
 pub use balance::HISTORY_PAGE;
@@ -95,6 +97,8 @@ pub enum Command {
     Language,
     /// Help with a payment (Telegram asks bots that sell for Stars to answer it).
     PaySupport,
+    /// Write to our team.
+    Support,
     /// The terms of service.
     Terms,
     /// Your transactions, newest first.
@@ -127,6 +131,7 @@ pub struct Deps {
     pub crypto_pay: Option<CryptoPay>,
     pub deposit_invoices: DepositInvoices,
     pub support: Arc<SupportConfig>,
+    pub support_threads: SupportThreads,
     /// For answers that cannot wait in a queue (pre-checkout and callback queries).
     pub bot: Bot,
     pub bot_id: String,
@@ -227,10 +232,6 @@ fn with_keyboard(chat: i64, text: String, rows: Vec<Vec<serde_json::Value>>) -> 
     OutboundMessage { reply_markup: Some(keyboard(rows)), ..OutboundMessage::text(chat, text) }
 }
 
-fn date_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
-}
-
 pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
     dptree::entry()
         // First, even for banned users: Telegram has taken the money, so it is recorded.
@@ -251,6 +252,12 @@ pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
         // to us. Left alone, without a word.
         .branch(Update::filter_message().filter(|m: Message, me: Me| not_for_us(&m, &me)).endpoint(|| async { Ok(()) }))
         .branch(dptree::filter(|caller: Caller| caller.profile.banned).endpoint(on_banned))
+        // An admin replying, in an admin chat, to a user's message we forwarded there.
+        .branch(
+            Update::filter_message()
+                .filter_map(|m: Message, me: Me, deps: Deps| support::admin_answer(&m, &me, &deps))
+                .endpoint(support::answer_from_admin_chat),
+        )
         .branch(Update::filter_pre_checkout_query().endpoint(deposit::on_pre_checkout))
         .branch(Update::filter_callback_query().endpoint(on_callback))
         .branch(Update::filter_message().filter_command::<Command>().endpoint(on_command))
@@ -315,25 +322,33 @@ fn not_for_us(message: &Message, me: &Me) -> bool {
 }
 
 impl Command {
-    /// Commands whose answer shows the user's money, or moves it: never answered in a group.
-    fn shows_money(&self) -> bool {
+    /// Commands never answered in a group: they show or move the user's money, or open their
+    /// support conversation.
+    fn private_only(&self) -> bool {
         matches!(
             self,
-            Command::Balance | Command::History | Command::Deposit(_) | Command::Withdraw | Command::Referral | Command::Subscribe
+            Command::Balance
+                | Command::History
+                | Command::Deposit(_)
+                | Command::Withdraw
+                | Command::Referral
+                | Command::Subscribe
+                | Command::Support
+                | Command::PaySupport
         )
     }
 }
 
 async fn on_command(message: Message, command: Command, caller: Caller, me: Me, deps: Deps, update: UpdateId) -> HandlerResult {
     let (deps, caller, mut chat) = (&deps, &caller, message.chat.id.0);
-    if in_group(&message) && command.shows_money() {
+    if in_group(&message) && command.private_only() {
         // Answered in the user's private chat if they opened one (its id is theirs), with a
         // note in the group; otherwise the group is told where to ask.
         let note = if caller.profile.private_chat {
             chat = caller.id.get();
             tr(caller.lang, Text::AnsweredInPrivate, &[])
         } else {
-            tr(caller.lang, Text::OpenPrivately, &[("bot", me.username())])
+            tr(caller.lang, Text::OpenPrivately, &[("bot", &me.username())])
         };
         let key = format!("reply:{}:{}:group", deps.bot_id, update.0);
         deps.outbound.enqueue(&OutboundMessage::text(message.chat.id.0, note), Some(&key)).await?;
@@ -352,7 +367,8 @@ async fn on_command(message: Message, command: Command, caller: Caller, me: Me, 
         Command::Language => language::choose(deps, caller, chat, update).await,
         Command::History => balance::history(deps, caller, chat, 1, update).await,
         Command::Help => help::help(deps, caller, chat, update).await,
-        Command::PaySupport => help::pay_support(deps, caller, &message, update).await,
+        Command::PaySupport => support::start(deps, caller, chat, Topic::Payment, update).await,
+        Command::Support => support::start(deps, caller, chat, Topic::General, update).await,
         Command::Terms => help::terms(deps, caller, chat, update).await,
     }
 }
@@ -403,7 +419,8 @@ async fn on_text(message: Message, caller: Caller, deps: Deps, update: UpdateId)
     }
     let chat = message.chat.id.0;
     let reply = match deps.conversations.get(chat, caller.id).await? {
-        Some(state) => withdraw::next_step(&deps, &caller, chat, state, text).await?,
+        Some(Conversation::Withdraw(step)) => withdraw::next_step(&deps, &caller, chat, step, text).await?,
+        Some(Conversation::Support(SupportStep::Support { topic })) => support::from_user(&deps, &caller, chat, topic, text, update).await?,
         None => help::not_understood(&caller, chat),
     };
     deps.send(update, reply).await

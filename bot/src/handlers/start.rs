@@ -1,10 +1,9 @@
 //! `/start` registers the user (referral deep link `ref_<user id>`); `/referral` shows the link,
 //! who was invited and what they earned.
 
-use obentchi_core::i18n::{tr, Text};
+use obentchi_core::i18n::{format_integer, format_money, percent_of_bps, tr, Text};
 use obentchi_core::ids::UserId;
 use obentchi_core::ledger::PostingKind;
-use obentchi_core::money::Money;
 use teloxide::types::{Me, Message};
 
 use super::{Caller, Deps, HandlerError, HandlerResult, UpdateId};
@@ -32,14 +31,13 @@ pub(super) async fn referral(deps: &Deps, caller: &Caller, me: &Me, chat: i64, u
 
 async fn referral_text(deps: &Deps, caller: &Caller, me: &Me) -> Result<String, HandlerError> {
     let earned = deps.ledger.total_of_kind(caller.id, PostingKind::ReferralCommission).await?;
-    let earned = if earned.is_empty() { "0".to_owned() } else { earned.iter().map(Money::to_string).collect::<Vec<_>>().join(", ") };
+    let earned = if earned.is_empty() { format_integer(caller.lang, 0) } else { earned.iter().map(|m| format_money(caller.lang, *m)).collect::<Vec<_>>().join(", ") };
     let bps = deps.plans.referral_commission_bps;
-    let percent = format!("{}.{:02}", bps / 100, bps % 100);
-    let percent = percent.trim_end_matches('0').trim_end_matches('.');
+    let percent = percent_of_bps(caller.lang, bps);
     let link = format!("https://t.me/{}?start=ref_{}", me.username(), caller.id);
     Ok(tr(
         caller.lang,
         Text::ReferralInfo,
-        &[("link", &link), ("count", &caller.profile.referrals.to_string()), ("earned", &earned), ("percent", percent)],
+        &[("link", &link), ("count", &caller.profile.referrals), ("earned", &earned), ("percent", &percent)],
     ))
 }

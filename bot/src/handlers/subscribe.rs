@@ -7,7 +7,7 @@ use obentchi_core::ids::IdempotencyKey;
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::subscriptions::SubscriptionError;
 
-use super::{button, date_time, with_keyboard, Caller, Deps, HandlerError, HandlerResult, UpdateId};
+use super::{button, with_keyboard, Caller, Deps, HandlerError, HandlerResult, UpdateId};
 
 pub(super) async fn plans(deps: &Deps, caller: &Caller, chat: i64, update: UpdateId) -> HandlerResult {
     deps.send(update, plans_message(deps, caller, chat).await?).await
@@ -18,7 +18,7 @@ async fn plans_message(deps: &Deps, caller: &Caller, chat: i64) -> Result<Outbou
     let lang = caller.lang;
     let mut text = String::new();
     if let Some(until) = deps.subscriptions.active_until(caller.id).await?.filter(|until| *until > Utc::now()) {
-        text = format!("{}\n", tr(lang, Text::SubscribedUntil, &[("until", &date_time(until))]));
+        text = format!("{}\n", tr(lang, Text::SubscribedUntil, &[("until", &until)]));
     }
     text.push_str(&tr(lang, Text::Plans, &[]));
     let rows = deps
@@ -26,7 +26,7 @@ async fn plans_message(deps: &Deps, caller: &Caller, chat: i64) -> Result<Outbou
         .plans
         .iter()
         .map(|p| {
-            let label = tr(lang, Text::PlanButton, &[("plan", p.id()), ("days", &p.days().to_string()), ("price", &p.price().to_string())]);
+            let label = tr(lang, Text::PlanButton, &[("plan", &p.id()), ("days", &p.days()), ("price", &p.price())]);
             vec![button(label, format!("sub:{}", p.id()))]
         })
         .collect();
@@ -43,7 +43,7 @@ fn confirm_purchase_message(deps: &Deps, lang: Lang, chat: i64, plan_id: &str, u
     let Some(plan) = deps.plans.plan(plan_id) else {
         return OutboundMessage::text(chat, tr(lang, Text::UnknownPlan, &[]));
     };
-    let text = tr(lang, Text::ConfirmPurchase, &[("plan", plan.id()), ("days", &plan.days().to_string()), ("price", &plan.price().to_string())]);
+    let text = tr(lang, Text::ConfirmPurchase, &[("plan", &plan.id()), ("days", &plan.days()), ("price", &plan.price())]);
     let buttons = vec![button(tr(lang, Text::Confirm, &[]), format!("subok:{}:{}", plan.id(), update.0)), button(tr(lang, Text::Cancel, &[]), "cancel")];
     with_keyboard(chat, text, vec![buttons])
 }
@@ -67,14 +67,14 @@ pub(super) async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, 
                 // No update of theirs at hand: the client language they registered with.
                 let profile = deps.users.profile(referrer).await?.unwrap_or_default();
                 let referrer_lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
-                let note = tr(referrer_lang, Text::ReferralEarned, &[("amount", &commission.to_string())]);
+                let note = tr(referrer_lang, Text::ReferralEarned, &[("amount", &commission)]);
                 // Keyed by the purchase: a replay tells the referrer once.
                 let key = format!("refpaid:{}:{}:{key}", deps.bot_id, caller.id);
                 deps.outbound.enqueue(&OutboundMessage::text(referrer.get(), note), Some(&key)).await?;
             }
-            tr(lang, Text::Subscribed, &[("plan", plan.id()), ("until", &date_time(purchase.period.expires_at))])
+            tr(lang, Text::Subscribed, &[("plan", &plan.id()), ("until", &purchase.period.expires_at)])
         }
-        Err(SubscriptionError::InsufficientFunds(needed)) => tr(lang, Text::NotEnoughBalance, &[("amount", &needed.to_string())]),
+        Err(SubscriptionError::InsufficientFunds(needed)) => tr(lang, Text::NotEnoughBalance, &[("amount", &needed)]),
         Err(other) => return Err(other.into()),
     };
     deps.reply(update, chat, text).await

@@ -5,14 +5,14 @@
 //! requests the withdrawal (key: the update that started the conversation) and holds the money.
 
 use chrono::Utc;
-use obentchi_core::i18n::{tr, Lang, Text};
+use obentchi_core::i18n::{amount_error, parse_amount, policy_violation, tr, Arg, Lang, Text};
 use obentchi_core::ids::{IdempotencyKey, UserId};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::withdrawals::{NewWithdrawal, PayoutAddress, Withdrawal, WithdrawalError, WithdrawalPolicy, WithdrawalStatus};
 
 use super::{button, with_keyboard, Caller, Deps, HandlerError, HandlerResult, Refused, UpdateId};
-use crate::conversation::Conversation;
+use crate::conversation::{Conversation, WithdrawStep};
 
 /// `/withdraw`: with money in one currency that can be withdrawn, asks the amount; in several,
 /// asks which first (`currency_chosen`); in none, says what the first currency needs.
@@ -33,7 +33,7 @@ pub(super) async fn start(deps: &Deps, caller: &Caller, chat: i64, update: Updat
             };
             let available = deps.available(caller.id, policy.currency()).await?;
             let args = limits(policy, available);
-            let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let args: Vec<(&str, &dyn Arg)> = args.iter().map(|(k, v)| (*k, v as &dyn Arg)).collect();
             deps.reply(update, chat, tr(caller.lang, Text::WithdrawNotEnough, &args)).await
         }
         several => {
@@ -57,19 +57,14 @@ async fn ask_amount(deps: &Deps, caller: &Caller, chat: i64, started_by: u32, cu
     let policy = deps.withdrawal_policies.for_currency(currency).ok_or_else(|| Refused(format!("no withdrawals in {currency}")))?;
     let available = deps.available(caller.id, currency).await?;
     let args = limits(policy, available);
-    let args: Vec<(&str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let state = Conversation::WithdrawAmount { started_by, currency: Some(currency) };
-    deps.conversations.set(chat, caller.id, &state).await?;
+    let args: Vec<(&str, &dyn Arg)> = args.iter().map(|(k, v)| (*k, v as &dyn Arg)).collect();
+    let state = WithdrawStep::WithdrawAmount { started_by, currency: Some(currency) };
+    deps.conversations.set(chat, caller.id, &state.into()).await?;
     deps.reply(update, chat, tr(caller.lang, Text::WithdrawAskAmount, &args)).await
 }
 
-fn limits(policy: &WithdrawalPolicy, available: Money) -> [(&'static str, String); 4] {
-    [
-        ("min", policy.min().to_string()),
-        ("max", policy.max().to_string()),
-        ("fee", policy.fee().to_string()),
-        ("available", available.to_string()),
-    ]
+fn limits(policy: &WithdrawalPolicy, available: Money) -> [(&'static str, Money); 4] {
+    [("min", policy.min()), ("max", policy.max()), ("fee", policy.fee()), ("available", available)]
 }
 
 /// The policy of `currency`; a currency no longer configured ends the conversation.
@@ -82,36 +77,36 @@ pub(super) async fn next_step(
     deps: &Deps,
     caller: &Caller,
     chat: i64,
-    state: Conversation,
+    state: WithdrawStep,
     text: &str,
 ) -> Result<OutboundMessage, HandlerError> {
     Ok(match state {
-        Conversation::WithdrawAmount { started_by, currency } => {
+        WithdrawStep::WithdrawAmount { started_by, currency } => {
             let first = deps.withdrawal_policies.all().first().map(|p| p.currency());
             let Some(currency) = currency.or(first) else { return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::Expired, &[]))) };
             withdrawal_amount(deps, caller, chat, started_by, currency, text).await?
         }
-        Conversation::WithdrawAddress { started_by, amount } => {
+        WithdrawStep::WithdrawAddress { started_by, amount } => {
             withdrawal_address(deps, caller, chat, started_by, amount, text).await?
         }
-        Conversation::WithdrawConfirm { started_by, amount, address } => {
+        WithdrawStep::WithdrawConfirm { started_by, amount, address } => {
             withdrawal_confirm_prompt(deps, caller.lang, chat, started_by, amount, &address)
         }
     })
 }
 
 /// Checks an amount against the policy, what the user requested in the last 24 hours and their
-/// balance; `Err` is the reason to show.
-async fn check_withdrawal_amount(deps: &Deps, user: UserId, amount: Money) -> Result<Result<(), String>, HandlerError> {
+/// balance; `Err` is the reason to show, in `lang`.
+async fn check_withdrawal_amount(deps: &Deps, lang: Lang, user: UserId, amount: Money) -> Result<Result<(), String>, HandlerError> {
     let policy = policy(deps, amount.currency())?;
     let requested = deps.withdrawals.requested_since(user, policy.currency(), Utc::now() - chrono::Duration::hours(24)).await?;
     if let Err(violation) = policy.check_amount(amount, requested) {
-        return Ok(Err(violation.to_string()));
+        return Ok(Err(policy_violation(lang, &violation)));
     }
     let needed = amount.checked_add(policy.fee())?;
     let available = deps.available(user, policy.currency()).await?;
     if available.minor() < needed.minor() {
-        return Ok(Err(format!("{available} available, {needed} needed with the fee")));
+        return Ok(Err(tr(lang, Text::WithdrawShortOfFee, &[("available", &available), ("needed", &needed)])));
     }
     Ok(Ok(()))
 }
@@ -125,9 +120,9 @@ async fn withdrawal_amount(
     text: &str,
 ) -> Result<OutboundMessage, HandlerError> {
     let policy = policy(deps, currency)?;
-    let checked = match Money::parse(policy.currency(), text) {
-        Ok(amount) => check_withdrawal_amount(deps, caller.id, amount).await?.map(|()| amount),
-        Err(err) => Err(err.to_string()),
+    let checked = match parse_amount(caller.lang, policy.currency(), text) {
+        Ok(amount) => check_withdrawal_amount(deps, caller.lang, caller.id, amount).await?.map(|()| amount),
+        Err(err) => Err(amount_error(caller.lang, &err)),
     };
     let amount = match checked {
         Ok(amount) => amount,
@@ -137,9 +132,9 @@ async fn withdrawal_amount(
         // Paid to the user's own Telegram account: straight to the confirmation.
         return withdrawal_address(deps, caller, chat, started_by, amount, &caller.id.to_string()).await;
     }
-    deps.conversations.set(chat, caller.id, &Conversation::WithdrawAddress { started_by, amount }).await?;
+    deps.conversations.set(chat, caller.id, &WithdrawStep::WithdrawAddress { started_by, amount }.into()).await?;
     let format = policy.address_format().to_string();
-    Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawAskAddress, &[("format", &format), ("amount", &amount.to_string())])))
+    Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawAskAddress, &[("format", &format), ("amount", &amount)])))
 }
 
 async fn withdrawal_address(
@@ -156,14 +151,14 @@ async fn withdrawal_address(
         return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawBadAddress, &[("format", &format)])));
     };
     let address = address.as_str().to_owned();
-    let state = Conversation::WithdrawConfirm { started_by, amount, address: address.clone() };
-    deps.conversations.set(chat, caller.id, &state).await?;
+    let state = WithdrawStep::WithdrawConfirm { started_by, amount, address: address.clone() };
+    deps.conversations.set(chat, caller.id, &state.into()).await?;
     Ok(withdrawal_confirm_prompt(deps, caller.lang, chat, started_by, amount, &address))
 }
 
 fn withdrawal_confirm_prompt(deps: &Deps, lang: Lang, chat: i64, started_by: u32, amount: Money, address: &str) -> OutboundMessage {
-    let fee = deps.withdrawal_policies.for_currency(amount.currency()).map_or_else(String::new, |p| p.fee().to_string());
-    let text = tr(lang, Text::WithdrawConfirm, &[("amount", &amount.to_string()), ("fee", &fee), ("address", address)]);
+    let fee = deps.withdrawal_policies.for_currency(amount.currency()).map_or_else(|| Money::zero(amount.currency()), |p| p.fee());
+    let text = tr(lang, Text::WithdrawConfirm, &[("amount", &amount), ("fee", &fee), ("address", &address)]);
     let buttons = vec![button(tr(lang, Text::Confirm, &[]), format!("wd:ok:{started_by}")), button(tr(lang, Text::Cancel, &[]), "cancel")];
     with_keyboard(chat, text, vec![buttons])
 }
@@ -200,12 +195,14 @@ pub(super) async fn confirm(deps: &Deps, caller: &Caller, chat: i64, started_by:
                 return deps.reply(update, chat, tr(lang, Text::Banned, &[])).await;
             }
             let state = deps.conversations.get(chat, caller.id).await?;
-            let Some(Conversation::WithdrawConfirm { amount, address, .. }) = state.filter(|s| s.started_by() == started_by) else {
+            let Some(Conversation::Withdraw(WithdrawStep::WithdrawConfirm { amount, address, .. })) =
+                state.filter(|s| matches!(s, Conversation::Withdraw(step) if step.started_by() == started_by))
+            else {
                 return deps.reply(update, chat, tr(lang, Text::Expired, &[])).await;
             };
             let policy = policy(deps, amount.currency())?;
             // Checked again: time has passed since the amount step.
-            if let Err(error) = check_withdrawal_amount(deps, caller.id, amount).await? {
+            if let Err(error) = check_withdrawal_amount(deps, lang, caller.id, amount).await? {
                 deps.conversations.clear(chat, caller.id).await?;
                 return deps.reply(update, chat, tr(lang, Text::WithdrawBadAmount, &[("error", &error)])).await;
             }
@@ -252,13 +249,13 @@ async fn tell_admins_of_review(deps: &Deps, caller: &Caller, w: &Withdrawal) -> 
 }
 
 fn withdrawal_text(lang: Lang, w: &Withdrawal) -> String {
-    let amount = w.amount.to_string();
+    let amount = w.amount;
     match w.status {
         WithdrawalStatus::Approved | WithdrawalStatus::Processing => tr(lang, Text::WithdrawApproved, &[("amount", &amount)]),
         WithdrawalStatus::Requested => tr(lang, Text::WithdrawPendingReview, &[("amount", &amount)]),
         WithdrawalStatus::Rejected => {
-            tr(lang, Text::WithdrawRefused, &[("amount", &amount), ("reason", w.reason.as_deref().unwrap_or("-"))])
+            tr(lang, Text::WithdrawRefused, &[("amount", &amount), ("reason", &w.reason.as_deref().unwrap_or("-"))])
         }
-        status => tr(lang, Text::WithdrawStatus, &[("amount", &amount), ("status", status.as_str())]),
+        status => tr(lang, Text::WithdrawStatus, &[("amount", &amount), ("status", &status.as_str())]),
     }
 }

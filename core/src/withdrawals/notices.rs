@@ -3,7 +3,7 @@
 use apalis_redis_streams::{Queue, QueueError};
 
 use super::{Withdrawal, WithdrawalStatus};
-use crate::i18n::{tr, Lang, Text};
+use crate::i18n::{tr, Text};
 use crate::outbound::OutboundMessage;
 use crate::users::Users;
 
@@ -16,9 +16,8 @@ pub async fn notify_outcome(users: &Users, outbound: &Queue, w: &Withdrawal) -> 
         WithdrawalStatus::Released => Text::WithdrawalReturned,
         _ => return Ok(()),
     };
-    let profile = users.profile(w.user_id).await?.unwrap_or_default();
-    let lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
-    let message = OutboundMessage::text(w.user_id.get(), tr(lang, text, &[("amount", &w.amount.to_string())]));
+    let lang = users.language(w.user_id).await?;
+    let message = OutboundMessage::text(w.user_id.get(), tr(lang, text, &[("amount", &w.amount)]));
     outbound.enqueue(&message, Some(&format!("wd-notice:{}:{}", w.id, w.status.as_str()))).await?;
     Ok(())
 }

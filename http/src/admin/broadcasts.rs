@@ -9,13 +9,10 @@ use obentchi_core::broadcasts::{Broadcast, BroadcastStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::audit;
+use super::{audit, idempotency_key, message_text};
 use crate::auth::{Reader, Writer};
 use crate::error::{ApiError, ErrorBody, Path};
 use crate::AppState;
-
-/// Telegram's limit on a message's text.
-const MAX_TEXT_CHARS: usize = 4_096;
 
 #[derive(Serialize, ToSchema)]
 pub struct BroadcastView {
@@ -51,20 +48,10 @@ pub async fn create(
     headers: HeaderMap,
     crate::error::Json(body): crate::error::Json<NewBroadcast>,
 ) -> Result<Json<BroadcastView>, ApiError> {
-    let text = body.text.trim();
-    if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
-        return Err(ApiError::bad_request(format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
-    }
-    let id = match headers.get("idempotency-key") {
+    let text = message_text(&body.text)?;
+    let id = match idempotency_key(&headers)? {
         None => uuid::Uuid::now_v7().to_string(),
-        Some(key) => {
-            let key = key.to_str().unwrap_or_default();
-            let valid = (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if !valid {
-                return Err(ApiError::bad_request("Idempotency-Key must be 1 to 64 of A-Za-z0-9_-"));
-            }
-            format!("key-{key}")
-        }
+        Some(key) => format!("key-{key}"),
     };
     let broadcast = state.broadcasts.start(&id, text).await?;
     audit(&state, &writer.0, "broadcast.create", &id, "started").await;

@@ -8,9 +8,11 @@ pub mod money;
 pub mod postings;
 pub mod queues;
 pub mod stats;
+pub mod support;
 pub mod users;
 pub mod withdrawals;
 
+use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
@@ -35,12 +37,16 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
         .route("/admin/postings", get(postings::list))
         .route("/admin/audit", get(audit_log::list))
         .route("/admin/referrers/top", get(stats::top_referrers))
+        .route("/admin/support/threads", get(support::list))
+        .route("/admin/support/threads/{user}", get(support::detail))
         .route_layer(from_fn_with_state(limits.limiter(Class::Read), enforce));
     let writes = Router::new()
         .route("/admin/users/{id}/ban", post(users::ban))
         .route("/admin/users/{id}/unban", post(users::unban))
         .route("/admin/broadcasts", post(broadcasts::create))
         .route("/admin/broadcasts/{id}/cancel", post(broadcasts::cancel))
+        .route("/admin/support/threads/{user}/messages", post(support::answer))
+        .route("/admin/support/threads/{user}/close", post(support::close))
         .route("/admin/queues/{queue}/dead-letters/{id}/retry", post(queues::retry_dead_letter))
         .route("/admin/queues/{queue}/dead-letters/{id}/discard", post(queues::discard_dead_letter))
         .route_layer(from_fn_with_state(limits.limiter(Class::Write), enforce));
@@ -69,6 +75,29 @@ pub fn currency(code: &str) -> Result<Currency, ApiError> {
 /// page is the last.
 pub fn next_cursor<T, C>(page: &[T], limit: u32, cursor: impl Fn(&T) -> C) -> Option<C> {
     (page.len() == limit as usize).then(|| page.last().map(cursor)).flatten()
+}
+
+/// The request's `Idempotency-Key` header (1–64 of `A-Za-z0-9_-`), if it has one.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(key) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = key.to_str().unwrap_or_default();
+    let valid = (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(ApiError::bad_request("Idempotency-Key must be 1 to 64 of A-Za-z0-9_-"));
+    }
+    Ok(Some(key))
+}
+
+/// Telegram's limit on a message's text.
+const MAX_TEXT_CHARS: usize = 4_096;
+
+/// A message for users, trimmed: 1 to 4,096 characters, as Telegram takes it.
+pub fn message_text(text: &str) -> Result<&str, ApiError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+        return Err(ApiError::bad_request(format!("text must be 1 to {MAX_TEXT_CHARS} characters")));
+    }
+    Ok(text)
 }
 
 /// Page sizes: 50 unless asked, never more than 200.
