@@ -49,7 +49,7 @@ pub struct ScheduledJobsConfig {
     pub dead_letter_retention_days: u32,
     /// Consumers idle this long and holding nothing are removed from their groups.
     pub consumer_idle_prune_ms: u64,
-    /// Telegram chats that get the daily report.
+    /// Telegram chats that get the daily report and dead-letter notices of the money queues.
     pub admin_chat_ids: Vec<i64>,
 }
 
@@ -97,6 +97,9 @@ pub struct ScheduledJobs {
 const STARS_OVERLAP: u64 = 100;
 /// Pages (of 100) one run reads at most; the next run goes on from there.
 const STARS_PAGES_PER_RUN: u32 = 100;
+/// How far back upkeep looks for dead letters on the money queues to announce (upkeep runs every
+/// 5 minutes; a few missed runs still find them).
+const DEAD_LETTER_NOTICE_WINDOW: Duration = Duration::from_secs(3_600);
 /// Withdrawals awaiting review the daily report lists at most (the admin API lists them all).
 const REPORTED_REVIEWS: u32 = 20;
 
@@ -321,7 +324,10 @@ impl ScheduledJobs {
         Ok(())
     }
 
+    /// Tells the admin chats of dead letters on the money queues, then drops old dead letters
+    /// and departed consumers.
     async fn queue_maintenance(&self) -> anyhow::Result<()> {
+        self.announce_money_dead_letters().await?;
         let retention = Duration::from_secs(u64::from(self.config.dead_letter_retention_days) * 86_400);
         let idle = Duration::from_millis(self.config.consumer_idle_prune_ms);
         for queue in &self.all_queues {
@@ -329,6 +335,34 @@ impl ScheduledJobs {
             let pruned = queue.prune_consumers(idle).await?;
             if trimmed + pruned > 0 {
                 tracing::info!(queue = queue.name(), trimmed, pruned, "queue upkeep");
+            }
+        }
+        Ok(())
+    }
+
+    /// Every dead letter buried on the payments or withdrawals queue in the last
+    /// `DEAD_LETTER_NOTICE_WINDOW`, to every admin chat: what it was, why it died, how to retry
+    /// or discard it. Upkeep runs every few minutes, well inside the window, and each notice is
+    /// keyed by the dead letter (the outbound queue's keys outlive the window), so each is told
+    /// once.
+    async fn announce_money_dead_letters(&self) -> anyhow::Result<()> {
+        if self.config.admin_chat_ids.is_empty() {
+            return Ok(());
+        }
+        let since = apalis_redis_streams::now_ms().saturating_sub(DEAD_LETTER_NOTICE_WINDOW.as_millis() as u64);
+        for queue in [&self.payment_jobs, &self.withdrawal_jobs] {
+            for letter in queue.dead_letters_since(since, 100).await? {
+                let payload = letter.payload.get();
+                let preview: String = payload.chars().take(300).collect();
+                let ellipsis = if preview.len() < payload.len() { "…" } else { "" };
+                let (name, id) = (queue.name(), &letter.id);
+                let text = format!(
+                    "Dead letter on the {name} queue: {id}\nError: {error}\nJob: {preview}{ellipsis}\nRetry: POST /admin/queues/{name}/dead-letters/{id}/retry\nDiscard: POST /admin/queues/{name}/dead-letters/{id}/discard",
+                    error = letter.error,
+                );
+                for chat in &self.config.admin_chat_ids {
+                    self.outbound.enqueue(&OutboundMessage::text(*chat, text.clone()), Some(&format!("dead-letter:{name}:{id}:{chat}"))).await?;
+                }
             }
         }
         Ok(())

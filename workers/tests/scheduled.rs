@@ -237,6 +237,36 @@ async fn queue_upkeep_drops_old_dead_letters_and_departed_consumers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_on_a_money_queue_is_told_to_every_admin_once() {
+    let config = ScheduledJobsConfig { admin_chat_ids: vec![900, 901], ..no_wait() };
+    let s = setup(config).await;
+    // One dead letter on the payments queue, one on the broadcasts queue (not money).
+    let broadcasts = s.jobs.all_queues.iter().find(|q| q.name() == "broadcasts").unwrap();
+    for (queue, job) in [(&s.jobs.payment_jobs, serde_json::json!({ "poison": "payment" })), (broadcasts, serde_json::json!({ "poison": "broadcast" }))] {
+        queue.enqueue(&job, None).await.unwrap();
+        for partition in queue.partitions() {
+            for delivery in queue.fetch(partition, "worker", 10).await.unwrap().deliveries {
+                queue.bury(&delivery, "provider answered 400").await.unwrap();
+            }
+        }
+    }
+    let dead = s.jobs.payment_jobs.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    // Upkeep runs again and again: each admin chat hears of it once.
+    for at in [1_000, 2_000, 3_000] {
+        s.jobs.run(&run(ScheduledJob::QueueMaintenance, at)).await.unwrap();
+    }
+    let messages: Vec<OutboundMessage> = drain(&s.jobs.outbound).await;
+    assert_eq!(messages.iter().map(|m| m.chat_id).collect::<std::collections::BTreeSet<_>>(), [900, 901].into());
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    for message in &messages {
+        assert!(message.text.starts_with(&format!("Dead letter on the payments queue: {}", dead[0].id)), "{}", message.text);
+        assert!(message.text.contains("Error: provider answered 400") && message.text.contains(r#"{"poison":"payment"}"#), "{}", message.text);
+        assert!(message.text.contains(&format!("POST /admin/queues/payments/dead-letters/{}/retry", dead[0].id)), "{}", message.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_report_reaches_every_admin_once() {
     let config = ScheduledJobsConfig { admin_chat_ids: vec![900, 901], ..no_wait() };
     let s = setup(config).await;
