@@ -549,3 +549,27 @@ async fn support_messages_reach_the_admin_chats_and_an_admins_reply_reaches_the_
     assert!(sent.iter().all(|m| m.chat_id == AMINA), "nothing forwarded after /cancel: {sent:?}");
     assert!(sent.iter().any(|m| m.text == tr(Lang::En, Text::NotUnderstood, &[])), "{sent:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_turned_off_and_on_with_buttons() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    handle(&message_from(AMINA, 500, "/notifications"), &me(), deps).await.unwrap();
+    let shown = replies(&deps.outbound).await.remove(0);
+    assert!(shown.text.contains("News and offers: on") && shown.text.contains("Subscription reminders: on"), "{}", shown.text);
+    let keyboard = shown.reply_markup.unwrap()["inline_keyboard"].clone();
+    assert_eq!(keyboard[0][0]["callback_data"], "notif:broadcasts:off");
+    assert_eq!(keyboard[1][0]["callback_data"], "notif:reminders:off");
+
+    // A double tap turns broadcasts off once; the settings come back with the new state.
+    handle(&press_from(AMINA, 501, "notif:broadcasts:off"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 502, "notif:broadcasts:off"), &me(), deps).await.unwrap();
+    let profile = deps.users.profile(amina).await.unwrap().unwrap();
+    assert!(profile.mute_broadcasts && !profile.mute_reminders);
+    let sent = replies(&deps.outbound).await;
+    assert!(sent.iter().all(|m| m.text.contains("News and offers: off")), "{sent:?}");
+    assert_eq!(sent[0].reply_markup.as_ref().unwrap()["inline_keyboard"][0][0]["callback_data"], "notif:broadcasts:on");
+
+    handle(&press_from(AMINA, 503, "notif:broadcasts:on"), &me(), deps).await.unwrap();
+    assert!(!deps.users.profile(amina).await.unwrap().unwrap().mute_broadcasts);
+}

@@ -14,6 +14,7 @@ help =
     /language — Sprache ändern
     /paysupport — Hilfe zu einer Zahlung
     /support — an unser Team schreiben
+    /notifications — Neuigkeiten und Erinnerungen an oder aus
     /terms — die Bedingungen
     /help — diese Liste
 banned = Dein Konto ist leider gesperrt. Wenn du das für einen Fehler hältst, wende dich an den Support.
@@ -117,3 +118,20 @@ support-started = Schreibe deine Frage in deine nächste Nachricht; sie geht an 
 support-sent = An unser Team gesendet. Die Antwort kommt hier.
 support-answer = Support: { $text }
 support-closed = Deine Support-Anfrage ist geschlossen. /support öffnet sie wieder.
+notifications =
+    Was darf ich dir ungefragt schicken?
+    Neuigkeiten und Angebote: { $broadcasts ->
+        [on] an
+       *[off] aus
+    }
+    Abo-Erinnerungen: { $reminders ->
+        [on] an
+       *[off] aus
+    }
+notification-button = { $kind ->
+        [broadcasts] Neuigkeiten und Angebote
+       *[reminders] Abo-Erinnerungen
+    } { $state ->
+        [on] ausschalten
+       *[off] einschalten
+    }

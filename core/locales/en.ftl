@@ -15,6 +15,7 @@ help =
     /language — change the language
     /paysupport — help with a payment
     /support — write to our team
+    /notifications — news and reminders on or off
     /terms — the terms
     /help — this list
 banned = Sorry, your account is suspended. If you think this is a mistake, please contact support.
@@ -118,3 +119,20 @@ support-started = Write your question in your next message; it goes to our team,
 support-sent = Sent to our team. Their answer comes here.
 support-answer = Support: { $text }
 support-closed = Your support request is closed. /support opens it again.
+notifications =
+    What may I send you unasked?
+    News and offers: { $broadcasts ->
+        [on] on
+       *[off] off
+    }
+    Subscription reminders: { $reminders ->
+        [on] on
+       *[off] off
+    }
+notification-button = { $state ->
+        [on] Turn off
+       *[off] Turn on
+    }: { $kind ->
+        [broadcasts] news and offers
+       *[reminders] subscription reminders
+    }

@@ -14,6 +14,7 @@ help =
     /language — cambiar el idioma
     /paysupport — ayuda con un pago
     /support — escribir a nuestro equipo
+    /notifications — activar o desactivar noticias y recordatorios
     /terms — las condiciones
     /help — esta lista
 banned = Lo sentimos, tu cuenta está suspendida. Si crees que es un error, contacta con soporte.
@@ -117,3 +118,20 @@ support-started = Escribe tu pregunta en tu próximo mensaje; llega a nuestro eq
 support-sent = Enviado a nuestro equipo. Su respuesta llegará aquí.
 support-answer = Soporte: { $text }
 support-closed = Tu solicitud de soporte está cerrada. /support la vuelve a abrir.
+notifications =
+    ¿Qué puedo enviarte sin que lo pidas?
+    Noticias y ofertas: { $broadcasts ->
+        [on] activadas
+       *[off] desactivadas
+    }
+    Recordatorios de suscripción: { $reminders ->
+        [on] activados
+       *[off] desactivados
+    }
+notification-button = { $state ->
+        [on] Desactivar
+       *[off] Activar
+    }: { $kind ->
+        [broadcasts] noticias y ofertas
+       *[reminders] recordatorios de suscripción
+    }

@@ -14,6 +14,7 @@ help =
     /language — changer de langue
     /paysupport — aide pour un paiement
     /support — écrire à notre équipe
+    /notifications — actualités et rappels, activés ou non
     /terms — les conditions
     /help — cette liste
 banned = Désolé, votre compte est suspendu. Si vous pensez que c’est une erreur, contactez le support.
@@ -117,3 +118,20 @@ support-started = Écrivez votre question dans votre prochain message ; elle par
 support-sent = Envoyé à notre équipe. Sa réponse arrivera ici.
 support-answer = Support : { $text }
 support-closed = Votre demande d’assistance est close. /support la rouvre.
+notifications =
+    Que puis-je vous envoyer sans que vous le demandiez ?
+    Actualités et offres : { $broadcasts ->
+        [on] activées
+       *[off] désactivées
+    }
+    Rappels d’abonnement : { $reminders ->
+        [on] activés
+       *[off] désactivés
+    }
+notification-button = { $state ->
+        [on] Désactiver
+       *[off] Activer
+    } : { $kind ->
+        [broadcasts] actualités et offres
+       *[reminders] rappels d’abonnement
+    }

@@ -14,6 +14,7 @@ help =
     /language — 更改语言
     /paysupport — 付款帮助
     /support — 联系我们的团队
+    /notifications — 开启或关闭新闻和提醒
     /terms — 条款
     /help — 本列表
 banned = 抱歉，你的账户已被停用。如果你认为这是误会，请联系客服。
@@ -107,3 +108,20 @@ support-started = 请在下一条消息中写下你的问题；它会发送给�
 support-sent = 已发送给我们的团队。回复会出现在这里。
 support-answer = 客服：{ $text }
 support-closed = 你的客服请求已关闭。/support 可重新打开。
+notifications =
+    我可以主动给你发送哪些消息？
+    新闻和优惠：{ $broadcasts ->
+        [on] 已开启
+       *[off] 已关闭
+    }
+    订阅提醒：{ $reminders ->
+        [on] 已开启
+       *[off] 已关闭
+    }
+notification-button = { $state ->
+        [on] 关闭
+       *[off] 开启
+    }{ $kind ->
+        [broadcasts] 新闻和优惠
+       *[reminders] 订阅提醒
+    }

@@ -1,5 +1,7 @@
-//! Broadcasts: one message to every user who has not blocked the bot and is not banned, as a
-//! chain of jobs with progress that an admin can follow and cancel.
+//! Broadcasts: one message to every user who has not blocked the bot, is not banned and has not
+//! turned broadcasts off (/notifications), or to an audience among them (languages, subscribers,
+//! seen since a date), with a text per language, as a chain of jobs with progress that an admin
+//! can follow and cancel.
 //!
 //! Each broadcast job handles one batch: it enqueues an outbound message per user (keyed
 //! `bc:<broadcast>:<user>`, so a replayed batch sends nothing twice), advances the broadcast's
@@ -12,7 +14,11 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::Collection;
 use serde::{Deserialize, Serialize};
 
+use std::collections::{BTreeMap, HashSet};
+
+use crate::i18n::Lang;
 use crate::outbound::OutboundMessage;
+use crate::users::Profile;
 use apalis_redis_streams::{Queue, QueueError};
 use crate::storage::{collections, is_duplicate_key, Store};
 
@@ -33,11 +39,48 @@ pub enum BroadcastStatus {
     Done,
 }
 
+/// Who among the users who take broadcasts gets one; every condition set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default)]
+pub struct Audience {
+    /// Users who read one of these languages (`ar`, `en` …); all if empty.
+    #[schema(value_type = Vec<String>)]
+    pub languages: Vec<Lang>,
+    /// Only users with a subscription running when their batch is sent.
+    pub subscribers_only: bool,
+    /// Only users seen (an update of theirs handled) on or after this day.
+    #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime_optional")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub seen_since: Option<DateTime<Utc>>,
+}
+
+/// What a broadcast says: `text`, or the text of the recipient's language if it has one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BroadcastMessage {
+    pub text: String,
+    /// By language code; a language without one gets `text`.
+    #[serde(default)]
+    pub texts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub audience: Audience,
+}
+
+impl BroadcastMessage {
+    pub fn to_everyone(text: &str) -> BroadcastMessage {
+        BroadcastMessage { text: text.to_owned(), ..BroadcastMessage::default() }
+    }
+
+    fn text_for(&self, lang: Lang) -> &str {
+        self.texts.get(lang.code()).unwrap_or(&self.text)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Broadcast {
     #[serde(rename = "_id")]
     pub id: String,
-    pub text: String,
+    #[serde(flatten)]
+    pub message: BroadcastMessage,
     pub status: BroadcastStatus,
     /// The last user id whose message was enqueued.
     pub cursor: i64,
@@ -72,6 +115,7 @@ pub enum Step {
 pub struct Broadcasts {
     broadcasts: Collection<Broadcast>,
     users: Collection<Document>,
+    subscriptions: Collection<Document>,
     outbound: Queue,
     steps: Queue,
     batch: usize,
@@ -83,6 +127,7 @@ impl Broadcasts {
         Broadcasts {
             broadcasts: store.collection(collections::BROADCASTS),
             users: store.collection(collections::USERS),
+            subscriptions: store.collection(collections::SUBSCRIPTIONS),
             outbound,
             steps,
             batch: batch.max(1),
@@ -90,10 +135,10 @@ impl Broadcasts {
     }
 
     /// Starts a broadcast (idempotent on `id`) and enqueues its first step.
-    pub async fn start(&self, id: &str, text: &str) -> Result<Broadcast, BroadcastError> {
+    pub async fn start(&self, id: &str, message: &BroadcastMessage) -> Result<Broadcast, BroadcastError> {
         let broadcast = Broadcast {
             id: id.to_owned(),
-            text: text.to_owned(),
+            message: message.clone(),
             status: BroadcastStatus::Running,
             cursor: 0,
             enqueued: 0,
@@ -137,25 +182,44 @@ impl Broadcasts {
         if broadcast.status != BroadcastStatus::Running {
             return Ok(Step::Finished);
         }
+        let audience = &broadcast.message.audience;
         // Every user, in id order, from every shard: the one sanctioned fan-out over users.
-        let recipients: Vec<Document> = self
+        let mut query = doc! {
+            "_id": { "$gt": broadcast.cursor },
+            "blocked_bot": { "$ne": true },
+            "banned": { "$ne": true },
+            "mute_broadcasts": { "$ne": true },
+        };
+        if let Some(since) = audience.seen_since {
+            query.insert("last_seen_at", doc! { "$gte": since });
+        }
+        let batch: Vec<Profiled> = self
             .users
-            .find(doc! { "_id": { "$gt": broadcast.cursor }, "blocked_bot": { "$ne": true }, "banned": { "$ne": true } })
+            .clone_with_type::<Profiled>()
+            .find(query)
             .sort(doc! { "_id": 1 })
             .limit(self.batch as i64)
-            .projection(doc! { "_id": 1 })
+            .projection(doc! { "_id": 1, "language": 1, "telegram_language": 1 })
             .comment(Bson::String(FAN_OUT_COMMENT.into()))
             .await?
             .try_collect()
             .await?;
-        let mut cursor = broadcast.cursor;
-        for user in &recipients {
-            let Ok(user_id) = user.get_i64("_id") else { continue };
-            let message = OutboundMessage { broadcast: Some(broadcast.id.clone()), ..OutboundMessage::text(user_id, &broadcast.text) };
-            self.outbound.enqueue(&message, Some(&format!("bc:{}:{user_id}", broadcast.id))).await?;
-            cursor = user_id;
+        let subscribers = if audience.subscribers_only { self.subscribers_among(&batch).await? } else { HashSet::new() };
+        let mut enqueued = 0_i64;
+        for user in &batch {
+            let lang = user.lang();
+            let wanted = (audience.languages.is_empty() || audience.languages.contains(&lang))
+                && (!audience.subscribers_only || subscribers.contains(&user.id));
+            if !wanted {
+                continue;
+            }
+            let text = broadcast.message.text_for(lang);
+            let message = OutboundMessage { broadcast: Some(broadcast.id.clone()), ..OutboundMessage::text(user.id, text) };
+            self.outbound.enqueue(&message, Some(&format!("bc:{}:{}", broadcast.id, user.id))).await?;
+            enqueued += 1;
         }
-        let finished = recipients.len() < self.batch;
+        let cursor = batch.last().map_or(broadcast.cursor, |user| user.id);
+        let finished = batch.len() < self.batch;
         let mut set = doc! { "cursor": cursor };
         if finished {
             set.insert("status", "done");
@@ -164,7 +228,7 @@ impl Broadcasts {
         self.broadcasts
             .update_one(
                 doc! { "_id": &broadcast.id, "cursor": broadcast.cursor, "status": "running" },
-                doc! { "$set": set, "$inc": { "enqueued": recipients.len() as i64 } },
+                doc! { "$set": set, "$inc": { "enqueued": enqueued } },
             )
             .await?;
         if finished {
@@ -172,5 +236,36 @@ impl Broadcasts {
         }
         self.enqueue_step(&broadcast.id, cursor).await?;
         Ok(Step::Continued { cursor })
+    }
+
+    /// Which users of `batch` have a subscription running now (one query for the batch).
+    async fn subscribers_among(&self, batch: &[Profiled]) -> mongodb::error::Result<HashSet<i64>> {
+        let now = Utc::now();
+        let ids: Vec<i64> = batch.iter().map(|user| user.id).collect();
+        let periods: Vec<Document> = self
+            .subscriptions
+            .find(doc! { "user_id": { "$in": ids }, "starts_at": { "$lte": now }, "expires_at": { "$gt": now } })
+            .projection(doc! { "user_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(periods.iter().filter_map(|period| period.get_i64("user_id").ok()).collect())
+    }
+}
+
+/// A recipient as a batch reads them: their id and what decides their language.
+#[derive(Deserialize)]
+struct Profiled {
+    #[serde(rename = "_id")]
+    id: i64,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    telegram_language: Option<String>,
+}
+
+impl Profiled {
+    fn lang(&self) -> Lang {
+        Lang::for_user(&Profile { language: self.language.clone(), ..Profile::default() }, self.telegram_language.as_deref())
     }
 }

@@ -384,6 +384,8 @@ texts! {
     SupportSent = "support-sent",
     SupportAnswer = "support-answer",
     SupportClosed = "support-closed",
+    Notifications = "notifications",
+    NotificationButton = "notification-button",
 }
 
 /// The texts in every language, parsed once.

@@ -47,6 +47,53 @@ pub struct Profile {
     /// The user has written to the bot in private, so the bot may write to them there.
     #[serde(default)]
     pub private_chat: bool,
+    /// Turned off with /notifications: no broadcasts.
+    #[serde(default)]
+    pub mute_broadcasts: bool,
+    /// Turned off with /notifications: no subscription reminders.
+    #[serde(default)]
+    pub mute_reminders: bool,
+    /// When an update of theirs was last handled, to the day (written at most once a day per
+    /// user, so seeing a user costs no write): broadcasts can target who was seen lately.
+    #[serde(default, with = "bson::serde_helpers::chrono_datetime_as_bson_datetime_optional")]
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// What a user can turn off with /notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notification {
+    Broadcasts,
+    Reminders,
+}
+
+impl Notification {
+    pub const ALL: [Notification; 2] = [Notification::Broadcasts, Notification::Reminders];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Notification::Broadcasts => "broadcasts",
+            Notification::Reminders => "reminders",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Notification> {
+        Notification::ALL.into_iter().find(|n| n.name() == name)
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Notification::Broadcasts => "mute_broadcasts",
+            Notification::Reminders => "mute_reminders",
+        }
+    }
+
+    /// Whether the user gets these.
+    pub fn is_on_for(self, profile: &Profile) -> bool {
+        match self {
+            Notification::Broadcasts => !profile.mute_broadcasts,
+            Notification::Reminders => !profile.mute_reminders,
+        }
+    }
 }
 
 impl Profile {
@@ -58,6 +105,7 @@ impl Profile {
             || self.last_name.as_deref() != sender.last_name
             || sender.telegram_language.is_some_and(|l| self.telegram_language.as_deref() != Some(l))
             || (sender.in_private && !self.private_chat)
+            || self.last_seen_at.is_none_or(|at| at.date_naive() < Utc::now().date_naive())
     }
 }
 
@@ -264,6 +312,7 @@ impl Users {
             "first_name": sender.first_name,
             "last_name": sender.last_name,
             "updated_at": Self::now(),
+            "last_seen_at": Self::now(),
         };
         if let Some(language) = sender.telegram_language {
             set.insert("telegram_language", language);
@@ -298,6 +347,13 @@ impl Users {
     pub async fn language(&self, user_id: UserId) -> mongodb::error::Result<Lang> {
         let profile = self.profile(user_id).await?.unwrap_or_default();
         Ok(Lang::for_user(&profile, profile.telegram_language.as_deref()))
+    }
+
+    /// Turns `notification` on or off for the user (idempotent).
+    pub async fn set_notification(&self, user_id: UserId, notification: Notification, on: bool) -> mongodb::error::Result<()> {
+        let written = self.upsert(user_id, doc! { "$set": { notification.field(): !on, "updated_at": Self::now() } }).await;
+        self.forget(user_id);
+        written
     }
 
     /// Bans or unbans (idempotent). A banned user gets a polite refusal and nothing else.

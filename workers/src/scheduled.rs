@@ -12,7 +12,7 @@ use anyhow::Context;
 use chrono::Utc;
 use apalis_redis_streams::Queue;
 use obentchi_core::cryptopay::{CryptoPay, DepositError, DepositInvoices, Invoice};
-use obentchi_core::i18n::{tr, Text};
+use obentchi_core::i18n::{tr, Lang, Text};
 use obentchi_core::ledger::Ledger;
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::ids::{ProviderId, UserId};
@@ -21,7 +21,7 @@ use obentchi_core::payments::{PaymentError, PaymentJob, Payments, RefundAnswer, 
 use obentchi_core::scheduled::{ScheduledJob, ScheduledRun};
 use obentchi_core::stats;
 use obentchi_core::subscriptions::{Notice, Subscriptions};
-use obentchi_core::users::Users;
+use obentchi_core::users::{Notification, Users};
 use obentchi_core::withdrawals::{WithdrawalJob, WithdrawalStatus, Withdrawals};
 use serde::{Deserialize, Serialize};
 
@@ -307,8 +307,11 @@ impl ScheduledJobs {
             let due = self.subscriptions.due_notices(notice, now, window, self.config.reconcile_batch).await?;
             let mut sent = 0u64;
             for period in &due {
-                if self.subscriptions.is_last(period).await? {
-                    let lang = self.users.language(period.user_id).await?;
+                // Both notices are reminders: a user who turned them off (/notifications) gets
+                // neither, and the notice counts as given.
+                let profile = self.users.profile(period.user_id).await?.unwrap_or_default();
+                if Notification::Reminders.is_on_for(&profile) && self.subscriptions.is_last(period).await? {
+                    let lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
                     let text = match notice {
                         Notice::EndsSoon => tr(lang, Text::SubscriptionEndsSoon, &[("date", &period.expires_at)]),
                         Notice::Ended => tr(lang, Text::SubscriptionExpired, &[]),

@@ -6,6 +6,7 @@ mod support;
 
 use std::time::Duration;
 
+use obentchi_core::broadcasts::BroadcastMessage;
 use obentchi_core::ids::UserId;
 use obentchi_core::outbound::{OutboundMessage, StarsInvoice};
 use serde_json::json;
@@ -81,9 +82,10 @@ async fn a_broadcast_reaches_every_user_once_and_a_cancelled_one_nobody() {
     }
     // Issue 15: banned users get no broadcast either.
     platform.users.set_banned(UserId::new(3015).unwrap(), true).await.unwrap();
-    platform.broadcasts.start("bc-1", "Hello everyone").await.unwrap();
-    platform.broadcasts.start("bc-1", "Hello everyone").await.unwrap();
-    platform.broadcasts.start("bc-2", "Never sent").await.unwrap();
+    let everyone = BroadcastMessage::to_everyone("Hello everyone");
+    platform.broadcasts.start("bc-1", &everyone).await.unwrap();
+    platform.broadcasts.start("bc-1", &everyone).await.unwrap();
+    platform.broadcasts.start("bc-2", &BroadcastMessage::to_everyone("Never sent")).await.unwrap();
     platform.broadcasts.cancel("bc-2").await.unwrap();
     let worker = platform.spawn_worker();
 

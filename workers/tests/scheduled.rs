@@ -199,8 +199,10 @@ async fn subscribers_are_told_once_that_their_subscription_ends() {
     let config = ScheduledJobsConfig { remind_before_hours: 48, ..no_wait() };
     let s = setup(config).await;
     let plan = Plan::new("day", xtr(10), 1).unwrap();
-    let (renewing, lapsing) = (UserId::new(21).unwrap(), UserId::new(22).unwrap());
-    for user in [renewing, lapsing] {
+    let (renewing, lapsing, muted) = (UserId::new(21).unwrap(), UserId::new(22).unwrap(), UserId::new(23).unwrap());
+    // User 23 turned reminders off with /notifications.
+    s.jobs.users.set_notification(muted, obentchi_core::users::Notification::Reminders, false).await.unwrap();
+    for user in [renewing, lapsing, muted] {
         deposit(&s.jobs.ledger, user, xtr(100)).await;
         s.jobs.subscriptions.purchase(user, None, &plan, &IdempotencyKey::new("p1").unwrap()).await.unwrap();
     }
@@ -214,7 +216,7 @@ async fn subscribers_are_told_once_that_their_subscription_ends() {
     s.jobs.run(&run(ScheduledJob::SubscriptionNotices, 2_000)).await.unwrap();
     let mut messages: Vec<OutboundMessage> = drain(&s.jobs.outbound).await;
     messages.sort_by_key(|m| m.chat_id);
-    assert_eq!(messages.iter().map(|m| m.chat_id).collect::<Vec<_>>(), vec![21, 22], "{messages:?}");
+    assert_eq!(messages.iter().map(|m| m.chat_id).collect::<Vec<_>>(), vec![21, 22], "not 23, who turned reminders off: {messages:?}");
     assert!(messages.iter().all(|m| m.text.contains("/subscribe")), "{messages:?}");
 }
 

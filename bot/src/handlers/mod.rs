@@ -9,6 +9,7 @@
 //! - `subscribe`: plans, confirm, purchase, the referrer's commission.
 //! - `withdraw`: amount → address → confirm.
 //! - `support`: `/support` and `/paysupport` threads; admins answer from their chats.
+//! - `notifications`: broadcasts and reminders on or off.
 //! - `language`, `help` (also /terms).
 //!
 //! Every update first registers its sender if they are new, or refreshes their name, @username
@@ -19,6 +20,7 @@ mod balance;
 mod deposit;
 mod help;
 mod language;
+mod notifications;
 mod start;
 mod subscribe;
 mod support;
@@ -37,7 +39,7 @@ use obentchi_core::outbound::{OutboundMessage, ReplyOrder};
 use obentchi_core::payments::Payments;
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
 use obentchi_core::support::{SupportThreads, Topic};
-use obentchi_core::users::{Profile, Sender, Users};
+use obentchi_core::users::{Notification, Profile, Sender, Users};
 use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use serde_json::json;
 use teloxide::dispatching::{DpHandlerDescription, HandlerExt, UpdateFilterExt};
@@ -99,6 +101,8 @@ pub enum Command {
     PaySupport,
     /// Write to our team.
     Support,
+    /// Turn broadcasts and reminders on or off.
+    Notifications,
     /// The terms of service.
     Terms,
     /// Your transactions, newest first.
@@ -322,8 +326,8 @@ fn not_for_us(message: &Message, me: &Me) -> bool {
 }
 
 impl Command {
-    /// Commands never answered in a group: they show or move the user's money, or open their
-    /// support conversation.
+    /// Commands never answered in a group: they show or move the user's money, open their
+    /// support conversation or change their settings.
     fn private_only(&self) -> bool {
         matches!(
             self,
@@ -335,6 +339,7 @@ impl Command {
                 | Command::Subscribe
                 | Command::Support
                 | Command::PaySupport
+                | Command::Notifications
         )
     }
 }
@@ -369,6 +374,7 @@ async fn on_command(message: Message, command: Command, caller: Caller, me: Me, 
         Command::Help => help::help(deps, caller, chat, update).await,
         Command::PaySupport => support::start(deps, caller, chat, Topic::Payment, update).await,
         Command::Support => support::start(deps, caller, chat, Topic::General, update).await,
+        Command::Notifications => notifications::show(deps, caller, chat, update).await,
         Command::Terms => help::terms(deps, caller, chat, update).await,
     }
 }
@@ -387,6 +393,10 @@ async fn on_callback(query: CallbackQuery, caller: Caller, deps: Deps, update: U
     let data = query.data.as_deref().unwrap_or_default();
     if let Some(chosen) = data.strip_prefix("lang:").and_then(Lang::from_code) {
         return language::chosen(deps, caller, chat, chosen, update).await;
+    }
+    if let Some((name, state)) = data.strip_prefix("notif:").and_then(|rest| rest.split_once(':')) {
+        let Some(notification) = Notification::from_name(name) else { return Ok(()) };
+        return notifications::set(deps, caller, chat, notification, state == "on", update).await;
     }
     if let Some(page) = data.strip_prefix("history:").and_then(|p| p.parse::<u32>().ok()) {
         return balance::history(deps, caller, chat, page, update).await;
