@@ -36,8 +36,15 @@ pub enum WithdrawStep {
     },
     /// The amount passed the checks; asked for the address.
     WithdrawAddress { started_by: u32, amount: Money },
-    /// Asked to confirm with the buttons.
-    WithdrawConfirm { started_by: u32, amount: Money, address: String },
+    /// Asked to confirm with the buttons, showing `fee` (absent in states stored before the fee
+    /// was kept: confirming those shows the fee in force first).
+    WithdrawConfirm {
+        started_by: u32,
+        amount: Money,
+        address: String,
+        #[serde(default)]
+        fee: Option<Money>,
+    },
 }
 
 impl WithdrawStep {

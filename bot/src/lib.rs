@@ -22,6 +22,7 @@ use obentchi_core::outbound::ReplyOrder;
 use obentchi_core::payments::Payments;
 use obentchi_core::storage::Store;
 use obentchi_core::subscriptions::{SubscriptionsConfig, Subscriptions};
+use obentchi_core::settings::{self, LiveSettings, RuntimeSettings, SettingsStore};
 use obentchi_core::support::SupportThreads;
 use obentchi_core::users::Users;
 use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
@@ -152,6 +153,14 @@ pub struct Config {
     /// within this time); 0 reads the profile for every update.
     #[serde(default = "default_profile_cache_ms")]
     pub profile_cache_ms: u64,
+}
+
+impl Config {
+    /// The configuration's plans, commission and withdrawal policies: in force until an admin
+    /// changes them (`obentchi_core::settings`).
+    pub fn runtime_settings(&self) -> RuntimeSettings {
+        RuntimeSettings { subscriptions: self.subscriptions.clone(), withdrawals: self.withdrawals.clone() }
+    }
 }
 
 /// Who answers `/support` and `/paysupport`, and where `/terms` sends people.
@@ -354,7 +363,7 @@ pub async fn run(config: ReceiverConfig) -> anyhow::Result<()> {
 
 impl handlers::Deps {
     /// Everything the handlers use, from the bot's configuration.
-    pub fn build(config: &Config, store: &Store, redis: &RedisConn, bot: teloxide::Bot) -> handlers::Deps {
+    pub fn build(config: &Config, store: &Store, redis: &RedisConn, bot: teloxide::Bot, settings: LiveSettings) -> handlers::Deps {
         let ledger = Ledger::new(store.clone());
         let bot_id = config.telegram.bot_token.expose().bot_id().to_owned();
         let queue = |name| config.queues.open(name, redis).expect("a queue of ours");
@@ -362,11 +371,10 @@ impl handlers::Deps {
             users: Users::new(store),
             payments: Payments::new(store, ledger.clone()),
             payment_jobs: queue(PAYMENTS_QUEUE),
-            subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
-            plans: Arc::new(config.subscriptions.clone()),
+            subscriptions: Subscriptions::new(store, ledger.clone()),
             withdrawals: Withdrawals::new(store, ledger.clone()),
             withdrawal_jobs: queue(WITHDRAWALS_QUEUE),
-            withdrawal_policies: Arc::new(config.withdrawals.clone()),
+            settings,
             conversations: conversation::Conversations::new(
                 redis.clone(),
                 bot_id.clone(),
@@ -442,7 +450,9 @@ async fn consume_once_bot_api_answers(
         backoff = (backoff * 2).min(GET_ME_BACKOFF_MAX);
     };
     bot_api_answered.store(true, Ordering::Relaxed);
-    let mut deps = handlers::Deps::build(&config, &store, &redis, bot);
+    let settings = SettingsStore::new(&store, config.runtime_settings());
+    let settings = LiveSettings::start(settings, settings::REFRESH, stop.clone()).await?;
+    let mut deps = handlers::Deps::build(&config, &store, &redis, bot, settings);
     if config.profile_cache_ms > 0 {
         deps.users = deps.users.with_profile_cache(Duration::from_millis(config.profile_cache_ms));
     }

@@ -11,7 +11,10 @@ use obentchi_core::ledger::{Posting, UserAccount};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::payments::{PaymentJob, PaymentStatus};
+use obentchi_core::settings::{LiveSettings, SettingsStore};
 use obentchi_core::storage::{migrate, Store};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use obentchi_core::withdrawals::{WithdrawalJob, WithdrawalStatus};
 use obentchi_testkit::updates::{self, TelegramUser};
 use obentchi_testkit::{FakeBotApi, MongoServer, RedisServer};
@@ -50,6 +53,8 @@ struct World {
     _servers: (RedisServer, MongoServer),
     bot_api: FakeBotApi,
     deps: Deps,
+    /// Where admins change plans, commission and policies (the handlers re-read it every 50 ms).
+    settings: SettingsStore,
 }
 
 /// Withdrawal limits small enough to reach in a test.
@@ -93,8 +98,10 @@ async fn world_with(test_settings: &str) -> World {
     migrate(&store).await.unwrap();
     let redis_conn = config.redis.connect().await.unwrap();
     let bot = teloxide::Bot::new("7000000001:test").set_api_url(bot_api.url().parse().unwrap());
-    let deps = Deps::build(&config, &store, &redis_conn, bot);
-    World { _servers: (redis, mongo), bot_api, deps }
+    let settings = SettingsStore::new(&store, config.runtime_settings());
+    let live = LiveSettings::start(settings.clone(), Duration::from_millis(50), CancellationToken::new()).await.unwrap();
+    let deps = Deps::build(&config, &store, &redis_conn, bot, live);
+    World { _servers: (redis, mongo), bot_api, deps, settings }
 }
 
 /// A private-chat message from `from` as Telegram sends it (an English-speaking client).
@@ -260,7 +267,7 @@ async fn a_subscription_is_bought_once_per_confirmation_and_pays_the_referrer() 
     let confirm = replies(&deps.outbound).await.remove(0);
     assert!(confirm.text.contains("100 XTR"), "{}", confirm.text);
     let confirm_data = confirm.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"].as_str().unwrap().to_owned();
-    assert_eq!(confirm_data, "subok:month:103");
+    assert_eq!(confirm_data, "subok:month:103:100", "the update that showed it, and the price shown");
 
     // A double tap: two updates with the same button. One purchase, one commission.
     handle(&press_from(AMINA, 104, &confirm_data), &me(), deps).await.unwrap();
@@ -275,7 +282,7 @@ async fn a_subscription_is_bought_once_per_confirmation_and_pays_the_referrer() 
     assert!(until > chrono::Utc::now() + chrono::Duration::days(29));
 
     // The year plan costs more than is left.
-    handle(&press_from(AMINA, 106, "subok:year:106"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 106, "subok:year:106:1000"), &me(), deps).await.unwrap();
     assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::En, Text::NotEnoughBalance, &[("amount", &"1,000 XTR")]));
     assert_eq!(available(deps, AMINA).await, 150);
 
@@ -368,7 +375,7 @@ async fn a_banned_user_gets_a_polite_refusal_and_nothing_else_but_their_payment_
     for (update, text) in [(301, "/balance"), (302, "/withdraw"), (303, "hello")] {
         handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
     }
-    handle(&press_from(AMINA, 304, "subok:month:304"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 304, "subok:month:304:100"), &me(), deps).await.unwrap();
     handle(&fixture("pre_checkout_query"), &me(), deps).await.unwrap();
     let texts: Vec<String> = replies(&deps.outbound).await.into_iter().map(|m| m.text).collect();
     assert_eq!(texts, vec![tr(Lang::En, Text::Banned, &[]); 3]);
@@ -572,4 +579,83 @@ async fn notifications_are_turned_off_and_on_with_buttons() {
 
     handle(&press_from(AMINA, 503, "notif:broadcasts:on"), &me(), deps).await.unwrap();
     assert!(!deps.users.profile(amina).await.unwrap().unwrap().mute_broadcasts);
+}
+
+/// Handles the update `update(id)`, with ids from `first` up (a reply is keyed by its update),
+/// until what it answers satisfies `done`, or fails after 10 s: the handlers see a settings
+/// change at their next re-read.
+async fn answer_once_settled(deps: &Deps, first: u32, update: impl Fn(u32) -> String, done: impl Fn(&OutboundMessage) -> bool) -> OutboundMessage {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for id in first.. {
+        handle(&update(id), &me(), deps).await.unwrap();
+        let reply = replies(&deps.outbound).await.pop().expect("a reply");
+        if done(&reply) {
+            return reply;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the change never reached the handlers: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    unreachable!("update ids ran out")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_changed_at_run_time_reach_the_handlers_and_nothing_is_charged_at_a_price_not_shown() {
+    let w = world().await;
+    let deps = &w.deps;
+    const TON: &str = "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG";
+    fund(deps, AMINA, "stars:1", 1_000).await;
+    deps.users.register(UserId::new(REFERRER).unwrap(), Default::default()).await.unwrap();
+    handle(&message_from(AMINA, 600, "/start ref_402118833"), &me(), deps).await.unwrap();
+    // Shown at the configured price (100), then an admin raises it to 150, sets the commission
+    // to 20 % and the withdrawal fee to 7.
+    handle(&press_from(AMINA, 601, "sub:month"), &me(), deps).await.unwrap();
+    replies(&deps.outbound).await;
+    let mut changed = w.settings.current().await.unwrap().settings;
+    changed.subscriptions = serde_json::from_value(serde_json::json!({
+        "plans": [{ "id": "month", "price": "150 XTR", "days": 30 }],
+        "referral_commission_bps": 2000,
+    }))
+    .unwrap();
+    let mut policy = serde_json::to_value(&changed.withdrawals).unwrap();
+    policy[0]["fee"] = "7 XTR".into();
+    changed.withdrawals = serde_json::from_value(policy).unwrap();
+    assert_eq!(w.settings.replace(0, changed, "test").await.unwrap().version, 1);
+
+    let plans = answer_once_settled(deps, 700, |id| message_from(AMINA, id, "/subscribe"), |m| m.reply_markup.as_ref().is_some_and(|k| k.to_string().contains("150"))).await;
+    assert_eq!(plans.reply_markup.unwrap()["inline_keyboard"].as_array().unwrap().len(), 1, "the year plan is no longer offered");
+    // The old button (price 100 shown) buys nothing: the new price is asked for first.
+    handle(&press_from(AMINA, 603, "subok:month:601:100"), &me(), deps).await.unwrap();
+    let again = replies(&deps.outbound).await.remove(0);
+    assert!(again.text.contains("150 XTR"), "{}", again.text);
+    assert_eq!(available(deps, AMINA).await, 1_000);
+    let data = again.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"].as_str().unwrap().to_owned();
+    assert_eq!(data, "subok:month:603:150");
+    handle(&press_from(AMINA, 604, &data), &me(), deps).await.unwrap();
+    assert_eq!(available(deps, AMINA).await, 850);
+    assert_eq!(available(deps, REFERRER).await, 30, "20 % of 150 XTR, the rate in force");
+
+    // A withdrawal shown with the new fee of 7 goes through at 7; had it changed after it was
+    // shown, the new fee would be asked for first.
+    for (update, text) in [(610, "/withdraw"), (611, "200"), (612, TON)] {
+        handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
+    }
+    let confirm = replies(&deps.outbound).await.pop().unwrap();
+    assert!(confirm.text.contains("fee 7 XTR"), "{}", confirm.text);
+    // The fee rises to 9 (and the plan to 160, which shows when the handlers have the change).
+    let mut raised = w.settings.current().await.unwrap().settings;
+    let mut policy = serde_json::to_value(&raised.withdrawals).unwrap();
+    policy[0]["fee"] = "9 XTR".into();
+    raised.withdrawals = serde_json::from_value(policy).unwrap();
+    raised.subscriptions.plans = serde_json::from_value(serde_json::json!([{ "id": "month", "price": "160 XTR", "days": 30 }])).unwrap();
+    w.settings.replace(1, raised, "test").await.unwrap();
+    answer_once_settled(deps, 800, |id| message_from(AMINA, id, "/subscribe"), |m| m.reply_markup.as_ref().is_some_and(|k| k.to_string().contains("160"))).await;
+    handle(&press_from(AMINA, 613, "wd:ok:610"), &me(), deps).await.unwrap();
+    let asked = replies(&deps.outbound).await.pop().unwrap();
+    assert!(asked.text.starts_with("The withdrawal fee is now 9 XTR."), "{}", asked.text);
+    assert_eq!(available(deps, AMINA).await, 850, "nothing held at a fee not shown");
+    handle(&press_from(AMINA, 614, "wd:ok:610"), &me(), deps).await.unwrap();
+    assert_eq!(available(deps, AMINA).await, 850 - 209);
+    // Two admins changing the same version: the second is refused, nothing overwritten.
+    let stale = w.settings.current().await.unwrap().settings;
+    assert!(matches!(w.settings.replace(1, stale, "late").await, Err(obentchi_core::settings::SettingsError::VersionConflict { current: 2 })));
 }

@@ -151,3 +151,4 @@ notification-button = { $state ->
         [broadcasts] الأخبار والعروض
        *[reminders] تذكيرات الاشتراك
     }
+withdraw-fee-changed = أصبحت رسوم السحب { $fee }.

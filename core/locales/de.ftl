@@ -135,3 +135,4 @@ notification-button = { $kind ->
         [on] ausschalten
        *[off] einschalten
     }
+withdraw-fee-changed = Die Auszahlungsgebühr beträgt jetzt { $fee }.

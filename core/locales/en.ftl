@@ -136,3 +136,4 @@ notification-button = { $state ->
         [broadcasts] news and offers
        *[reminders] subscription reminders
     }
+withdraw-fee-changed = The withdrawal fee is now { $fee }.

@@ -135,3 +135,4 @@ notification-button = { $state ->
         [broadcasts] noticias y ofertas
        *[reminders] recordatorios de suscripción
     }
+withdraw-fee-changed = La comisión de retiro ahora es { $fee }.

@@ -135,3 +135,4 @@ notification-button = { $state ->
         [broadcasts] actualités et offres
        *[reminders] rappels d’abonnement
     }
+withdraw-fee-changed = Les frais de retrait sont désormais de { $fee }.

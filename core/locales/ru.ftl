@@ -141,3 +141,4 @@ notification-button = { $state ->
         [broadcasts] новости и предложения
        *[reminders] напоминания о подписке
     }
+withdraw-fee-changed = Комиссия за вывод теперь { $fee }.

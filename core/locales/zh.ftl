@@ -125,3 +125,4 @@ notification-button = { $state ->
         [broadcasts] 新闻和优惠
        *[reminders] 订阅提醒
     }
+withdraw-fee-changed = 提现手续费现为 { $fee }。

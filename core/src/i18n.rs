@@ -386,6 +386,7 @@ texts! {
     SupportClosed = "support-closed",
     Notifications = "notifications",
     NotificationButton = "notification-button",
+    WithdrawFeeChanged = "withdraw-fee-changed",
 }
 
 /// The texts in every language, parsed once.

@@ -19,6 +19,7 @@ pub mod pools;
 pub mod queues;
 pub mod scheduled;
 pub mod service;
+pub mod settings;
 pub mod stats;
 pub mod storage;
 pub mod subscriptions;

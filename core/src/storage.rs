@@ -45,7 +45,9 @@ pub mod collections {
     pub const JOB_REPORTS: &str = "job_reports";
     /// Support threads, one per user who asked (`support`), `_id` = the user's id.
     pub const SUPPORT_THREADS: &str = "support_threads";
-    pub const PLATFORM: [&str; 7] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS, ADJUSTMENTS, JOB_REPORTS, SUPPORT_THREADS];
+    /// The runtime settings admins changed (`settings`), one document.
+    pub const SETTINGS: &str = "settings";
+    pub const PLATFORM: [&str; 8] = [BROADCASTS, API_TOKENS, ADMIN_AUDIT, CURSORS, ADJUSTMENTS, JOB_REPORTS, SUPPORT_THREADS, SETTINGS];
 }
 
 const DUPLICATE_KEY: i32 = 11000;

@@ -180,32 +180,29 @@ impl From<LedgerError> for SubscriptionError {
 pub struct Subscriptions {
     periods: Collection<Period>,
     ledger: Ledger,
-    referral_commission_bps: u32,
 }
 
 impl Subscriptions {
-    pub fn new(store: &Store, ledger: Ledger, referral_commission_bps: u32) -> Subscriptions {
-        Subscriptions {
-            periods: store.collection(collections::SUBSCRIPTIONS),
-            ledger,
-            referral_commission_bps,
-        }
+    pub fn new(store: &Store, ledger: Ledger) -> Subscriptions {
+        Subscriptions { periods: store.collection(collections::SUBSCRIPTIONS), ledger }
     }
 
     /// Buys `plan` for `user`, once per `key` (see the module docs for the steps). `referrer` is
-    /// the user's referrer now; it counts only for a purchase not made before under `key`.
+    /// the user's referrer now and `commission_bps` the referral share in force; both count only
+    /// for a purchase not made before under `key` (a replay pays what the first attempt fixed).
     pub async fn purchase(
         &self,
         user: UserId,
         referrer: Option<UserId>,
         plan: &Plan,
         key: &IdempotencyKey,
+        commission_bps: u32,
     ) -> Result<Purchase, SubscriptionError> {
         let purchase_key = IdempotencyKey::new(format!("sub:{key}"))?;
         let posting = Posting::subscription_purchase(user, purchase_key, plan.price, format!("plan {}", plan.id))?;
         self.ledger.post(&posting).await?;
         let commission = match referrer {
-            Some(_) => Some(plan.price.share_bps(self.referral_commission_bps)?).filter(|c| c.is_positive()),
+            Some(_) => Some(plan.price.share_bps(commission_bps)?).filter(|c| c.is_positive()),
             None => None,
         };
         let period = self.add_period(user, plan, key, referrer.zip(commission)).await?;

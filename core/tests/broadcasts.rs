@@ -60,7 +60,7 @@ async fn a_broadcast_reaches_its_audience_in_their_language_and_skips_who_turned
     let stars = Money::from_minor(Currency::Xtr, 100);
     ledger.post(&Posting::deposit(user(5), key("seed:5"), stars_provider(), stars, "seed").unwrap()).await.unwrap();
     let plan = Plan::new("month", stars, 30).unwrap();
-    Subscriptions::new(&t.store, ledger, 0).purchase(user(5), None, &plan, &key("buy:5")).await.unwrap();
+    Subscriptions::new(&t.store, ledger).purchase(user(5), None, &plan, &key("buy:5"), 0).await.unwrap();
     let long_ago = Utc::now() - Duration::days(90);
     let users_collection = t.store.collection::<mongodb::bson::Document>(collections::USERS);
     users_collection.update_one(doc! { "_id": 6_i64, "user_id": 6_i64 }, doc! { "$set": { "last_seen_at": long_ago } }).await.unwrap();

@@ -124,6 +124,16 @@ impl From<obentchi_core::withdrawals::WithdrawalError> for ApiError {
     }
 }
 
+impl From<obentchi_core::settings::SettingsError> for ApiError {
+    fn from(err: obentchi_core::settings::SettingsError) -> ApiError {
+        use obentchi_core::settings::SettingsError as E;
+        match err {
+            err @ E::VersionConflict { .. } => ApiError::Conflict(err.to_string()),
+            err @ E::Storage(_) => ApiError::Unavailable(err.into()),
+        }
+    }
+}
+
 impl From<obentchi_core::support::SupportError> for ApiError {
     fn from(err: obentchi_core::support::SupportError) -> ApiError {
         use obentchi_core::support::SupportError as E;

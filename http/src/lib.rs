@@ -36,7 +36,8 @@ use obentchi_core::storage::{self, MigrationReport, Store};
 use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
 use obentchi_core::support::SupportThreads;
 use obentchi_core::users::Users;
-use obentchi_core::withdrawals::Withdrawals;
+use obentchi_core::settings::{RuntimeSettings, SettingsStore};
+use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,9 +74,13 @@ pub struct Config {
     /// Balance corrections: limits and second-approval thresholds per currency.
     #[serde(default)]
     pub adjustments: AdjustmentPolicy,
-    /// Only for the referral rate the subscription stats share with the bot.
+    /// The plans and referral rate of the configuration (as the bot's): the runtime settings'
+    /// defaults until an admin changes them (`/admin/settings`).
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
+    /// The withdrawal policies of the configuration (as the bot's), likewise.
+    #[serde(default)]
+    pub withdrawals: WithdrawalPolicies,
     /// Recipients per broadcast step (as the workers'); used when a broadcast starts.
     #[serde(default = "default_broadcast_batch")]
     pub broadcast_batch: usize,
@@ -176,6 +181,8 @@ pub struct AppState {
     pub subscriptions: Subscriptions,
     pub broadcasts: Broadcasts,
     pub support: SupportThreads,
+    /// Plans, commission and withdrawal policies (`/admin/settings`).
+    pub settings: SettingsStore,
     /// Every queue of the platform, by name.
     pub queues: Arc<BTreeMap<String, Queue>>,
     pub pools: PoolRegistry,
@@ -207,9 +214,13 @@ impl AppState {
             withdrawals: Withdrawals::new(store, ledger.clone()),
             withdrawal_jobs: queue(WITHDRAWALS_QUEUE),
             outbound: queue(OUTBOUND_QUEUE),
-            subscriptions: Subscriptions::new(store, ledger.clone(), config.subscriptions.referral_commission_bps),
+            subscriptions: Subscriptions::new(store, ledger.clone()),
             broadcasts: Broadcasts::new(store, queue(OUTBOUND_QUEUE), queue(BROADCASTS_QUEUE), config.broadcast_batch),
             support: SupportThreads::new(store),
+            settings: SettingsStore::new(
+                store,
+                RuntimeSettings { subscriptions: config.subscriptions.clone(), withdrawals: config.withdrawals.clone() },
+            ),
             adjustments: Adjustments::new(store, ledger.clone()),
             ledger,
             queues: Arc::new(config.queues.open_all(redis).into_iter().map(|q| (q.name().to_owned(), q)).collect()),

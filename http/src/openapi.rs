@@ -19,6 +19,7 @@ use crate::{admin, callbacks, dashboard, error};
         admin::stats::figures, admin::stats::top_referrers, admin::postings::list, admin::audit_log::list,
         admin::money::refund_stars, admin::money::adjust, admin::money::approve,
         admin::support::list, admin::support::detail, admin::support::answer, admin::support::close,
+        admin::settings::current, admin::settings::replace,
         callbacks::callback,
         callbacks::crypto_pay_webhook,
         dashboard::panel,

@@ -20,7 +20,7 @@ use obentchi_testkit::{FakePayoutProvider, PayoutMode};
 use serde_json::{json, Value};
 use support::{error_code, money_limits, spawn_app, TestApp, GATEWAY_SECRET, GENEROUS};
 
-const READS: [&str; 14] = [
+const READS: [&str; 15] = [
     "/admin/users",
     "/admin/users/1",
     "/admin/withdrawals",
@@ -35,6 +35,7 @@ const READS: [&str; 14] = [
     "/admin/referrers/top",
     "/admin/support/threads",
     "/admin/support/threads/1",
+    "/admin/settings",
 ];
 const WRITES: [&str; 8] = [
     "/admin/users/1/ban",
@@ -410,6 +411,44 @@ async fn support_threads_are_listed_answered_once_per_key_and_closed_with_the_us
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_settings_change_with_the_money_scope_by_version_checked_and_audited() {
+    let app = spawn_app(GENEROUS).await;
+    let put = |token: &str, body: Value| app.client.put(app.url("/admin/settings")).bearer_auth(token).json(&body).send();
+    let current: Value = app.get("/admin/settings", Some(&app.read_token)).await.json().await.unwrap();
+    assert_eq!(current["version"], 0, "the configuration's");
+    assert_eq!(current["settings"]["subscriptions"]["plans"][0]["price"], "100 XTR");
+    let mut settings = current["settings"].clone();
+    settings["subscriptions"]["plans"][0]["price"] = "120 XTR".into();
+    settings["withdrawals"][0]["auto_approve_up_to"] = "500 XTR".into();
+
+    // `write` is not enough: this moves money.
+    let denied = put(&app.write_token, json!({ "version": 0, "settings": settings })).await.unwrap();
+    assert_eq!(error_code(denied).await, (403, "forbidden".into()));
+    // Checked as the configuration is; nothing written when refused.
+    let mut free = settings.clone();
+    free["subscriptions"]["plans"][0]["price"] = "0 XTR".into();
+    let refused = put(&app.money_token, json!({ "version": 0, "settings": free })).await.unwrap();
+    assert_eq!(error_code(refused).await.0, 400);
+    let mut backwards = settings.clone();
+    backwards["withdrawals"][0]["min"] = "999999 XTR".into();
+    assert_eq!(error_code(put(&app.money_token, json!({ "version": 0, "settings": backwards })).await.unwrap()).await.0, 400);
+
+    let changed: Value = put(&app.money_token, json!({ "version": 0, "settings": settings })).await.unwrap().json().await.unwrap();
+    assert_eq!(changed["version"], 1);
+    let now: Value = app.get("/admin/settings", Some(&app.read_token)).await.json().await.unwrap();
+    assert_eq!(now["settings"]["subscriptions"]["plans"][0]["price"], "120 XTR");
+    assert_eq!(now["settings"]["withdrawals"][0]["auto_approve_up_to"], "500 XTR");
+    // A second admin still holding version 0 is refused, and the first change stands.
+    let stale = put(&app.money_token, json!({ "version": 0, "settings": current["settings"] })).await.unwrap();
+    assert_eq!(error_code(stale).await.0, 409);
+    let now: Value = app.get("/admin/settings", Some(&app.read_token)).await.json().await.unwrap();
+    assert_eq!(now["version"], 1);
+    let audit = AdminAudit::new(&app.store).for_target("settings:0").await.unwrap();
+    let outcomes: Vec<&str> = audit.iter().map(|e| e.outcome.as_str()).filter(|o| *o != "attempted").collect();
+    assert_eq!(outcomes, ["replaced", "refused"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queues_show_stats_and_dead_letters_can_be_retried_once_or_discarded() {
     let app = spawn_app(GENEROUS).await;
     let payments = queue(&app, "payments").await;
@@ -638,6 +677,7 @@ async fn ops_endpoints_headers_cors_and_openapi() {
         "/admin/queues/{queue}/dead-letters/{id}/discard", "/admin/stats", "/payments/callback/{provider}", "/admin/dashboard/panel",
         "/payments/cryptopay", "/admin/payments/stars/{charge_id}/refund", "/admin/users/{id}/adjustments", "/admin/adjustments/{id}/approve",
         "/admin/support/threads", "/admin/support/threads/{user}", "/admin/support/threads/{user}/messages", "/admin/support/threads/{user}/close",
+        "/admin/settings",
     ];
     for path in expected {
         assert!(paths.contains_key(path), "{path} missing from the OpenAPI document");

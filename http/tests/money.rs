@@ -82,9 +82,9 @@ async fn a_stars_refund_moves_money_once_and_a_spent_payment_is_refused_unchange
 
     // A payment whose Stars were spent on a subscription: refused, and nothing changes.
     paid_stars(&app, &bot_api, "stxSpent0002", 100).await;
-    let subscriptions = Subscriptions::new(&app.store, ledger.clone(), 0);
+    let subscriptions = Subscriptions::new(&app.store, ledger.clone());
     let plan = Plan::new("month", Money::from_minor(Currency::Xtr, 100), 30).unwrap();
-    subscriptions.purchase(payer, None, &plan, &IdempotencyKey::new("tg:9").unwrap()).await.unwrap();
+    subscriptions.purchase(payer, None, &plan, &IdempotencyKey::new("tg:9").unwrap(), 0).await.unwrap();
     let answer = app.post("/admin/payments/stars/stxSpent0002/refund", Some(&banker), None).await;
     let status = answer.status().as_u16();
     let body: Value = answer.json().await.unwrap();

@@ -188,7 +188,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         users: Users::new(&connections.store),
         payments: payments.clone(),
         withdrawals: withdrawals.clone(),
-        subscriptions: Subscriptions::new(&connections.store, ledger.clone(), config.subscriptions.referral_commission_bps),
+        subscriptions: Subscriptions::new(&connections.store, ledger.clone()),
         ledger,
         payment_jobs: payments_queue.clone(),
         withdrawal_jobs: withdrawals_queue.clone(),

@@ -44,7 +44,7 @@ async fn setup(config: ScheduledJobsConfig) -> Setup {
         users: Users::new(&store),
         payments: Payments::new(&store, ledger.clone()),
         withdrawals: Withdrawals::new(&store, ledger.clone()),
-        subscriptions: Subscriptions::new(&store, ledger.clone(), 1_000),
+        subscriptions: Subscriptions::new(&store, ledger.clone()),
         ledger,
         payment_jobs: queue("payments"),
         withdrawal_jobs: queue("withdrawals"),
@@ -204,11 +204,11 @@ async fn subscribers_are_told_once_that_their_subscription_ends() {
     s.jobs.users.set_notification(muted, obentchi_core::users::Notification::Reminders, false).await.unwrap();
     for user in [renewing, lapsing, muted] {
         deposit(&s.jobs.ledger, user, xtr(100)).await;
-        s.jobs.subscriptions.purchase(user, None, &plan, &IdempotencyKey::new("p1").unwrap()).await.unwrap();
+        s.jobs.subscriptions.purchase(user, None, &plan, &IdempotencyKey::new("p1").unwrap(), 1_000).await.unwrap();
     }
     // The renewing user bought a second day: only the period that ends the subscription counts,
     // and it ends 2 days out, still inside the window.
-    s.jobs.subscriptions.purchase(renewing, None, &plan, &IdempotencyKey::new("p2").unwrap()).await.unwrap();
+    s.jobs.subscriptions.purchase(renewing, None, &plan, &IdempotencyKey::new("p2").unwrap(), 1_000).await.unwrap();
 
     let notices = run(ScheduledJob::SubscriptionNotices, 1_000);
     s.jobs.run(&notices).await.unwrap();

@@ -37,7 +37,8 @@ use obentchi_core::ledger::{Ledger, UserAccount};
 use obentchi_core::money::{Currency, Money};
 use obentchi_core::outbound::{OutboundMessage, ReplyOrder};
 use obentchi_core::payments::Payments;
-use obentchi_core::subscriptions::{Subscriptions, SubscriptionsConfig};
+use obentchi_core::settings::LiveSettings;
+use obentchi_core::subscriptions::Subscriptions;
 use obentchi_core::support::{SupportThreads, Topic};
 use obentchi_core::users::{Notification, Profile, Sender, Users};
 use obentchi_core::withdrawals::{WithdrawalPolicies, Withdrawals};
@@ -120,11 +121,12 @@ pub struct Deps {
     /// The payments queue, which payment jobs go to.
     pub payment_jobs: Queue,
     pub subscriptions: Subscriptions,
-    pub plans: Arc<SubscriptionsConfig>,
+
     pub withdrawals: Withdrawals,
     /// The withdrawals queue: approved withdrawals go there to be paid out.
     pub withdrawal_jobs: Queue,
-    pub withdrawal_policies: Arc<WithdrawalPolicies>,
+    /// Plans, the referral commission and the withdrawal policies in force (`settings`).
+    pub settings: LiveSettings,
     pub conversations: Conversations,
     pub outbound: Queue,
     /// Each chat's replies in order (see `obentchi_core::outbound::ReplyOrder`).
@@ -207,6 +209,11 @@ impl Deps {
 
     async fn reply(&self, update: UpdateId, chat_id: i64, text: String) -> HandlerResult {
         self.send(update, OutboundMessage::text(chat_id, text)).await
+    }
+
+    /// The withdrawal policies in force now.
+    fn withdrawal_policies(&self) -> WithdrawalPolicies {
+        self.settings.current().settings.withdrawals.clone()
     }
 
     async fn available(&self, user: UserId, currency: Currency) -> Result<Money, HandlerError> {

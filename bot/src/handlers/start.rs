@@ -32,7 +32,7 @@ pub(super) async fn referral(deps: &Deps, caller: &Caller, me: &Me, chat: i64, u
 async fn referral_text(deps: &Deps, caller: &Caller, me: &Me) -> Result<String, HandlerError> {
     let earned = deps.ledger.total_of_kind(caller.id, PostingKind::ReferralCommission).await?;
     let earned = if earned.is_empty() { format_integer(caller.lang, 0) } else { earned.iter().map(|m| format_money(caller.lang, *m)).collect::<Vec<_>>().join(", ") };
-    let bps = deps.plans.referral_commission_bps;
+    let bps = deps.settings.current().settings.subscriptions.referral_commission_bps;
     let percent = percent_of_bps(caller.lang, bps);
     let link = format!("https://t.me/{}?start=ref_{}", me.username(), caller.id);
     Ok(tr(

@@ -1,5 +1,7 @@
 //! `/subscribe`: plan buttons → confirm → paid from the balance. The confirm button is keyed by
-//! the update that showed it, so double taps buy once; the referrer is paid and told.
+//! the update that showed it, so double taps buy once; the referrer is paid and told. Plans,
+//! prices and the commission are the runtime settings in force; the button carries the price it
+//! showed, and a purchase at any other price is confirmed again first.
 
 use chrono::Utc;
 use obentchi_core::i18n::{tr, Lang, Text};
@@ -21,8 +23,10 @@ async fn plans_message(deps: &Deps, caller: &Caller, chat: i64) -> Result<Outbou
         text = format!("{}\n", tr(lang, Text::SubscribedUntil, &[("until", &until)]));
     }
     text.push_str(&tr(lang, Text::Plans, &[]));
-    let rows = deps
-        .plans
+    let settings = deps.settings.current();
+    let rows = settings
+        .settings
+        .subscriptions
         .plans
         .iter()
         .map(|p| {
@@ -40,20 +44,29 @@ pub(super) async fn confirm(deps: &Deps, lang: Lang, chat: i64, plan_id: &str, u
 
 /// "Buy this plan?" with a confirm button keyed by this update: pressing it twice buys once.
 fn confirm_purchase_message(deps: &Deps, lang: Lang, chat: i64, plan_id: &str, update: UpdateId) -> OutboundMessage {
-    let Some(plan) = deps.plans.plan(plan_id) else {
+    let settings = deps.settings.current();
+    let Some(plan) = settings.settings.subscriptions.plan(plan_id) else {
         return OutboundMessage::text(chat, tr(lang, Text::UnknownPlan, &[]));
     };
     let text = tr(lang, Text::ConfirmPurchase, &[("plan", &plan.id()), ("days", &plan.days()), ("price", &plan.price())]);
-    let buttons = vec![button(tr(lang, Text::Confirm, &[]), format!("subok:{}:{}", plan.id(), update.0)), button(tr(lang, Text::Cancel, &[]), "cancel")];
+    // Within Telegram's 64 bytes: a plan id has at most 16.
+    let data = format!("subok:{}:{}:{}", plan.id(), update.0, plan.price().minor());
+    let buttons = vec![button(tr(lang, Text::Confirm, &[]), data), button(tr(lang, Text::Cancel, &[]), "cancel")];
     with_keyboard(chat, text, vec![buttons])
 }
 
-/// The confirm button: buys once per button shown.
-pub(super) async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, shown_by: &str, update: UpdateId) -> HandlerResult {
+/// The confirm button (`<update that showed it>:<price shown, minor units>`): buys once per
+/// button shown, at the price shown; at a price changed since, asks again.
+pub(super) async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, shown: &str, update: UpdateId) -> HandlerResult {
     let lang = caller.lang;
-    let (Some(plan), Ok(shown_by)) = (deps.plans.plan(plan_id), shown_by.parse::<u32>()) else {
+    let settings = deps.settings.current();
+    let (shown_by, shown_price) = shown.split_once(':').map_or((shown, None), |(by, price)| (by, price.parse::<i64>().ok()));
+    let (Some(plan), Ok(shown_by)) = (settings.settings.subscriptions.plan(plan_id), shown_by.parse::<u32>()) else {
         return deps.reply(update, chat, tr(lang, Text::UnknownPlan, &[])).await;
     };
+    if shown_price != Some(plan.price().minor()) {
+        return deps.send(update, confirm_purchase_message(deps, lang, chat, plan_id, update)).await;
+    }
     let key = IdempotencyKey::new(format!("tg:{shown_by}"))?;
     // As stored now, not as the consumer keeps it: a referrer set by a /start moments ago, or a
     // ban, counts.
@@ -61,12 +74,12 @@ pub(super) async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, 
     if profile.banned {
         return deps.reply(update, chat, tr(lang, Text::Banned, &[])).await;
     }
-    let text = match deps.subscriptions.purchase(caller.id, profile.referrer, plan, &key).await {
+    let commission_bps = settings.settings.subscriptions.referral_commission_bps;
+    let text = match deps.subscriptions.purchase(caller.id, profile.referrer, plan, &key, commission_bps).await {
         Ok(purchase) => {
             if let Some((referrer, commission)) = purchase.commission {
-                // No update of theirs at hand: the client language they registered with.
-                let profile = deps.users.profile(referrer).await?.unwrap_or_default();
-                let referrer_lang = Lang::for_user(&profile, profile.telegram_language.as_deref());
+                // No update of theirs at hand: the language they chose, or registered with.
+                let referrer_lang = deps.users.language(referrer).await?;
                 let note = tr(referrer_lang, Text::ReferralEarned, &[("amount", &commission)]);
                 // Keyed by the purchase: a replay tells the referrer once.
                 let key = format!("refpaid:{}:{}:{key}", deps.bot_id, caller.id);

@@ -17,8 +17,9 @@ use crate::conversation::{Conversation, WithdrawStep};
 /// `/withdraw`: with money in one currency that can be withdrawn, asks the amount; in several,
 /// asks which first (`currency_chosen`); in none, says what the first currency needs.
 pub(super) async fn start(deps: &Deps, caller: &Caller, chat: i64, update: UpdateId) -> HandlerResult {
+    let policies = deps.withdrawal_policies();
     let mut possible = Vec::new();
-    for policy in deps.withdrawal_policies.all() {
+    for policy in policies.all() {
         let available = deps.available(caller.id, policy.currency()).await?;
         if available.minor() >= policy.min().checked_add(policy.fee())?.minor() {
             possible.push(policy.currency());
@@ -27,8 +28,7 @@ pub(super) async fn start(deps: &Deps, caller: &Caller, chat: i64, update: Updat
     match possible.as_slice() {
         [currency] => ask_amount(deps, caller, chat, update.0, *currency, update).await,
         [] => {
-            let first = deps.withdrawal_policies.all().first().map(|p| p.currency());
-            let Some(policy) = first.and_then(|c| deps.withdrawal_policies.for_currency(c)) else {
+            let Some(policy) = policies.all().first() else {
                 return deps.reply(update, chat, tr(caller.lang, Text::NotUnderstood, &[])).await;
             };
             let available = deps.available(caller.id, policy.currency()).await?;
@@ -46,7 +46,7 @@ pub(super) async fn start(deps: &Deps, caller: &Caller, chat: i64, update: Updat
 /// A currency button of `/withdraw` (started by update `started_by`) was pressed.
 pub(super) async fn currency_chosen(deps: &Deps, caller: &Caller, chat: i64, code: &str, started_by: u32, update: UpdateId) -> HandlerResult {
     match code.parse::<Currency>() {
-        Ok(currency) if deps.withdrawal_policies.for_currency(currency).is_some() => {
+        Ok(currency) if deps.withdrawal_policies().for_currency(currency).is_some() => {
             ask_amount(deps, caller, chat, started_by, currency, update).await
         }
         _ => deps.reply(update, chat, tr(caller.lang, Text::Expired, &[])).await,
@@ -54,9 +54,9 @@ pub(super) async fn currency_chosen(deps: &Deps, caller: &Caller, chat: i64, cod
 }
 
 async fn ask_amount(deps: &Deps, caller: &Caller, chat: i64, started_by: u32, currency: Currency, update: UpdateId) -> HandlerResult {
-    let policy = deps.withdrawal_policies.for_currency(currency).ok_or_else(|| Refused(format!("no withdrawals in {currency}")))?;
+    let policy = policy(deps, currency)?;
     let available = deps.available(caller.id, currency).await?;
-    let args = limits(policy, available);
+    let args = limits(&policy, available);
     let args: Vec<(&str, &dyn Arg)> = args.iter().map(|(k, v)| (*k, v as &dyn Arg)).collect();
     let state = WithdrawStep::WithdrawAmount { started_by, currency: Some(currency) };
     deps.conversations.set(chat, caller.id, &state.into()).await?;
@@ -67,9 +67,9 @@ fn limits(policy: &WithdrawalPolicy, available: Money) -> [(&'static str, Money)
     [("min", policy.min()), ("max", policy.max()), ("fee", policy.fee()), ("available", available)]
 }
 
-/// The policy of `currency`; a currency no longer configured ends the conversation.
-fn policy(deps: &Deps, currency: Currency) -> Result<&WithdrawalPolicy, HandlerError> {
-    Ok(deps.withdrawal_policies.for_currency(currency).ok_or_else(|| Refused(format!("no withdrawals in {currency}")))?)
+/// The policy of `currency` in force; a currency no longer offered ends the conversation.
+fn policy(deps: &Deps, currency: Currency) -> Result<WithdrawalPolicy, HandlerError> {
+    Ok(deps.withdrawal_policies().for_currency(currency).cloned().ok_or_else(|| Refused(format!("no withdrawals in {currency}")))?)
 }
 
 /// Text sent while a withdrawal conversation is going on: its next step.
@@ -82,15 +82,19 @@ pub(super) async fn next_step(
 ) -> Result<OutboundMessage, HandlerError> {
     Ok(match state {
         WithdrawStep::WithdrawAmount { started_by, currency } => {
-            let first = deps.withdrawal_policies.all().first().map(|p| p.currency());
+            let first = deps.withdrawal_policies().all().first().map(|p| p.currency());
             let Some(currency) = currency.or(first) else { return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::Expired, &[]))) };
             withdrawal_amount(deps, caller, chat, started_by, currency, text).await?
         }
         WithdrawStep::WithdrawAddress { started_by, amount } => {
             withdrawal_address(deps, caller, chat, started_by, amount, text).await?
         }
-        WithdrawStep::WithdrawConfirm { started_by, amount, address } => {
-            withdrawal_confirm_prompt(deps, caller.lang, chat, started_by, amount, &address)
+        WithdrawStep::WithdrawConfirm { started_by, amount, address, fee } => {
+            let fee = match fee {
+                Some(fee) => fee,
+                None => policy(deps, amount.currency())?.fee(),
+            };
+            withdrawal_confirm_prompt(caller.lang, chat, started_by, amount, fee, &address)
         }
     })
 }
@@ -145,19 +149,21 @@ async fn withdrawal_address(
     amount: Money,
     text: &str,
 ) -> Result<OutboundMessage, HandlerError> {
-    let format = policy(deps, amount.currency())?.address_format();
+    let policy = policy(deps, amount.currency())?;
+    let format = policy.address_format();
     let Ok(address) = PayoutAddress::parse(format, text) else {
         let format = format.to_string();
         return Ok(OutboundMessage::text(chat, tr(caller.lang, Text::WithdrawBadAddress, &[("format", &format)])));
     };
     let address = address.as_str().to_owned();
-    let state = WithdrawStep::WithdrawConfirm { started_by, amount, address: address.clone() };
+    let state = WithdrawStep::WithdrawConfirm { started_by, amount, address: address.clone(), fee: Some(policy.fee()) };
     deps.conversations.set(chat, caller.id, &state.into()).await?;
-    Ok(withdrawal_confirm_prompt(deps, caller.lang, chat, started_by, amount, &address))
+    Ok(withdrawal_confirm_prompt(caller.lang, chat, started_by, amount, policy.fee(), &address))
 }
 
-fn withdrawal_confirm_prompt(deps: &Deps, lang: Lang, chat: i64, started_by: u32, amount: Money, address: &str) -> OutboundMessage {
-    let fee = deps.withdrawal_policies.for_currency(amount.currency()).map_or_else(|| Money::zero(amount.currency()), |p| p.fee());
+/// The confirmation with the fee the user will pay: the one kept in the conversation, which
+/// `confirm` charges only if it is still the fee in force.
+fn withdrawal_confirm_prompt(lang: Lang, chat: i64, started_by: u32, amount: Money, fee: Money, address: &str) -> OutboundMessage {
     let text = tr(lang, Text::WithdrawConfirm, &[("amount", &amount), ("fee", &fee), ("address", &address)]);
     let buttons = vec![button(tr(lang, Text::Confirm, &[]), format!("wd:ok:{started_by}")), button(tr(lang, Text::Cancel, &[]), "cancel")];
     with_keyboard(chat, text, vec![buttons])
@@ -195,12 +201,21 @@ pub(super) async fn confirm(deps: &Deps, caller: &Caller, chat: i64, started_by:
                 return deps.reply(update, chat, tr(lang, Text::Banned, &[])).await;
             }
             let state = deps.conversations.get(chat, caller.id).await?;
-            let Some(Conversation::Withdraw(WithdrawStep::WithdrawConfirm { amount, address, .. })) =
+            let Some(Conversation::Withdraw(WithdrawStep::WithdrawConfirm { amount, address, fee: shown_fee, .. })) =
                 state.filter(|s| matches!(s, Conversation::Withdraw(step) if step.started_by() == started_by))
             else {
                 return deps.reply(update, chat, tr(lang, Text::Expired, &[])).await;
             };
             let policy = policy(deps, amount.currency())?;
+            // The fee changed since it was shown (an admin changed the settings): nothing is
+            // charged that the user did not see; they confirm the new fee first.
+            if shown_fee != Some(policy.fee()) {
+                let state = WithdrawStep::WithdrawConfirm { started_by, amount, address: address.clone(), fee: Some(policy.fee()) };
+                deps.conversations.set(chat, caller.id, &state.into()).await?;
+                let prompt = withdrawal_confirm_prompt(lang, chat, started_by, amount, policy.fee(), &address);
+                let text = format!("{}\n{}", tr(lang, Text::WithdrawFeeChanged, &[("fee", &policy.fee())]), prompt.text);
+                return deps.send(update, OutboundMessage { text, ..prompt }).await;
+            }
             // Checked again: time has passed since the amount step.
             if let Err(error) = check_withdrawal_amount(deps, lang, caller.id, amount).await? {
                 deps.conversations.clear(chat, caller.id).await?;

@@ -7,6 +7,7 @@ pub mod broadcasts;
 pub mod money;
 pub mod postings;
 pub mod queues;
+pub mod settings;
 pub mod stats;
 pub mod support;
 pub mod users;
@@ -14,7 +15,7 @@ pub mod withdrawals;
 
 use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
 use obentchi_core::money::Currency;
@@ -37,6 +38,7 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
         .route("/admin/postings", get(postings::list))
         .route("/admin/audit", get(audit_log::list))
         .route("/admin/referrers/top", get(stats::top_referrers))
+        .route("/admin/settings", get(settings::current))
         .route("/admin/support/threads", get(support::list))
         .route("/admin/support/threads/{user}", get(support::detail))
         .route_layer(from_fn_with_state(limits.limiter(Class::Read), enforce));
@@ -57,6 +59,7 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
         .route("/admin/payments/stars/{charge_id}/refund", post(money::refund_stars))
         .route("/admin/users/{id}/adjustments", post(money::adjust))
         .route("/admin/adjustments/{id}/approve", post(money::approve))
+        .route("/admin/settings", put(settings::replace))
         .route_layer(from_fn_with_state(limits.limiter(Class::Money), enforce));
     reads.merge(writes).merge(money)
 }
