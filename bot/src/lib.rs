@@ -109,7 +109,7 @@ fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
 fn default_allowed_updates() -> Vec<String> {
-    ["message", "edited_message", "callback_query", "pre_checkout_query", "my_chat_member"]
+    ["message", "edited_message", "callback_query", "pre_checkout_query", "my_chat_member", "chat_join_request"]
         .map(String::from)
         .to_vec()
 }

@@ -659,3 +659,46 @@ async fn settings_changed_at_run_time_reach_the_handlers_and_nothing_is_charged_
     let stale = w.settings.current().await.unwrap().settings;
     assert!(matches!(w.settings.replace(1, stale, "late").await, Err(obentchi_core::settings::SettingsError::VersionConflict { current: 2 })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_with_a_channel_sends_one_invite_link_and_join_requests_are_approved_only_for_subscribers() {
+    const VIP: i64 = -1_002_000_000_001;
+    let w = world_with(&TEST_SETTINGS.replace(
+        r#"plans = [{ id = "month", price = "100 XTR", days = 30 }, { id = "year", price = "1000 XTR", days = 365 }]"#,
+        &format!(r#"plans = [{{ id = "vip", price = "100 XTR", days = 30, channel = {VIP} }}]"#),
+    ))
+    .await;
+    let deps = &w.deps;
+    fund(deps, AMINA, "stars:1", 300).await;
+    handle(&press_from(AMINA, 900, "sub:vip"), &me(), deps).await.unwrap();
+    replies(&deps.outbound).await;
+    // A double tap: one purchase, one link, the same text twice.
+    handle(&press_from(AMINA, 901, "subok:vip:900:100"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 902, "subok:vip:900:100"), &me(), deps).await.unwrap();
+    let links: Vec<_> = w.bot_api.calls().into_iter().filter(|c| c.method.eq_ignore_ascii_case("createChatInviteLink")).collect();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!((links[0].body["chat_id"].as_i64(), links[0].body["member_limit"].as_u64()), (Some(VIP), Some(1)));
+    let sent = replies(&deps.outbound).await;
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|m| m.text == sent[0].text && m.text.contains("https://t.me/+fake1")), "{sent:?}");
+    assert_eq!(available(deps, AMINA).await, 200);
+    // The link works once.
+    assert!(w.bot_api.join_by_link("https://t.me/+fake1", AMINA));
+    assert!(!w.bot_api.join_by_link("https://t.me/+fake1", 999));
+
+    // Join requests: a subscriber is approved; anyone else declined and told why.
+    let stranger = TelegramUser::new(REFERRER, "Omar", Some("en"));
+    handle(&updates::chat_join_request(903, &TelegramUser::new(AMINA, "Amina", Some("en")), VIP).to_string(), &me(), deps).await.unwrap();
+    handle(&updates::chat_join_request(904, &stranger, VIP).to_string(), &me(), deps).await.unwrap();
+    let answers: Vec<(String, i64)> = w
+        .bot_api
+        .calls()
+        .into_iter()
+        .filter(|c| c.method.to_lowercase().ends_with("chatjoinrequest"))
+        .map(|c| (c.method.to_lowercase(), c.body["user_id"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(answers, [("approvechatjoinrequest".to_owned(), AMINA), ("declinechatjoinrequest".to_owned(), REFERRER)]);
+    let told = replies(&deps.outbound).await;
+    assert_eq!(told.len(), 1);
+    assert_eq!((told[0].chat_id, told[0].text.as_str()), (REFERRER, tr(Lang::En, Text::AccessNeedsSubscription, &[]).as_str()));
+}

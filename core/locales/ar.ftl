@@ -152,3 +152,7 @@ notification-button = { $state ->
        *[reminders] تذكيرات الاشتراك
     }
 withdraw-fee-changed = أصبحت رسوم السحب { $fee }.
+access-granted = خطتك تشمل قناتنا الخاصة: انضم بهذا الرابط (يعمل مرة واحدة): { $link }
+access-by-request = خطتك تشمل قناتنا الخاصة: اطلب الانضمام إليها، وسيُقبل طلبك ما دام اشتراكك ساريًا.
+access-needs-subscription = الانضمام يتطلب اشتراكًا يشمل القناة. ‎/subscribe‎ يعرض الخطط.
+access-ended = انتهى اشتراكك، لذا أُزلت من القناة الخاصة. أرسل ‎/subscribe‎ للعودة.

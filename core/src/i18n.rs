@@ -387,6 +387,10 @@ texts! {
     Notifications = "notifications",
     NotificationButton = "notification-button",
     WithdrawFeeChanged = "withdraw-fee-changed",
+    AccessGranted = "access-granted",
+    AccessByRequest = "access-by-request",
+    AccessNeedsSubscription = "access-needs-subscription",
+    AccessEnded = "access-ended",
 }
 
 /// The texts in every language, parsed once.

@@ -23,7 +23,8 @@ pub enum ScheduledJob {
     /// Ask Crypto Pay about our open deposit invoices: record the paid ones whose webhook
     /// never came.
     ReconcileCryptoPay,
-    /// Tell subscribers their subscription ends soon, or has ended.
+    /// Tell subscribers their subscription ends soon, or has ended; remove from a plan's private
+    /// channel those whose access ended.
     SubscriptionNotices,
     /// Queue upkeep: export every queue's stats, drop old dead letters and departed consumers.
     QueueMaintenance,

@@ -8,6 +8,11 @@
 //! 2. the period document `_id = "<user_id>:<key>"` (a duplicate means it exists);
 //! 3. the commission posting on the referrer, keyed by the buyer and the purchase key.
 //!
+//! A plan can grant access to a private channel or group (`channel`): the period keeps the
+//! channel it granted; the bot sends a one-use invite link on purchase and approves join
+//! requests while a period granting the channel runs; when the last such period ends the
+//! scheduled jobs remove the user and tell them (`due_access_removals`).
+//!
 //! The referrer and the commission are fixed at purchase time and stored with the period; the
 //! commission step pays what the period says, never who the buyer's referrer is now. So a
 //! purchase replayed after the buyer gained a referrer (a late `/start ref_…`, then an old
@@ -31,6 +36,7 @@ pub struct Plan {
     id: String,
     price: Money,
     days: u32,
+    channel: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,18 +45,27 @@ struct PlanConfig {
     #[serde(with = "crate::money::text")]
     price: Money,
     days: u32,
+    /// The private channel or group (its chat id) the plan grants access to; the bot must be an
+    /// admin there, allowed to invite and ban.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<i64>,
 }
 
 impl TryFrom<PlanConfig> for Plan {
     type Error = String;
     fn try_from(c: PlanConfig) -> Result<Self, String> {
-        Plan::new(c.id, c.price, c.days)
+        let plan = Plan::new(c.id, c.price, c.days)?;
+        match c.channel {
+            Some(chat) if chat >= 0 => Err(format!("plan {}: channel {chat} is not a group or channel id (those are negative)", plan.id)),
+            Some(chat) => Ok(plan.granting(chat)),
+            None => Ok(plan),
+        }
     }
 }
 
 impl From<Plan> for PlanConfig {
     fn from(p: Plan) -> Self {
-        PlanConfig { id: p.id, price: p.price, days: p.days }
+        PlanConfig { id: p.id, price: p.price, days: p.days, channel: p.channel }
     }
 }
 
@@ -67,7 +82,12 @@ impl Plan {
         if !(1..=3660).contains(&days) {
             return Err(format!("plan {id}: days must be 1 to 3660"));
         }
-        Ok(Plan { id, price, days })
+        Ok(Plan { id, price, days, channel: None })
+    }
+
+    /// The plan, granting access to the group or channel `chat` (a negative chat id).
+    pub fn granting(self, chat: i64) -> Plan {
+        Plan { channel: Some(chat), ..self }
     }
 
     pub fn id(&self) -> &str {
@@ -78,6 +98,9 @@ impl Plan {
     }
     pub fn days(&self) -> u32 {
         self.days
+    }
+    pub fn channel(&self) -> Option<i64> {
+        self.channel
     }
 }
 
@@ -141,6 +164,12 @@ pub struct Period {
     pub referrer: Option<UserId>,
     #[serde(default)]
     pub commission: Option<Money>,
+    /// The group or channel this period grants access to, as the plan said when it was bought.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<i64>,
+    /// The one-use invite link sent for it (created once, kept so a replay sends the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_link: Option<String>,
 }
 
 /// What a purchase did.
@@ -236,6 +265,8 @@ impl Subscriptions {
             expires_at: starts_at + chrono::Duration::days(i64::from(plan.days)),
             referrer: commission.map(|(referrer, _)| referrer),
             commission: commission.map(|(_, amount)| amount),
+            channel: plan.channel,
+            invite_link: None,
         };
         match self.periods.insert_one(&period).await {
             Ok(_) => Ok(period),
@@ -316,6 +347,47 @@ impl Subscriptions {
     /// Whether `period` ends the user's subscription (no later period was bought).
     pub async fn is_last(&self, period: &Period) -> Result<bool, SubscriptionError> {
         Ok(self.active_until(period.user_id).await? == Some(period.expires_at))
+    }
+
+    /// The period's invite link: `link` if it had none (created by the caller just now), else
+    /// the one kept from an earlier attempt (the caller's extra link is never sent).
+    pub async fn keep_invite_link(&self, period: &Period, link: &str) -> Result<String, SubscriptionError> {
+        let filter = doc! { "_id": &period.id, "user_id": period.user_id.get(), "invite_link": { "$exists": false } };
+        self.periods.update_one(filter, doc! { "$set": { "invite_link": link } }).await?;
+        let stored = self.periods.find_one(doc! { "_id": &period.id, "user_id": period.user_id.get() }).await?;
+        Ok(stored.and_then(|p| p.invite_link).unwrap_or_else(|| link.to_owned()))
+    }
+
+    /// Whether a period granting `chat` runs for `user` at `now`.
+    pub async fn grants_access(&self, user: UserId, chat: i64, now: DateTime<Utc>) -> Result<bool, SubscriptionError> {
+        let now = bson::DateTime::from_chrono(now);
+        let filter = doc! { "user_id": user.get(), "channel": chat, "starts_at": { "$lte": now }, "expires_at": { "$gt": now } };
+        Ok(self.periods.find_one(filter).await?.is_some())
+    }
+
+    /// Ended periods that granted a channel and whose access is not settled yet, oldest first.
+    pub async fn due_access_removals(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Period>, SubscriptionError> {
+        let filter = doc! {
+            "expires_at": { "$lte": bson::DateTime::from_chrono(now) },
+            "channel": { "$exists": true },
+            "access_settled_at": { "$exists": false },
+        };
+        let cursor = self
+            .periods
+            .find(filter)
+            .sort(doc! { "expires_at": 1 })
+            .limit(i64::from(limit))
+            .comment(bson::Bson::String("fan-out: channel access removals".into()))
+            .await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    /// Records that the end of `period`'s access was handled (the user removed, or kept on by a
+    /// later period), so it is not due again.
+    pub async fn access_settled(&self, period: &Period) -> Result<(), SubscriptionError> {
+        let filter = doc! { "_id": &period.id, "user_id": period.user_id.get() };
+        self.periods.update_one(filter, doc! { "$set": { "access_settled_at": bson::DateTime::now() } }).await?;
+        Ok(())
     }
 
     /// Records that `notice` for `period` was handled, so it is not due again.

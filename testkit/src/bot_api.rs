@@ -2,9 +2,12 @@
 //! and requests arrive as `POST /bot<token>/<Method>`. It records every call, and can answer
 //! 429 with `retry_after` or 403 "bot was blocked by the user", as Telegram does. It also keeps
 //! the bot's Star transactions (what Telegram's `getStarTransactions` reports): a test that
-//! plays a Stars payment records it here first, as Telegram's books are the truth.
+//! plays a Stars payment records it here first, as Telegram's books are the truth. And it keeps
+//! the members of groups and channels: invite links (`createChatInviteLink`, used at most
+//! `member_limit` times through `join_by_link`), approved join requests join, `banChatMember`
+//! removes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +41,10 @@ struct Behaviour {
     star_transactions: Vec<Value>,
     /// What `getWebhookInfo` says is waiting for delivery.
     pending_update_count: u64,
+    /// Invite links created: link → (chat, member limit, times used).
+    invite_links: BTreeMap<String, (i64, Option<u64>, u64)>,
+    /// Each group's or channel's members.
+    members: BTreeMap<i64, BTreeSet<i64>>,
 }
 
 #[derive(Clone, Default)]
@@ -102,6 +109,23 @@ impl FakeBotApi {
     /// The bot's Star transactions, oldest first (as `getStarTransactions` returns them).
     pub fn star_transactions(&self) -> Vec<Value> {
         self.shared.0.lock().unwrap().star_transactions.clone()
+    }
+
+    /// `user` opens the invite `link`: joins its chat if the link exists and has uses left.
+    pub fn join_by_link(&self, link: &str, user: i64) -> bool {
+        let mut behaviour = self.shared.0.lock().unwrap();
+        let Some((chat, limit, uses)) = behaviour.invite_links.get_mut(link) else { return false };
+        if limit.is_some_and(|limit| *uses >= limit) {
+            return false;
+        }
+        *uses += 1;
+        let chat = *chat;
+        behaviour.members.entry(chat).or_default().insert(user)
+    }
+
+    /// Who is in the group or channel `chat` now.
+    pub fn members(&self, chat: i64) -> Vec<i64> {
+        self.shared.0.lock().unwrap().members.get(&chat).map(|m| m.iter().copied().collect()).unwrap_or_default()
     }
 
     /// Whether `chat_id` blocked the bot.
@@ -241,6 +265,24 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
         Json(json!({ "ok": true, "result": { "transactions": page } })).into_response()
     } else if method.eq_ignore_ascii_case("refundstarpayment") {
         refund_star_payment(&mut behaviour.star_transactions, &body)
+    } else if method.eq_ignore_ascii_case("createchatinvitelink") {
+        let link = format!("https://t.me/+fake{}", behaviour.invite_links.len() + 1);
+        let limit = body["member_limit"].as_u64();
+        behaviour.invite_links.insert(link.clone(), (chat_id, limit, 0));
+        let creator = json!({ "id": 7_000_000_001_i64, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" });
+        let result = json!({
+            "invite_link": link, "creator": creator, "creates_join_request": false, "is_primary": false, "is_revoked": false,
+            "name": body["name"], "expire_date": body["expire_date"], "member_limit": body["member_limit"],
+        });
+        Json(json!({ "ok": true, "result": result })).into_response()
+    } else if method.eq_ignore_ascii_case("approvechatjoinrequest") {
+        let user = body["user_id"].as_i64().unwrap_or_default();
+        behaviour.members.entry(chat_id).or_default().insert(user);
+        Json(json!({ "ok": true, "result": true })).into_response()
+    } else if method.eq_ignore_ascii_case("banchatmember") {
+        let user = body["user_id"].as_i64().unwrap_or_default();
+        behaviour.members.entry(chat_id).or_default().remove(&user);
+        Json(json!({ "ok": true, "result": true })).into_response()
     } else if method.eq_ignore_ascii_case("getwebhookinfo") {
         let url = behaviour.calls.iter().rev().find(|c| c.method.eq_ignore_ascii_case("setwebhook")).map(|c| c.body["url"].clone());
         let info = json!({ "url": url.unwrap_or(json!("")), "has_custom_certificate": false, "pending_update_count": behaviour.pending_update_count });

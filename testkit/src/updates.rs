@@ -123,6 +123,19 @@ pub fn reply_to_bot(update_id: u32, from: &TelegramUser, chat_id: i64, replied_t
     json!({ "update_id": update_id, "message": message })
 }
 
+/// An update with `from` asking to join the channel or supergroup `chat` (a negative id).
+pub fn chat_join_request(update_id: u32, from: &TelegramUser, chat: i64) -> Value {
+    json!({
+        "update_id": update_id,
+        "chat_join_request": {
+            "chat": { "id": chat, "type": "channel", "title": "VIP" },
+            "from": from.user(),
+            "user_chat_id": from.user_id,
+            "date": unix_now(),
+        },
+    })
+}
+
 /// An update for `from` pressing an inline button with `data` under the bot's message `message_id`.
 pub fn callback_query(update_id: u32, from: &TelegramUser, message_id: i64, data: &str) -> Value {
     let shown = json!({

@@ -324,6 +324,36 @@ impl ScheduledJobs {
             }
             metrics::counter!("subscription_notices_total", "notice" => notice.name()).increment(sent);
         }
+        self.settle_channel_access(now).await
+    }
+
+    /// Removes from a plan's channel each user whose period granting it ended, and tells them
+    /// (whatever their /notifications say: this is not a reminder); a user whose later period
+    /// grants the same channel stays. Ban then unban: out of the channel, free to come back with
+    /// a new subscription. Telegram refusing (the bot lost its admin rights) leaves the period
+    /// due, so the next run tries again and the error is logged until someone fixes the rights.
+    async fn settle_channel_access(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+        use teloxide::payloads::UnbanChatMemberSetters;
+        use teloxide::prelude::Requester;
+        use teloxide::types::{ChatId, UserId as TelegramUserId};
+        for period in self.subscriptions.due_access_removals(now, self.config.reconcile_batch).await? {
+            let Some(chat) = period.channel else { continue };
+            if !self.subscriptions.grants_access(period.user_id, chat, now).await? {
+                let user = TelegramUserId(period.user_id.get() as u64);
+                let removed = async {
+                    self.bot.ban_chat_member(ChatId(chat), user).await?;
+                    self.bot.unban_chat_member(ChatId(chat), user).only_if_banned(true).await
+                };
+                if let Err(err) = removed.await {
+                    tracing::error!(%err, chat, user = %period.user_id, "could not remove a user whose access ended; trying again next run");
+                    continue;
+                }
+                let lang = self.users.language(period.user_id).await?;
+                let message = OutboundMessage::text(period.user_id.get(), tr(lang, Text::AccessEnded, &[]));
+                self.outbound.enqueue(&message, Some(&format!("access-ended:{}", period.id))).await?;
+            }
+            self.subscriptions.access_settled(&period).await?;
+        }
         Ok(())
     }
 

@@ -221,6 +221,40 @@ async fn subscribers_are_told_once_that_their_subscription_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_lost_a_plans_channel_is_removed_and_told_once_and_who_renewed_stays() {
+    const VIP: i64 = -1_002_000_000_001;
+    let s = setup(no_wait()).await;
+    let plan = Plan::new("vip", xtr(10), 1).unwrap().granting(VIP);
+    let (lapsed, renewed) = (UserId::new(31).unwrap(), UserId::new(32).unwrap());
+    for user in [lapsed, renewed] {
+        deposit(&s.jobs.ledger, user, xtr(100)).await;
+        s.jobs.subscriptions.purchase(user, None, &plan, &IdempotencyKey::new("first").unwrap(), 0).await.unwrap();
+    }
+    // Both first periods ended an hour ago; user 32 had bought a second one, running now.
+    let periods = s.store.collection::<mongodb::bson::Document>("subscriptions");
+    let (ended_start, ended_end) = (chrono::Utc::now() - chrono::Duration::hours(25), chrono::Utc::now() - chrono::Duration::hours(1));
+    periods.update_many(mongodb::bson::doc! {}, mongodb::bson::doc! { "$set": { "starts_at": ended_start, "expires_at": ended_end } }).await.unwrap();
+    s.jobs.subscriptions.purchase(renewed, None, &plan, &IdempotencyKey::new("second").unwrap(), 0).await.unwrap();
+
+    for at in [1_000, 2_000] {
+        s.jobs.run(&run(ScheduledJob::SubscriptionNotices, at)).await.unwrap();
+    }
+    let removals: Vec<(String, i64)> = s
+        .bot_api
+        .calls()
+        .into_iter()
+        .filter(|c| c.method.to_lowercase().ends_with("chatmember"))
+        .map(|c| (c.method.to_lowercase(), c.body["user_id"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(removals, [("banchatmember".to_owned(), 31), ("unbanchatmember".to_owned(), 31)], "only the lapsed user, once");
+    let told: Vec<OutboundMessage> = drain(&s.jobs.outbound).await;
+    let ended_text = obentchi_core::i18n::tr(obentchi_core::i18n::Lang::Ar, obentchi_core::i18n::Text::AccessEnded, &[]);
+    let access_ended: Vec<&OutboundMessage> = told.iter().filter(|m| m.text == ended_text).collect();
+    assert_eq!(access_ended.len(), 1, "{told:?}");
+    assert_eq!(access_ended[0].chat_id, 31);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_upkeep_drops_old_dead_letters_and_departed_consumers() {
     let config = ScheduledJobsConfig { dead_letter_retention_days: 0, consumer_idle_prune_ms: 0, ..no_wait() };
     let s = setup(config).await;

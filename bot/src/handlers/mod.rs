@@ -7,6 +7,7 @@
 //! - `balance`: `/balance` and `/history`.
 //! - `deposit`: Stars invoices, pre-checkout, successful payments.
 //! - `subscribe`: plans, confirm, purchase, the referrer's commission.
+//! - `access`: the private channel a plan grants (invite link, join requests).
 //! - `withdraw`: amount → address → confirm.
 //! - `support`: `/support` and `/paysupport` threads; admins answer from their chats.
 //! - `notifications`: broadcasts and reminders on or off.
@@ -16,6 +17,7 @@
 //! and client language if these changed (`Users::observe`). Banned users get a polite refusal
 //! and nothing else; a payment they already made is still recorded (money is never dropped).
 
+mod access;
 mod balance;
 mod deposit;
 mod help;
@@ -262,6 +264,8 @@ pub fn tree() -> dptree::Handler<'static, HandlerResult, DpHandlerDescription> {
         // Group chatter that is not for us: another bot's command, or text that is not a reply
         // to us. Left alone, without a word.
         .branch(Update::filter_message().filter(|m: Message, me: Me| not_for_us(&m, &me)).endpoint(|| async { Ok(()) }))
+        // Before the ban check: a banned user's request is declined, not left pending.
+        .branch(Update::filter_chat_join_request().endpoint(access::on_join_request))
         .branch(dptree::filter(|caller: Caller| caller.profile.banned).endpoint(on_banned))
         // An admin replying, in an admin chat, to a user's message we forwarded there.
         .branch(

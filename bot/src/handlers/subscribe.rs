@@ -9,7 +9,7 @@ use obentchi_core::ids::IdempotencyKey;
 use obentchi_core::outbound::OutboundMessage;
 use obentchi_core::subscriptions::SubscriptionError;
 
-use super::{button, with_keyboard, Caller, Deps, HandlerError, HandlerResult, UpdateId};
+use super::{access, button, with_keyboard, Caller, Deps, HandlerError, HandlerResult, UpdateId};
 
 pub(super) async fn plans(deps: &Deps, caller: &Caller, chat: i64, update: UpdateId) -> HandlerResult {
     deps.send(update, plans_message(deps, caller, chat).await?).await
@@ -85,7 +85,11 @@ pub(super) async fn buy(deps: &Deps, caller: &Caller, chat: i64, plan_id: &str, 
                 let key = format!("refpaid:{}:{}:{key}", deps.bot_id, caller.id);
                 deps.outbound.enqueue(&OutboundMessage::text(referrer.get(), note), Some(&key)).await?;
             }
-            tr(lang, Text::Subscribed, &[("plan", &plan.id()), ("until", &purchase.period.expires_at)])
+            let done = tr(lang, Text::Subscribed, &[("plan", &plan.id()), ("until", &purchase.period.expires_at)]);
+            match access::on_purchase(deps, lang, &purchase.period).await? {
+                Some(access) => format!("{done}\n{access}"),
+                None => done,
+            }
         }
         Err(SubscriptionError::InsufficientFunds(needed)) => tr(lang, Text::NotEnoughBalance, &[("amount", &needed)]),
         Err(other) => return Err(other.into()),
