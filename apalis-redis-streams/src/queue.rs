@@ -84,6 +84,11 @@ impl Queue {
         format!("{}:sleeping", self.tag(partition))
     }
 
+    /// The partition's running totals (a hash: `done`, `failed`), for throughput.
+    pub(crate) fn counts_key(&self, partition: u16) -> String {
+        format!("{}:counts", self.tag(partition))
+    }
+
     /// Adds to `pipe` the wake of `partition`'s sleeping readers (see the `wake` module), for
     /// writes that are plain commands; scripts wake from inside.
     fn add_wake(&self, pipe: &mut redis::Pipeline, partition: u16) {
@@ -344,6 +349,7 @@ impl Queue {
             return Ok(());
         }
         let mut call = self.scripts.ack.key(self.stream_key(partition));
+        call.key(self.counts_key(partition));
         call.arg(GROUP).arg(mark_ttl.as_millis().max(1) as u64).arg(entry_ids);
         for (key, value) in marks {
             call.key(key).arg(value);
@@ -377,6 +383,7 @@ impl Queue {
             .key(self.stream_key(delivery.partition))
             .key(self.delayed_key(delivery.partition))
             .key(self.sleeping_key(delivery.partition))
+            .key(self.counts_key(delivery.partition))
             .arg(GROUP)
             .arg(&delivery.entry_id)
             .arg(due_ms)
@@ -397,6 +404,7 @@ impl Queue {
             .bury
             .key(self.stream_key(delivery.partition))
             .key(self.dead_key(delivery.partition))
+            .key(self.counts_key(delivery.partition))
             .arg(GROUP)
             .arg(&delivery.entry_id)
             .arg(envelope.encode())

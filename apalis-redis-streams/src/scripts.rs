@@ -127,26 +127,30 @@ impl Scripts {
                 return out
                 ",
             ),
-            // KEYS: stream, then mark keys (the caller's, in the stream's slot). ARGV: group, mark
-            // ttl ms, the entry ids, then one value per mark key. Sets the marks and
-            // acknowledges and deletes the entries in one step.
+            // KEYS: stream, counts, then mark keys (the caller's, in the stream's slot). ARGV:
+            // group, mark ttl ms, the entry ids, then one value per mark key. Sets the marks,
+            // acknowledges and deletes the entries and counts those acknowledged as done, in one
+            // step.
             ack: Script::new(
                 r"
-                local marks = #KEYS - 1
+                local marks = #KEYS - 2
                 for i = 1, marks do
-                    redis.call('SET', KEYS[i + 1], ARGV[#ARGV - marks + i], 'PX', ARGV[2])
+                    redis.call('SET', KEYS[i + 2], ARGV[#ARGV - marks + i], 'PX', ARGV[2])
                 end
                 local ids = {unpack(ARGV, 3, #ARGV - marks)}
                 if #ids == 0 then return 0 end
-                redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+                local acked = redis.call('XACK', KEYS[1], ARGV[1], unpack(ids))
+                if acked > 0 then redis.call('HINCRBY', KEYS[2], 'done', acked) end
                 return redis.call('XDEL', KEYS[1], unpack(ids))
                 ",
             ),
-            // KEYS: stream, delayed, sleeping. ARGV: group, entry id, due ms, new envelope,
-            // consumer, wake channel, partition. Sleeping readers wake to learn the new due time.
+            // KEYS: stream, delayed, sleeping, counts. ARGV: group, entry id, due ms, new
+            // envelope, consumer, wake channel, partition. Sleeping readers wake to learn the new
+            // due time. Counts a failed attempt.
             retry: owned_script(
                 r"
                 if not owns(ARGV[5]) then return 0 end
+                redis.call('HINCRBY', KEYS[4], 'failed', 1)
                 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
                 redis.call('XDEL', KEYS[1], ARGV[2])
                 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
@@ -154,10 +158,12 @@ impl Scripts {
                 return 1
                 ",
             ),
-            // KEYS: stream, dead. ARGV: group, entry id, envelope, error, now ms, dead cap, consumer.
+            // KEYS: stream, dead, counts. ARGV: group, entry id, envelope, error, now ms, dead cap,
+            // consumer. Counts a failed attempt.
             bury: owned_script(
                 r"
                 if not owns(ARGV[7]) then return 0 end
+                redis.call('HINCRBY', KEYS[3], 'failed', 1)
                 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
                 redis.call('XDEL', KEYS[1], ARGV[2])
                 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'j', ARGV[3], 'e', ARGV[4], 't', ARGV[5])
@@ -177,9 +183,9 @@ impl Scripts {
                 return 1
                 ",
             ),
-            // KEYS: stream, delayed, dead. ARGV: group.
+            // KEYS: stream, delayed, dead, counts. ARGV: group.
             // Returns {stream length, in flight, delayed, dead, id of the oldest entry waiting to
-            // be delivered or ''}. Waiting means after the group's last delivered id: entries up
+            // be delivered or '', done so far, failed so far}. Waiting means after the group's last delivered id: entries up
             // to it were handed out and are running (or acked and gone), and a running job is
             // not a waiting one however long it runs.
             stats: Script::new(
@@ -202,7 +208,9 @@ impl Scripts {
                 local oldest = redis.call('XRANGE', KEYS[1], after, '+', 'COUNT', 1)
                 local oldest_id = ''
                 if oldest[1] then oldest_id = oldest[1][1] end
-                return {length, in_flight, redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]), oldest_id}
+                local counts = redis.call('HMGET', KEYS[4], 'done', 'failed')
+                return {length, in_flight, redis.call('ZCARD', KEYS[2]), redis.call('XLEN', KEYS[3]), oldest_id,
+                    tonumber(counts[1] or '0'), tonumber(counts[2] or '0')}
                 ",
             ),
             // KEYS: stream. ARGV: group, consumer, entry ids... Resets the idle time of entries

@@ -17,6 +17,11 @@ pub struct QueueStats {
     /// Age of the oldest job waiting to start, in milliseconds (0 when none waits). Running jobs
     /// do not count: a long job is not a backlog.
     pub oldest_age_ms: u64,
+    /// Jobs finished (acknowledged) since the queue began: throughput is its rate. A running
+    /// total in Redis, so a failover can set it back; readers of rates treat a drop as a reset.
+    pub done_total: u64,
+    /// Failed attempts (retried or dead-lettered) since the queue began, likewise.
+    pub failed_total: u64,
 }
 
 impl Queue {
@@ -25,12 +30,13 @@ impl Queue {
         let mut stats = QueueStats::default();
         let mut oldest_ms = u64::MAX;
         for partition in self.partitions() {
-            let (length, in_flight, delayed, dead, oldest): (u64, u64, u64, u64, String) = self
+            let (length, in_flight, delayed, dead, oldest, done, failed): (u64, u64, u64, u64, String, u64, u64) = self
                 .scripts
                 .stats
                 .key(self.stream_key(partition))
                 .key(self.delayed_key(partition))
                 .key(self.dead_key(partition))
+                .key(self.counts_key(partition))
                 .arg(GROUP)
                 .invoke_async(&mut self.redis.clone())
                 .await?;
@@ -38,6 +44,8 @@ impl Queue {
             stats.in_flight += in_flight;
             stats.delayed += delayed;
             stats.dead += dead;
+            stats.done_total += done;
+            stats.failed_total += failed;
             if let Some(ms) = oldest.split('-').next().and_then(|ms| ms.parse::<u64>().ok()) {
                 oldest_ms = oldest_ms.min(ms);
             }

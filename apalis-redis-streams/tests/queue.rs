@@ -9,7 +9,7 @@ use apalis_core::error::BoxDynError;
 use apalis_core::task::data::Data;
 use apalis_core::worker::builder::WorkerBuilder;
 use apalis_core::worker::context::WorkerContext;
-use apalis_redis_streams::{Acquired, ConnectOptions, Enqueued, FailOutcome, Lease, Queue, QueueBackend, QueueConfig, RedisConn, RedisMode};
+use apalis_redis_streams::{Acquired, ConnectOptions, Enqueued, FailOutcome, Lease, Queue, QueueBackend, QueueConfig, QueueStats, RedisConn, RedisMode};
 use obentchi_testkit::{RedisCluster, RedisServer};
 use serde::{Deserialize, Serialize};
 
@@ -199,7 +199,9 @@ async fn failures_back_off_then_dead_letter_and_dead_letters_can_be_retried_or_d
     assert_eq!(dead.len(), 1);
     assert!(queue.discard_dead(&dead[0].id).await.unwrap());
     assert!(queue.dead_letters(10).await.unwrap().is_empty());
-    assert_eq!(queue.stats().await.unwrap(), Default::default());
+    let stats = queue.stats().await.unwrap();
+    assert_eq!(stats.failed_total, 4, "three failed attempts, then the revived job buried");
+    assert_eq!(QueueStats { failed_total: 0, ..stats }, QueueStats::default());
 }
 
 /// How many times each job ran.

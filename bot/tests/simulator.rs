@@ -29,8 +29,15 @@ async fn bot_says(client: &reqwest::Client, simulator: &str, prefix: &str) -> Va
     panic!("the bot never said {prefix:?}: {messages:#}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newcomer_chats_pays_and_presses_buttons_through_the_simulator() {
+/// A receiver, a consumer and workers on real Redis and MongoDB, with the simulator in front.
+struct Stack {
+    _servers: (RedisServer, MongoServer),
+    _processes: Vec<support::Process>,
+    _dir: tempfile::TempDir,
+    simulator: TelegramSimulator,
+}
+
+async fn stack() -> Stack {
     let (redis, mongo) = (RedisServer::start(), MongoServer::start());
     let bot_api = Arc::new(FakeBotApi::start().await);
     let dir = tempfile::tempdir().unwrap();
@@ -53,7 +60,14 @@ async fn a_newcomer_chats_pays_and_presses_buttons_through_the_simulator() {
     }
     let webhook = format!("http://127.0.0.1:{receiver}/telegram/webhook");
     let simulator = TelegramSimulator::start_on("127.0.0.1:0", bot_api.clone(), &webhook, SECRET).await;
-    let page = simulator.url();
+    Stack { _servers: (redis, mongo), _processes: vec![_receiver, _consumer, _workers], _dir: dir, simulator }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_chats_pays_and_presses_buttons_through_the_simulator() {
+    let stack = stack().await;
+    let client = reqwest::Client::new();
+    let page = stack.simulator.url();
 
     let html = client.get(&page).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Telegram simulator") && html.contains("/sim/message"), "the chat page");
@@ -92,4 +106,46 @@ async fn a_newcomer_chats_pays_and_presses_buttons_through_the_simulator() {
     let refused = post("sim/pay", json!({ "payload": "deposit:402118833:1", "stars": 5 })).await;
     assert_eq!(refused["paid"], false);
     assert_eq!(refused["error"], "Этот счёт выставлен не вам.");
+}
+
+/// The chat page in headless Chromium, as a person uses it: pick a language, type commands,
+/// press a button. Screenshots in Arabic and English (in the test's temporary directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_chat_in_a_browser_in_arabic_and_english() {
+    use obentchi_core::i18n::{tr, Lang, Text};
+    use obentchi_testkit::browser::{Chromium, Page};
+    let stack = stack().await;
+    let chromium = Chromium::start();
+    let mut page = Page::open(&chromium).await;
+    for (user, lang) in [(700_000_001_i64, Lang::Ar), (700_000_002, Lang::En)] {
+        page.navigate(&stack.simulator.url()).await;
+        page.wait_for("document.getElementById('send') !== null").await;
+        page.eval(&format!(
+            "document.getElementById('user').value = '{user}'; document.getElementById('user').dispatchEvent(new Event('change')); \
+             document.getElementById('lang').value = '{}';",
+            lang.code()
+        ))
+        .await;
+        for (command, bubbles) in [("/start", 1), ("/help", 2), ("/subscribe", 3)] {
+            page.eval(&format!("document.getElementById('text').value = '{command}'; document.getElementById('send').requestSubmit()")).await;
+            page.wait_for(&format!("document.querySelectorAll('.bubble.bot').length >= {bubbles}")).await;
+        }
+        // A plan button pressed: the purchase is offered (no balance yet: asked to confirm).
+        page.eval("document.querySelector('.bubble.bot .keyboard button').click()").await;
+        page.wait_for("document.querySelectorAll('.bubble.bot').length >= 4").await;
+        let texts = page.eval("[...document.querySelectorAll('.bubble.bot')].map(b => b.firstChild.textContent)").await;
+        let texts: Vec<String> = serde_json::from_value(texts).unwrap();
+        assert_eq!(texts[0], tr(lang, Text::Welcome, &[]), "{texts:?}");
+        assert_eq!(texts[1], tr(lang, Text::Help, &[]), "{texts:?}");
+        // A command inside Arabic text still reads left to right: its slash is left of its name.
+        let slash_left_of_name = page
+            .eval(
+                "(() => { const node = document.querySelector('.bubble.bot').firstChild; const at = node.textContent.indexOf('/balance'); \
+                 const x = i => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1); return r.getBoundingClientRect().left; }; \
+                 return x(at) < x(at + 1); })()",
+            )
+            .await;
+        assert_eq!(slash_left_of_name, serde_json::json!(true), "{}", lang.code());
+        page.screenshot(&std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("simulator-{}.png", lang.code()))).await;
+    }
 }

@@ -1,32 +1,32 @@
-# Arabic, the default language. Commands and Latin @names sit between left-to-right marks
-# (U+200E, invisible here) so the sentence around them keeps its order.
+# Arabic, the default language. Commands and Latin @names sit in left-to-right isolates
+# (U+2066 … U+2069, invisible here) so the sentence around them keeps its order.
 
-welcome = أهلاً بك! ‎/balance‎ يعرض رصيدك، و‎/deposit‎ لإيداع نجوم تيليجرام، و‎/subscribe‎ لشراء اشتراك، و‎/help‎ لعرض كل الأوامر.
+welcome = أهلاً بك! ⁦/balance⁩ يعرض رصيدك، و⁦/deposit⁩ لإيداع نجوم تيليجرام، و⁦/subscribe⁩ لشراء اشتراك، و⁦/help⁩ لعرض كل الأوامر.
 help =
-    ‎/start‎ — البدء
-    ‎/balance‎ — رصيدك
-    ‎/history‎ — معاملاتك
-    ‎/deposit 250‎ — إيداع نجوم تيليجرام
-    ‎/deposit 10 USDT‎ — إيداع USDT عبر ‎@CryptoBot‎
-    ‎/subscribe‎ — شراء اشتراك
-    ‎/referral‎ — رابط الإحالة وأرباحك
-    ‎/withdraw‎ — السحب إلى محفظتك
-    ‎/cancel‎ — إيقاف ما بدأته
-    ‎/language‎ — تغيير اللغة
-    ‎/paysupport‎ — المساعدة في دفعة
-    ‎/support‎ — الكتابة إلى فريقنا
-    ‎/notifications‎ — تفعيل الأخبار والتذكيرات أو إيقافها
-    ‎/terms‎ — الشروط
-    ‎/help‎ — هذه القائمة
+    ⁦/start⁩ — البدء
+    ⁦/balance⁩ — رصيدك
+    ⁦/history⁩ — معاملاتك
+    ⁦/deposit 250⁩ — إيداع نجوم تيليجرام
+    ⁦/deposit 10 USDT⁩ — إيداع USDT عبر ⁦@CryptoBot⁩
+    ⁦/subscribe⁩ — شراء اشتراك
+    ⁦/referral⁩ — رابط الإحالة وأرباحك
+    ⁦/withdraw⁩ — السحب إلى محفظتك
+    ⁦/cancel⁩ — إيقاف ما بدأته
+    ⁦/language⁩ — تغيير اللغة
+    ⁦/paysupport⁩ — المساعدة في دفعة
+    ⁦/support⁩ — الكتابة إلى فريقنا
+    ⁦/notifications⁩ — تفعيل الأخبار والتذكيرات أو إيقافها
+    ⁦/terms⁩ — الشروط
+    ⁦/help⁩ — هذه القائمة
 banned = عذراً، حسابك موقوف. إذا كنت تعتقد أن هذا خطأ، يرجى التواصل مع الدعم.
 balance-zero = رصيدك ٠.
 balance-header = رصيدك:
-deposit-usage = { $error }. مثال: ‎/deposit 250‎
-deposit-limits = الإيداع من { $min } إلى { $max }، مثال: ‎/deposit 250‎.
+deposit-usage = { $error }. مثال: ⁦/deposit 250⁩
+deposit-limits = الإيداع من { $min } إلى { $max }، مثال: ⁦/deposit 250⁩.
 invoice-title = إيداع { $amount }
 invoice-description = يضيف { $amount } إلى رصيدك.
-payment-received = تم استلام الدفع: { $amount }. سيظهر في ‎/balance‎ خلال لحظات.
-not-understood = لم أفهم ذلك. ‎/help‎ يعرض ما يمكنني فعله.
+payment-received = تم استلام الدفع: { $amount }. سيظهر في ⁦/balance⁩ خلال لحظات.
+not-understood = لم أفهم ذلك. ⁦/help⁩ يعرض ما يمكنني فعله.
 invoice-not-yours = هذه الفاتورة ليست لك.
 only-stars = نقبل نجوم تيليجرام فقط.
 outside-limits = هذا المبلغ خارج حدود الإيداع.
@@ -66,8 +66,8 @@ confirm-purchase = شراء { $plan } ({ $days ->
        *[other] { $days } يوم
     }) مقابل { $price } من رصيدك؟
 subscribed = تم: { $plan } حتى { $until }.
-not-enough-balance = الرصيد غير كافٍ: المطلوب { $amount }. ‎/deposit‎ لإضافة رصيد.
-unknown-plan = هذه الخطة لم تعد متاحة. ‎/subscribe‎ يعرض الخطط الحالية.
+not-enough-balance = الرصيد غير كافٍ: المطلوب { $amount }. ⁦/deposit⁩ لإضافة رصيد.
+unknown-plan = هذه الخطة لم تعد متاحة. ⁦/subscribe⁩ يعرض الخطط الحالية.
 referral-info =
     رابط الإحالة الخاص بك: { $link }
     المدعوون: { $count ->
@@ -82,10 +82,10 @@ referral-info =
     تحصل على { $percent }٪ من كل اشتراك يشتريه من دعوتهم.
 referral-earned = ربحت { $amount }: أحد من دعوتهم اشترى اشتراكاً.
 withdraw-not-enough = يمكنك السحب بدءاً من { $min } (الرسوم { $fee })؛ رصيدك المتاح { $available }.
-withdraw-ask-amount = كم تريد أن تسحب؟ من { $min } إلى { $max }؛ المتاح { $available }، الرسوم { $fee }. ‎/cancel‎ للإيقاف.
-withdraw-bad-amount = هذا المبلغ غير مقبول: { $error }. أرسل مبلغاً آخر، أو ‎/cancel‎.
+withdraw-ask-amount = كم تريد أن تسحب؟ من { $min } إلى { $max }؛ المتاح { $available }، الرسوم { $fee }. ⁦/cancel⁩ للإيقاف.
+withdraw-bad-amount = هذا المبلغ غير مقبول: { $error }. أرسل مبلغاً آخر، أو ⁦/cancel⁩.
 withdraw-ask-address = أرسل عنوان { $format } الذي سيُدفع إليه { $amount }.
-withdraw-bad-address = هذا ليس عنوان { $format }. أرسله مرة أخرى، أو ‎/cancel‎.
+withdraw-bad-address = هذا ليس عنوان { $format }. أرسله مرة أخرى، أو ⁦/cancel⁩.
 withdraw-confirm = سحب { $amount } (الرسوم { $fee }) إلى { $address }؟
 withdraw-approved = تمت الموافقة على سحب { $amount }؛ الدفعة في الطريق.
 withdraw-pending-review = تم طلب سحب { $amount }؛ المبلغ محجوز حتى تتم مراجعته.
@@ -100,17 +100,17 @@ withdraw-status = سحبك بمبلغ { $amount } { $status ->
         [rejected] مرفوض
        *[other] { $status }
     }.
-subscription-ends-soon = ينتهي اشتراكك في { $date }. أرسل ‎/subscribe‎ لتمديده.
-subscription-expired = انتهى اشتراكك. أرسل ‎/subscribe‎ لتجديده.
+subscription-ends-soon = ينتهي اشتراكك في { $date }. أرسل ⁦/subscribe⁩ لتمديده.
+subscription-expired = انتهى اشتراكك. أرسل ⁦/subscribe⁩ لتجديده.
 withdrawal-sent = تم إرسال سحب { $amount }.
 withdrawal-returned = لم يتم سحب { $amount }؛ أُعيد المبلغ إلى رصيدك.
-crypto-invoice = فاتورة بمبلغ { $amount }: ادفعها في ‎@CryptoBot‎ بالزر أدناه. يُضاف المبلغ إلى رصيدك بعد الدفع.
+crypto-invoice = فاتورة بمبلغ { $amount }: ادفعها في ⁦@CryptoBot⁩ بالزر أدناه. يُضاف المبلغ إلى رصيدك بعد الدفع.
 pay-button = ادفع { $amount }
 crypto-refused = رفضت خدمة الدفع هذه الفاتورة ({ $error }). جرّب مبلغًا آخر.
-pay-support = للاستفسار عن دفعة: صف ما حدث في رسالتك التالية، وسيجيبك فريقنا هنا. رقمك { $user_id }؛ ويمكنك أيضًا الكتابة إلى { $contact }. طلبات استرداد النجوم تُعالج هنا أيضًا. ‎/cancel‎ للإيقاف.
-terms = الشروط: الإيداع بنجوم تيليجرام يُستخدم للاشتراكات في هذا البوت ولا يُسترد إلا عبر ‎/paysupport‎. الإيداع والسحب بعملة USDT يتمّان عبر ‎@CryptoBot‎. تُراجَع طلبات السحب وقد تُعلَّق للمراجعة. الشروط كاملة: { $url }
+pay-support = للاستفسار عن دفعة: صف ما حدث في رسالتك التالية، وسيجيبك فريقنا هنا. رقمك { $user_id }؛ ويمكنك أيضًا الكتابة إلى { $contact }. طلبات استرداد النجوم تُعالج هنا أيضًا. ⁦/cancel⁩ للإيقاف.
+terms = الشروط: الإيداع بنجوم تيليجرام يُستخدم للاشتراكات في هذا البوت ولا يُسترد إلا عبر ⁦/paysupport⁩. الإيداع والسحب بعملة USDT يتمّان عبر ⁦@CryptoBot⁩. تُراجَع طلبات السحب وقد تُعلَّق للمراجعة. الشروط كاملة: { $url }
 answered-in-private = أجبتك في محادثتنا الخاصة.
-open-privately = لا تُعرض أموالك في المجموعات: افتح محادثة خاصة مع ‎@{ $bot }‎ وأرسل الأمر هناك.
+open-privately = لا تُعرض أموالك في المجموعات: افتح محادثة خاصة مع ⁦@{ $bot }⁩ وأرسل الأمر هناك.
 withdraw-choose-currency = من أي رصيد تريد السحب؟
 amount-empty = أدخل مبلغًا، مثلاً ١٢٫٥
 amount-negative = لا يمكن أن يكون المبلغ سالبًا
@@ -130,10 +130,10 @@ withdraw-below-min = الحد الأدنى للسحب { $min }
 withdraw-above-max = الحد الأقصى للسحب { $max }
 withdraw-over-daily-limit = تجاوزت الحد اليومي: المتبقي اليوم { $left }
 withdraw-short-of-fee = المتاح { $available }، والمطلوب مع الرسوم { $needed }
-support-started = اكتب سؤالك في رسالتك التالية؛ ستصل إلى فريقنا وسيجيبك هنا. ‎/cancel‎ للإيقاف.
+support-started = اكتب سؤالك في رسالتك التالية؛ ستصل إلى فريقنا وسيجيبك هنا. ⁦/cancel⁩ للإيقاف.
 support-sent = أُرسلت إلى فريقنا. سيصلك الرد هنا.
 support-answer = الدعم: { $text }
-support-closed = أُغلق طلب الدعم الخاص بك. ‎/support‎ لفتحه من جديد.
+support-closed = أُغلق طلب الدعم الخاص بك. ⁦/support⁩ لفتحه من جديد.
 notifications =
     ما الذي يمكنني إرساله إليك دون طلب؟
     الأخبار والعروض: { $broadcasts ->
@@ -154,5 +154,5 @@ notification-button = { $state ->
 withdraw-fee-changed = أصبحت رسوم السحب { $fee }.
 access-granted = خطتك تشمل قناتنا الخاصة: انضم بهذا الرابط (يعمل مرة واحدة): { $link }
 access-by-request = خطتك تشمل قناتنا الخاصة: اطلب الانضمام إليها، وسيُقبل طلبك ما دام اشتراكك ساريًا.
-access-needs-subscription = الانضمام يتطلب اشتراكًا يشمل القناة. ‎/subscribe‎ يعرض الخطط.
-access-ended = انتهى اشتراكك، لذا أُزلت من القناة الخاصة. أرسل ‎/subscribe‎ للعودة.
+access-needs-subscription = الانضمام يتطلب اشتراكًا يشمل القناة. ⁦/subscribe⁩ يعرض الخطط.
+access-ended = انتهى اشتراكك، لذا أُزلت من القناة الخاصة. أرسل ⁦/subscribe⁩ للعودة.

@@ -10,8 +10,8 @@
 //!
 //! Right to left: in Arabic every value put into a text (an amount, a command, a link) is
 //! wrapped in Unicode isolates (Fluent's `use_isolating`), and commands and @names written in the
-//! Arabic texts themselves sit between left-to-right marks, so a Latin run never reorders the
-//! sentence around it.
+//! Arabic texts themselves sit in left-to-right isolates (U+2066 … U+2069), so a Latin run never
+//! reorders the sentence around it.
 //!
 //! A user's language is what they chose with /language; before that, their Telegram client's
 //! language if we have it, else Arabic.

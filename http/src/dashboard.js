@@ -26,17 +26,37 @@
     if (!response.ok) { status.textContent = "Cannot load: HTTP " + response.status; return; }
     status.textContent = "";
     panel.innerHTML = await response.text();
+    const input = document.getElementById("dead-filter");
+    if (input) input.value = filter;
+    applyFilter();
     document.body.dataset.loaded = "yes";
   }
 
+  // Dead letters: retry puts one back on its queue, discard deletes it (both through the admin
+  // API, so the token needs `write`).
   panel.addEventListener("click", async (event) => {
-    const button = event.target.closest("button.retry");
+    const button = event.target.closest("button.retry, button.discard");
     if (!button) return;
     button.disabled = true;
-    const path = "/admin/queues/" + encodeURIComponent(button.dataset.queue) + "/dead-letters/" + encodeURIComponent(button.dataset.id) + "/retry";
+    const action = button.classList.contains("retry") ? "retry" : "discard";
+    const path = "/admin/queues/" + encodeURIComponent(button.dataset.queue) + "/dead-letters/" + encodeURIComponent(button.dataset.id) + "/" + action;
     const response = await call("POST", path);
-    status.textContent = response.ok ? "" : "Retry failed: HTTP " + response.status;
+    status.textContent = response.ok ? "" : action + " failed: HTTP " + response.status;
     await refresh();
+  });
+
+  // The filter keeps the dead letters whose queue, error or job text contains it; it survives
+  // the refreshes.
+  let filter = "";
+  function applyFilter() {
+    for (const row of panel.querySelectorAll("tr.dead-letter")) {
+      row.hidden = filter !== "" && !row.textContent.toLowerCase().includes(filter);
+    }
+  }
+  panel.addEventListener("input", (event) => {
+    if (event.target.id !== "dead-filter") return;
+    filter = event.target.value.trim().toLowerCase();
+    applyFilter();
   });
 
   login.addEventListener("submit", (event) => {

@@ -28,6 +28,12 @@ pub struct Sample {
     pub in_flight: u64,
     pub dead: u64,
     pub oldest_age_ms: u64,
+    /// The queue's running totals when sampled (`QueueStats::done_total`, `failed_total`):
+    /// throughput is their rate between samples.
+    #[serde(default)]
+    pub done_total: u64,
+    #[serde(default)]
+    pub failed_total: u64,
 }
 
 #[derive(Clone)]
@@ -91,6 +97,8 @@ impl Sampler {
                         in_flight: stats.in_flight,
                         dead: stats.dead,
                         oldest_age_ms: stats.oldest_age_ms,
+                        done_total: stats.done_total,
+                        failed_total: stats.failed_total,
                     };
                     self.history.record(queue.name(), &sample).await.map_err(apalis_redis_streams::QueueError::from)
                 };

@@ -5,6 +5,7 @@
 //! killed with SIGKILL takes its servers with it.
 
 mod bot_api;
+pub mod browser;
 mod command_recorder;
 mod crypto_pay;
 mod payout_provider;

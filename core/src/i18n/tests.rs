@@ -155,12 +155,12 @@ fn arabic_texts_keep_latin_runs_isolated() {
     // Values put into Arabic texts are wrapped in first-strong isolates.
     let text = tr(Lang::Ar, Text::InvoiceTitle, &[("amount", &Money::from_minor(Currency::Xtr, 250))]);
     assert_eq!(text, "إيداع \u{2068}٢٥٠ XTR\u{2069}");
-    // Commands and @names written in Arabic texts sit between left-to-right marks.
+    // Commands and @names written in Arabic texts sit in left-to-right isolates.
     for (id, _) in messages(SOURCES[0].1) {
         let text = CATALOG.format(Lang::Ar, &id, &[]);
         for (i, ch) in text.char_indices() {
             if (ch == '/' || ch == '@') && text[..i].chars().last().is_some_and(|c| !c.is_ascii_alphanumeric() && c != '/') {
-                assert!(text[..i].ends_with('\u{200E}'), "{id}: {ch} at {i} is not after a left-to-right mark: {text:?}");
+                assert!(text[..i].ends_with('\u{2066}'), "{id}: {ch} at {i} does not open a left-to-right isolate: {text:?}");
             }
         }
     }
