@@ -182,71 +182,11 @@ pub fn format_money(lang: Lang, money: Money) -> String {
     format!("{}{}{}", numbers.script(number), lang.currency_gap(), money.currency())
 }
 
-/// An amount a person typed, read the way their language writes numbers: `1,000` is a thousand
-/// in English and one in German, where `1.000` is the thousand; `12.5` and `12,5` both work in
-/// either, since a separator not followed by a group of three can only be a decimal mark. Spaces
-/// (and Arabic's `٬`) group, `٫` is Arabic's decimal mark, Arabic-Indic digits count. A sign,
-/// stray text, malformed groups, or more decimals than the currency has are refused with an
-/// error that says which; nothing is rounded. `format_money` reads back to the same amount.
+/// An amount a person typed, read the way their language writes numbers (see
+/// `Money::parse_typed`): `1,000` is a thousand in English and one in German, where `1.000` is
+/// the thousand. `format_money` reads back to the same amount.
 pub fn parse_amount(lang: Lang, currency: Currency, text: &str) -> Result<Money, ParseMoneyError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(ParseMoneyError::Empty);
-    }
-    if text.starts_with('-') || text.starts_with('\u{2212}') {
-        return Err(ParseMoneyError::Negative);
-    }
-    let not_a_number = || ParseMoneyError::NotANumber(text.to_owned());
-    // Digits in runs, and the separator before each run.
-    let mut runs: Vec<(Option<char>, String)> = vec![(None, String::new())];
-    for ch in text.chars() {
-        match ch {
-            '.' | ',' | '\u{066B}' | '\u{066C}' | ' ' | '\u{00A0}' | '\u{202F}' | '\'' => runs.push((Some(ch), String::new())),
-            _ => runs.last_mut().expect("one run at least").1.push(crate::money::ascii_digit(ch).ok_or_else(not_a_number)?),
-        }
-    }
-    let is_group = |sep: char| matches!(sep, '\u{066C}' | ' ' | '\u{00A0}' | '\u{202F}' | '\'');
-    let count = |wanted: char| runs.iter().filter(|(sep, _)| *sep == Some(wanted)).count();
-    let (dots, commas) = (count('.'), count(','));
-    let decimal_mark = if count('\u{066B}') > 0 {
-        Some('\u{066B}')
-    } else {
-        match (dots, commas) {
-            (0, 0) => None,
-            // Both: the last one is the decimal mark.
-            (_, _) if dots > 0 && commas > 0 => runs.iter().rev().find_map(|(sep, _)| sep.filter(|s| matches!(s, '.' | ','))),
-            (1, 0) | (0, 1) => {
-                let mark = if dots == 1 { '.' } else { ',' };
-                let locale_decimal = if lang.comma_is_decimal() { ',' } else { '.' };
-                let next_run = runs.iter().find(|(sep, _)| *sep == Some(mark)).map_or(0, |(_, digits)| digits.len());
-                (mark == locale_decimal || next_run != 3).then_some(mark)
-            }
-            // The same mark several times: grouping.
-            _ => None,
-        }
-    };
-    let (mut whole, mut fraction, mut seen_decimal) = (String::new(), String::new(), false);
-    for (sep, digits) in &runs {
-        match sep {
-            None => whole.push_str(digits),
-            Some(mark) if Some(*mark) == decimal_mark && !seen_decimal => {
-                seen_decimal = true;
-                fraction.push_str(digits);
-            }
-            Some(mark) if !seen_decimal && (is_group(*mark) || matches!(mark, '.' | ',')) => {
-                // A group: three digits, after one to three.
-                if digits.len() != 3 || !(1..=3).contains(&runs[0].1.len()) {
-                    return Err(not_a_number());
-                }
-                whole.push_str(digits);
-            }
-            _ => return Err(not_a_number()),
-        }
-    }
-    if whole.is_empty() && fraction.is_empty() {
-        return Err(not_a_number());
-    }
-    Money::from_digits(currency, &whole, &fraction, not_a_number)
+    Money::parse_typed(currency, text, lang.comma_is_decimal())
 }
 
 /// A value put into a text: numbers stay numbers (they choose the plural form and are written

@@ -155,10 +155,20 @@ impl Money {
         Ok(Money::from_minor(self.currency, minor))
     }
 
-    /// Parses an amount a person typed: `12.5`, `12,50`, ` 7 `, also with Arabic-Indic digits
-    /// and the Arabic decimal separator. Negative, non-numeric, over-precise and absurdly large
-    /// inputs are rejected with an error that says which.
+    /// `parse_typed` with `.` as the decimal mark: configuration and API amounts.
     pub fn parse(currency: Currency, text: &str) -> Result<Money, ParseMoneyError> {
+        Self::parse_typed(currency, text, false)
+    }
+
+    /// Parses an amount a person typed: `12.5`, `12,50`, ` 7 `, `1,000`, `1 234,5`, also with
+    /// Arabic-Indic digits and Arabic's decimal (`٫`) and group (`٬`) marks. A lone separator
+    /// followed by exactly three digits groups unless it is the writer's decimal mark
+    /// (`decimal_comma`: `,` is, as in French, German, Spanish or Russian; else `.` is); any other
+    /// lone separator is the decimal mark, whichever it is. With both `.` and `,`, the last one is
+    /// the decimal mark. Spaces and apostrophes group. Negative, non-numeric, malformed groups,
+    /// over-precise and absurdly large inputs are rejected with an error that says which; nothing
+    /// is rounded.
+    pub fn parse_typed(currency: Currency, text: &str, decimal_comma: bool) -> Result<Money, ParseMoneyError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(ParseMoneyError::Empty);
@@ -167,29 +177,61 @@ impl Money {
             return Err(ParseMoneyError::Negative);
         }
         let not_a_number = || ParseMoneyError::NotANumber(text.to_owned());
-
-        let mut whole = String::new();
-        let mut fraction = String::new();
-        let mut seen_separator = false;
+        // Digits in runs, and the separator before each run.
+        let mut runs: Vec<(Option<char>, String)> = vec![(None, String::new())];
         for ch in text.chars() {
             match ch {
-                '.' | ',' | '\u{066B}' if !seen_separator => seen_separator = true,
-                _ => {
-                    let digit = ascii_digit(ch).ok_or_else(not_a_number)?;
-                    if seen_separator { &mut fraction } else { &mut whole }.push(digit);
+                '.' | ',' | '\u{066B}' | '\u{066C}' | ' ' | '\u{00A0}' | '\u{202F}' | '\'' => runs.push((Some(ch), String::new())),
+                _ => runs.last_mut().expect("one run at least").1.push(ascii_digit(ch).ok_or_else(not_a_number)?),
+            }
+        }
+        let is_group = |sep: char| matches!(sep, '\u{066C}' | ' ' | '\u{00A0}' | '\u{202F}' | '\'');
+        let count = |wanted: char| runs.iter().filter(|(sep, _)| *sep == Some(wanted)).count();
+        let (dots, commas) = (count('.'), count(','));
+        let decimal_mark = if count('\u{066B}') > 0 {
+            Some('\u{066B}')
+        } else {
+            match (dots, commas) {
+                (0, 0) => None,
+                // Both: the last one is the decimal mark.
+                (_, _) if dots > 0 && commas > 0 => runs.iter().rev().find_map(|(sep, _)| sep.filter(|s| matches!(s, '.' | ','))),
+                (1, 0) | (0, 1) => {
+                    let mark = if dots == 1 { '.' } else { ',' };
+                    let locale_decimal = if decimal_comma { ',' } else { '.' };
+                    let next_run = runs.iter().find(|(sep, _)| *sep == Some(mark)).map_or(0, |(_, digits)| digits.len());
+                    (mark == locale_decimal || next_run != 3).then_some(mark)
                 }
+                // The same mark several times: grouping.
+                _ => None,
+            }
+        };
+        let (mut whole, mut fraction, mut seen_decimal) = (String::new(), String::new(), false);
+        for (sep, digits) in &runs {
+            match sep {
+                None => whole.push_str(digits),
+                Some(mark) if Some(*mark) == decimal_mark && !seen_decimal => {
+                    seen_decimal = true;
+                    fraction.push_str(digits);
+                }
+                Some(mark) if !seen_decimal && (is_group(*mark) || matches!(mark, '.' | ',')) => {
+                    // A group: three digits, after one to three.
+                    if digits.len() != 3 || !(1..=3).contains(&runs[0].1.len()) {
+                        return Err(not_a_number());
+                    }
+                    whole.push_str(digits);
+                }
+                _ => return Err(not_a_number()),
             }
         }
         if whole.is_empty() && fraction.is_empty() {
             return Err(not_a_number());
         }
-
         Self::from_digits(currency, &whole, &fraction, not_a_number)
     }
 
     /// The amount `whole`.`fraction` (ASCII digits; either may be empty) in `currency`:
     /// refused if finer than a minor unit or beyond `MAX_PARSED_UNITS`, never rounded.
-    pub(crate) fn from_digits(
+    fn from_digits(
         currency: Currency,
         whole: &str,
         fraction: &str,
@@ -290,7 +332,7 @@ pub mod text {
 }
 
 /// Maps ASCII, Arabic-Indic (U+0660..) and Extended Arabic-Indic (U+06F0..) digits to ASCII.
-pub(crate) fn ascii_digit(ch: char) -> Option<char> {
+fn ascii_digit(ch: char) -> Option<char> {
     let value = match ch {
         '0'..='9' => ch as u32 - '0' as u32,
         '\u{0660}'..='\u{0669}' => ch as u32 - 0x0660,
@@ -333,7 +375,8 @@ mod tests {
         assert_eq!(usdt("-3"), Err(ParseMoneyError::Negative));
         assert!(matches!(usdt("abc"), Err(ParseMoneyError::NotANumber(_))));
         assert!(matches!(usdt("1.2.3"), Err(ParseMoneyError::NotANumber(_))));
-        assert!(matches!(usdt("1,000.50"), Err(ParseMoneyError::NotANumber(_))));
+        assert_eq!(usdt("1,000.50"), Ok(1_000_500_000), "grouped, with a decimal point");
+        assert!(matches!(usdt("1,00.50"), Err(ParseMoneyError::NotANumber(_))));
         assert!(matches!(usdt("."), Err(ParseMoneyError::NotANumber(_))));
         assert!(matches!(usdt("1e5"), Err(ParseMoneyError::NotANumber(_))));
         assert_eq!(usdt("0.0000001"), Err(ParseMoneyError::TooManyDecimals { currency: Currency::Usdt, max: 6 }));
