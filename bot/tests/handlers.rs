@@ -267,7 +267,7 @@ async fn a_subscription_is_bought_once_per_confirmation_and_pays_the_referrer() 
     let confirm = replies(&deps.outbound).await.remove(0);
     assert!(confirm.text.contains("100 XTR"), "{}", confirm.text);
     let confirm_data = confirm.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"].as_str().unwrap().to_owned();
-    assert_eq!(confirm_data, "subok:month:103:100", "the update that showed it, and the price shown");
+    assert_eq!(confirm_data, "subok:month:103:100XTR:30", "the update that showed it, and the terms shown");
 
     // A double tap: two updates with the same button. One purchase, one commission.
     handle(&press_from(AMINA, 104, &confirm_data), &me(), deps).await.unwrap();
@@ -282,7 +282,7 @@ async fn a_subscription_is_bought_once_per_confirmation_and_pays_the_referrer() 
     assert!(until > chrono::Utc::now() + chrono::Duration::days(29));
 
     // The year plan costs more than is left.
-    handle(&press_from(AMINA, 106, "subok:year:106:1000"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 106, "subok:year:106:1000XTR:365"), &me(), deps).await.unwrap();
     assert_eq!(replies(&deps.outbound).await[0].text, tr(Lang::En, Text::NotEnoughBalance, &[("amount", &"1,000 XTR")]));
     assert_eq!(available(deps, AMINA).await, 150);
 
@@ -375,7 +375,7 @@ async fn a_banned_user_gets_a_polite_refusal_and_nothing_else_but_their_payment_
     for (update, text) in [(301, "/balance"), (302, "/withdraw"), (303, "hello")] {
         handle(&message_from(AMINA, update, text), &me(), deps).await.unwrap();
     }
-    handle(&press_from(AMINA, 304, "subok:month:304:100"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 304, "subok:month:304:100XTR:30"), &me(), deps).await.unwrap();
     handle(&fixture("pre_checkout_query"), &me(), deps).await.unwrap();
     let texts: Vec<String> = replies(&deps.outbound).await.into_iter().map(|m| m.text).collect();
     assert_eq!(texts, vec![tr(Lang::En, Text::Banned, &[]); 3]);
@@ -624,12 +624,12 @@ async fn settings_changed_at_run_time_reach_the_handlers_and_nothing_is_charged_
     let plans = answer_once_settled(deps, 700, |id| message_from(AMINA, id, "/subscribe"), |m| m.reply_markup.as_ref().is_some_and(|k| k.to_string().contains("150"))).await;
     assert_eq!(plans.reply_markup.unwrap()["inline_keyboard"].as_array().unwrap().len(), 1, "the year plan is no longer offered");
     // The old button (price 100 shown) buys nothing: the new price is asked for first.
-    handle(&press_from(AMINA, 603, "subok:month:601:100"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 603, "subok:month:601:100XTR:30"), &me(), deps).await.unwrap();
     let again = replies(&deps.outbound).await.remove(0);
     assert!(again.text.contains("150 XTR"), "{}", again.text);
     assert_eq!(available(deps, AMINA).await, 1_000);
     let data = again.reply_markup.unwrap()["inline_keyboard"][0][0]["callback_data"].as_str().unwrap().to_owned();
-    assert_eq!(data, "subok:month:603:150");
+    assert_eq!(data, "subok:month:603:150XTR:30");
     handle(&press_from(AMINA, 604, &data), &me(), deps).await.unwrap();
     assert_eq!(available(deps, AMINA).await, 850);
     assert_eq!(available(deps, REFERRER).await, 30, "20 % of 150 XTR, the rate in force");
@@ -662,6 +662,7 @@ async fn settings_changed_at_run_time_reach_the_handlers_and_nothing_is_charged_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_with_a_channel_sends_one_invite_link_and_join_requests_are_approved_only_for_subscribers() {
+    // The link only sends join requests: passed on to someone who did not pay, it opens nothing.
     const VIP: i64 = -1_002_000_000_001;
     let w = world_with(&TEST_SETTINGS.replace(
         r#"plans = [{ id = "month", price = "100 XTR", days = 30 }, { id = "year", price = "1000 XTR", days = 365 }]"#,
@@ -673,18 +674,16 @@ async fn a_plan_with_a_channel_sends_one_invite_link_and_join_requests_are_appro
     handle(&press_from(AMINA, 900, "sub:vip"), &me(), deps).await.unwrap();
     replies(&deps.outbound).await;
     // A double tap: one purchase, one link, the same text twice.
-    handle(&press_from(AMINA, 901, "subok:vip:900:100"), &me(), deps).await.unwrap();
-    handle(&press_from(AMINA, 902, "subok:vip:900:100"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 901, "subok:vip:900:100XTR:30"), &me(), deps).await.unwrap();
+    handle(&press_from(AMINA, 902, "subok:vip:900:100XTR:30"), &me(), deps).await.unwrap();
     let links: Vec<_> = w.bot_api.calls().into_iter().filter(|c| c.method.eq_ignore_ascii_case("createChatInviteLink")).collect();
     assert_eq!(links.len(), 1, "{links:?}");
-    assert_eq!((links[0].body["chat_id"].as_i64(), links[0].body["member_limit"].as_u64()), (Some(VIP), Some(1)));
+    assert_eq!((links[0].body["chat_id"].as_i64(), links[0].body["creates_join_request"].as_bool()), (Some(VIP), Some(true)));
     let sent = replies(&deps.outbound).await;
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|m| m.text == sent[0].text && m.text.contains("https://t.me/+fake1")), "{sent:?}");
     assert_eq!(available(deps, AMINA).await, 200);
-    // The link works once.
-    assert!(w.bot_api.join_by_link("https://t.me/+fake1", AMINA));
-    assert!(!w.bot_api.join_by_link("https://t.me/+fake1", 999));
+    assert!(!w.bot_api.join_by_link("https://t.me/+fake1", 999), "nobody joins without a request");
 
     // Join requests: a subscriber is approved; anyone else declined and told why.
     let stranger = TelegramUser::new(REFERRER, "Omar", Some("en"));
@@ -698,7 +697,34 @@ async fn a_plan_with_a_channel_sends_one_invite_link_and_join_requests_are_appro
         .map(|c| (c.method.to_lowercase(), c.body["user_id"].as_i64().unwrap()))
         .collect();
     assert_eq!(answers, [("approvechatjoinrequest".to_owned(), AMINA), ("declinechatjoinrequest".to_owned(), REFERRER)]);
+    assert_eq!(w.bot_api.members(VIP), [AMINA]);
     let told = replies(&deps.outbound).await;
     assert_eq!(told.len(), 1);
     assert_eq!((told[0].chat_id, told[0].text.as_str()), (REFERRER, tr(Lang::En, Text::AccessNeedsSubscription, &[]).as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_paid_then_interrupted_is_finished_on_the_terms_shown_after_the_plan_changed() {
+    let w = world().await;
+    let (deps, amina) = (&w.deps, UserId::new(AMINA).unwrap());
+    fund(deps, AMINA, "stars:1", 500).await;
+    // The first attempt took the money for "month, 30 days, 100 XTR" and stopped before the period.
+    let paid = Posting::subscription_purchase(amina, IdempotencyKey::new("sub:tg:950").unwrap(), Money::from_minor(Currency::Xtr, 100), "plan month").unwrap();
+    deps.ledger.post(&paid).await.unwrap();
+    // Meanwhile the month plan went to 150 XTR and 7 days.
+    let mut changed = w.settings.current().await.unwrap().settings;
+    changed.subscriptions.plans = serde_json::from_value(serde_json::json!([{ "id": "month", "price": "150 XTR", "days": 7 }])).unwrap();
+    w.settings.replace(0, changed, "test").await.unwrap();
+    answer_once_settled(deps, 960, |id| message_from(AMINA, id, "/subscribe"), |m| m.reply_markup.as_ref().is_some_and(|k| k.to_string().contains("150"))).await;
+
+    handle(&press_from(AMINA, 951, "subok:month:950:100XTR:30"), &me(), deps).await.unwrap();
+    assert_eq!(available(deps, AMINA).await, 400, "charged once, at the price shown");
+    let until = deps.subscriptions.active_until(amina).await.unwrap().expect("the period was added");
+    assert!(until > chrono::Utc::now() + chrono::Duration::days(29), "for the 30 days shown");
+    assert!(replies(&deps.outbound).await[0].text.starts_with("Done: month until"));
+    // A new press of that old button is a new purchase: asked again on today's terms.
+    handle(&press_from(AMINA, 952, "subok:month:952:100XTR:30"), &me(), deps).await.unwrap();
+    let asked = replies(&deps.outbound).await.pop().unwrap();
+    assert!(asked.text.contains("150 XTR") && asked.text.contains("7 days"), "{}", asked.text);
+    assert_eq!(available(deps, AMINA).await, 400);
 }

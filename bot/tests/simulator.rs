@@ -119,7 +119,8 @@ async fn the_simulator_chat_in_a_browser_in_arabic_and_english() {
     let mut page = Page::open(&chromium).await;
     for (user, lang) in [(700_000_001_i64, Lang::Ar), (700_000_002, Lang::En)] {
         page.navigate(&stack.simulator.url()).await;
-        page.wait_for("document.getElementById('send') !== null").await;
+        // The page's script has run (a submit before it would reload the page instead).
+        page.wait_for("document.readyState === 'complete' && typeof post === 'function'").await;
         page.eval(&format!(
             "document.getElementById('user').value = '{user}'; document.getElementById('user').dispatchEvent(new Event('change')); \
              document.getElementById('lang').value = '{}';",

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::platform::{GATEWAY, GATEWAY_SECRET, PLAN_PRICE, WEBHOOK_SECRET};
+use crate::platform::{GATEWAY, GATEWAY_SECRET, PLAN_DAYS, PLAN_PRICE, WEBHOOK_SECRET};
 
 const TON: &str = "UQBvW8Z5huBkMJYdnfAEM5JqTNkuWX3diqYENkWsIL0XggGG";
 /// How long a delivery is re-sent before the simulated Telegram gives up on it.
@@ -255,13 +255,13 @@ impl Traffic {
                 45..=69 => {
                     self.journal.lock().unwrap().count("subscription");
                     let shown_by = self.update_id();
-                    self.press(&mut rng, user, &format!("subok:month:{shown_by}:{PLAN_PRICE}")).await;
+                    self.press(&mut rng, user, &format!("subok:month:{shown_by}:{PLAN_PRICE}XTR:{PLAN_DAYS}")).await;
                     confirms.push(shown_by);
                     n += 1;
                     // An old confirm button pressed again: a replay, never a second purchase.
                     if rng.random_bool(0.3) {
                         let old = confirms[rng.random_range(0..confirms.len())];
-                        self.press(&mut rng, user, &format!("subok:month:{old}:{PLAN_PRICE}")).await;
+                        self.press(&mut rng, user, &format!("subok:month:{old}:{PLAN_PRICE}XTR:{PLAN_DAYS}")).await;
                     }
                 }
                 70..=89 => {

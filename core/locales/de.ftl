@@ -136,7 +136,7 @@ notification-button = { $kind ->
        *[off] einschalten
     }
 withdraw-fee-changed = Die Auszahlungsgebühr beträgt jetzt { $fee }.
-access-granted = Dein Tarif enthält unseren privaten Kanal: tritt mit diesem Link bei (einmal gültig): { $link }
+access-granted = Dein Tarif enthält unseren privaten Kanal: öffne diesen Link und stelle eine Beitrittsanfrage; sie wird angenommen, solange dein Abo läuft: { $link }
 access-by-request = Dein Tarif enthält unseren privaten Kanal: stelle eine Beitrittsanfrage; sie wird angenommen, solange dein Abo läuft.
 access-needs-subscription = Zum Beitritt brauchst du ein Abo, das den Kanal enthält. /subscribe zeigt die Tarife.
 access-ended = Dein Abo ist abgelaufen, daher wurdest du aus dem privaten Kanal entfernt. /subscribe bringt dich zurück.

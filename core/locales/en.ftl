@@ -137,7 +137,7 @@ notification-button = { $state ->
        *[reminders] subscription reminders
     }
 withdraw-fee-changed = The withdrawal fee is now { $fee }.
-access-granted = Your plan includes our private channel: join with this link (it works once): { $link }
+access-granted = Your plan includes our private channel: open this link and ask to join; your request is approved while your subscription runs: { $link }
 access-by-request = Your plan includes our private channel: ask to join it, and your request is approved while your subscription runs.
 access-needs-subscription = Joining needs a subscription that includes the channel. /subscribe shows the plans.
 access-ended = Your subscription ended, so you were removed from the private channel. /subscribe to come back.

@@ -136,7 +136,7 @@ notification-button = { $state ->
        *[reminders] recordatorios de suscripción
     }
 withdraw-fee-changed = La comisión de retiro ahora es { $fee }.
-access-granted = Tu plan incluye nuestro canal privado: únete con este enlace (sirve una vez): { $link }
+access-granted = Tu plan incluye nuestro canal privado: abre este enlace y pide unirte; tu solicitud se aprueba mientras dure tu suscripción: { $link }
 access-by-request = Tu plan incluye nuestro canal privado: pide unirte y tu solicitud se aprueba mientras dure tu suscripción.
 access-needs-subscription = Para unirte hace falta una suscripción que incluya el canal. /subscribe muestra los planes.
 access-ended = Tu suscripción terminó, así que saliste del canal privado. /subscribe para volver.

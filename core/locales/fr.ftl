@@ -136,7 +136,7 @@ notification-button = { $state ->
        *[reminders] rappels d’abonnement
     }
 withdraw-fee-changed = Les frais de retrait sont désormais de { $fee }.
-access-granted = Votre formule inclut notre canal privé : rejoignez-le avec ce lien (valable une fois) : { $link }
+access-granted = Votre formule inclut notre canal privé : ouvrez ce lien et demandez à le rejoindre ; votre demande est acceptée tant que votre abonnement court : { $link }
 access-by-request = Votre formule inclut notre canal privé : demandez à le rejoindre, votre demande est acceptée tant que votre abonnement court.
 access-needs-subscription = Rejoindre demande un abonnement qui inclut le canal. /subscribe affiche les formules.
 access-ended = Votre abonnement est terminé : vous avez été retiré du canal privé. /subscribe pour revenir.

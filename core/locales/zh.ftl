@@ -126,7 +126,7 @@ notification-button = { $state ->
        *[reminders] 订阅提醒
     }
 withdraw-fee-changed = 提现手续费现为 { $fee }。
-access-granted = 你的套餐包含我们的私密频道：用此链接加入（仅限一次）：{ $link }
+access-granted = 你的套餐包含我们的私密频道：打开此链接申请加入，订阅有效期间申请会被批准：{ $link }
 access-by-request = 你的套餐包含我们的私密频道：请申请加入，订阅有效期间申请会被批准。
 access-needs-subscription = 加入需要包含该频道的订阅。/subscribe 查看套餐。
 access-ended = 你的订阅已到期，因此已被移出私密频道。/subscribe 可重新加入。

@@ -199,7 +199,8 @@ impl Money {
                     let mark = if dots == 1 { '.' } else { ',' };
                     let locale_decimal = if decimal_comma { ',' } else { '.' };
                     let next_run = runs.iter().find(|(sep, _)| *sep == Some(mark)).map_or(0, |(_, digits)| digits.len());
-                    (mark == locale_decimal || next_run != 3).then_some(mark)
+                    // `0,500` is half, never five hundred: nobody groups after a leading zero.
+                    (mark == locale_decimal || next_run != 3 || runs[0].1.starts_with('0')).then_some(mark)
                 }
                 // The same mark several times: grouping.
                 _ => None,
@@ -214,8 +215,8 @@ impl Money {
                     fraction.push_str(digits);
                 }
                 Some(mark) if !seen_decimal && (is_group(*mark) || matches!(mark, '.' | ',')) => {
-                    // A group: three digits, after one to three.
-                    if digits.len() != 3 || !(1..=3).contains(&runs[0].1.len()) {
+                    // A group: three digits, after one to three that do not start with zero.
+                    if digits.len() != 3 || !(1..=3).contains(&runs[0].1.len()) || runs[0].1.starts_with('0') {
                         return Err(not_a_number());
                     }
                     whole.push_str(digits);
@@ -377,6 +378,8 @@ mod tests {
         assert!(matches!(usdt("1.2.3"), Err(ParseMoneyError::NotANumber(_))));
         assert_eq!(usdt("1,000.50"), Ok(1_000_500_000), "grouped, with a decimal point");
         assert!(matches!(usdt("1,00.50"), Err(ParseMoneyError::NotANumber(_))));
+        assert_eq!(usdt("0,500"), Ok(500_000), "a leading zero is never a group");
+        assert!(matches!(usdt("0 500"), Err(ParseMoneyError::NotANumber(_))));
         assert!(matches!(usdt("."), Err(ParseMoneyError::NotANumber(_))));
         assert!(matches!(usdt("1e5"), Err(ParseMoneyError::NotANumber(_))));
         assert_eq!(usdt("0.0000001"), Err(ParseMoneyError::TooManyDecimals { currency: Currency::Usdt, max: 6 }));

@@ -26,6 +26,7 @@ pub const REFRESH: Duration = Duration::from_secs(2);
 const DOCUMENT_ID: &str = "runtime";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RuntimeSettings {
     /// Plans on sale and the referrer's share of each purchase.
     pub subscriptions: SubscriptionsConfig,

@@ -40,6 +40,7 @@ pub struct Plan {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PlanConfig {
     id: String,
     #[serde(with = "crate::money::text")]
@@ -106,8 +107,10 @@ impl Plan {
 
 /// Plans on sale and the referral commission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SubscriptionsConfig {
-    #[serde(default = "default_plans")]
+    /// Each id once (buttons name plans by id).
+    #[serde(default = "default_plans", deserialize_with = "distinct_plans")]
     pub plans: Vec<Plan>,
     /// The referrer's share of each purchase, in basis points (1,000 = 10 %); at most 10,000
     /// (a larger share would pay out more than the purchase brought in).
@@ -135,6 +138,16 @@ fn commission_bps<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u
         return Err(serde::de::Error::custom(format!("{bps} basis points is more than the whole price (at most 10000)")));
     }
     Ok(bps)
+}
+
+fn distinct_plans<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Plan>, D::Error> {
+    let plans = Vec::<Plan>::deserialize(deserializer)?;
+    for (i, plan) in plans.iter().enumerate() {
+        if plans[..i].iter().any(|p| p.id == plan.id) {
+            return Err(serde::de::Error::custom(format!("two plans with the id {:?}", plan.id)));
+        }
+    }
+    Ok(plans)
 }
 
 fn default_commission_bps() -> u32 {
@@ -291,6 +304,12 @@ impl Subscriptions {
         Ok((referrer, commission))
     }
 
+    /// Whether a purchase under `key` was begun (its payment posted): a replay must finish it as
+    /// it began, whatever the plans say now.
+    pub async fn purchase_started(&self, user: UserId, key: &IdempotencyKey) -> Result<bool, SubscriptionError> {
+        Ok(self.ledger.has_posting(user, &IdempotencyKey::new(format!("sub:{key}"))?).await?)
+    }
+
     /// When the user's subscription (all bought periods) ends, if they ever had one.
     pub async fn active_until(&self, user: UserId) -> Result<Option<DateTime<Utc>>, SubscriptionError> {
         let latest = self.periods.find_one(doc! { "user_id": user.get() }).sort(doc! { "expires_at": -1 }).await?;
@@ -371,6 +390,7 @@ impl Subscriptions {
             "expires_at": { "$lte": bson::DateTime::from_chrono(now) },
             "channel": { "$exists": true },
             "access_settled_at": { "$exists": false },
+            "$or": [{ "access_retry_at": { "$exists": false } }, { "access_retry_at": { "$lte": bson::DateTime::from_chrono(now) } }],
         };
         let cursor = self
             .periods
@@ -380,6 +400,14 @@ impl Subscriptions {
             .comment(bson::Bson::String("fan-out: channel access removals".into()))
             .await?;
         Ok(cursor.try_collect().await?)
+    }
+
+    /// Removing the user failed (Telegram refused): try again after `at`, so periods that keep
+    /// failing do not hold back the others.
+    pub async fn access_retry_after(&self, period: &Period, at: DateTime<Utc>) -> Result<(), SubscriptionError> {
+        let filter = doc! { "_id": &period.id, "user_id": period.user_id.get() };
+        self.periods.update_one(filter, doc! { "$set": { "access_retry_at": bson::DateTime::from_chrono(at) } }).await?;
+        Ok(())
     }
 
     /// Records that the end of `period`'s access was handled (the user removed, or kept on by a

@@ -116,6 +116,8 @@ async fn a_refused_payout_releases_the_hold_and_admin_rules_apply() {
     let w = world(PayoutMode::Fail).await;
     // Above the automatic limit: waits for an admin.
     assert_eq!(w.request("wd-3", 30_000_000, 20_000_000).await, WithdrawalStatus::Requested);
+    // The request replayed after the threshold was raised: the review it was sent to stands.
+    assert_eq!(w.request("wd-3", 30_000_000, 50_000_000).await, WithdrawalStatus::Requested, "decided once");
     assert_eq!(w.withdrawals.process(&w.job("wd-3"), &w.provider).await.unwrap().status, WithdrawalStatus::Requested);
     assert_eq!(w.withdrawals.approve(user(1), "wd-3").await.unwrap().status, WithdrawalStatus::Approved);
     assert_eq!(w.withdrawals.approve(user(1), "wd-3").await.unwrap().status, WithdrawalStatus::Approved, "approve twice");

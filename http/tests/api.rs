@@ -433,6 +433,17 @@ async fn runtime_settings_change_with_the_money_scope_by_version_checked_and_aud
     backwards["withdrawals"][0]["min"] = "999999 XTR".into();
     assert_eq!(error_code(put(&app.money_token, json!({ "version": 0, "settings": backwards })).await.unwrap()).await.0, 400);
 
+    let mut twice = settings.clone();
+    let plan = twice["subscriptions"]["plans"][0].clone();
+    twice["subscriptions"]["plans"].as_array_mut().unwrap().push(plan);
+    assert_eq!(error_code(put(&app.money_token, json!({ "version": 0, "settings": twice })).await.unwrap()).await.0, 400, "two plans, one id");
+    let mut typo = settings.clone();
+    typo["subscriptions"]["plans"][0]["chanel"] = json!(-1001);
+    assert_eq!(error_code(put(&app.money_token, json!({ "version": 0, "settings": typo })).await.unwrap()).await.0, 400, "an unknown field");
+    let mut partial = settings.clone();
+    partial["subscriptions"].as_object_mut().unwrap().remove("referral_commission_bps");
+    assert_eq!(error_code(put(&app.money_token, json!({ "version": 0, "settings": partial })).await.unwrap()).await.0, 400, "a field left out");
+
     let changed: Value = put(&app.money_token, json!({ "version": 0, "settings": settings })).await.unwrap().json().await.unwrap();
     assert_eq!(changed["version"], 1);
     let now: Value = app.get("/admin/settings", Some(&app.read_token)).await.json().await.unwrap();

@@ -3,9 +3,10 @@
 //! 429 with `retry_after` or 403 "bot was blocked by the user", as Telegram does. It also keeps
 //! the bot's Star transactions (what Telegram's `getStarTransactions` reports): a test that
 //! plays a Stars payment records it here first, as Telegram's books are the truth. And it keeps
-//! the members of groups and channels: invite links (`createChatInviteLink`, used at most
-//! `member_limit` times through `join_by_link`), approved join requests join, `banChatMember`
-//! removes.
+//! the members of groups and channels: invite links (`createChatInviteLink`; `join_by_link` joins
+//! at most `member_limit` times, and never through a link that `creates_join_request`: that
+//! one only sends a request, which the test then delivers as an update), approved join requests
+//! join, `banChatMember` removes.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
@@ -41,8 +42,9 @@ struct Behaviour {
     star_transactions: Vec<Value>,
     /// What `getWebhookInfo` says is waiting for delivery.
     pending_update_count: u64,
-    /// Invite links created: link → (chat, member limit, times used).
-    invite_links: BTreeMap<String, (i64, Option<u64>, u64)>,
+    /// Invite links created: link → (chat, member limit, times used); no limit and `None`
+    /// uses for a link that only sends join requests.
+    invite_links: BTreeMap<String, (i64, Option<u64>, Option<u64>)>,
     /// Each group's or channel's members.
     members: BTreeMap<i64, BTreeSet<i64>>,
 }
@@ -114,7 +116,7 @@ impl FakeBotApi {
     /// `user` opens the invite `link`: joins its chat if the link exists and has uses left.
     pub fn join_by_link(&self, link: &str, user: i64) -> bool {
         let mut behaviour = self.shared.0.lock().unwrap();
-        let Some((chat, limit, uses)) = behaviour.invite_links.get_mut(link) else { return false };
+        let Some((chat, limit, Some(uses))) = behaviour.invite_links.get_mut(link) else { return false };
         if limit.is_some_and(|limit| *uses >= limit) {
             return false;
         }
@@ -268,10 +270,11 @@ async fn call(State(shared): State<Shared>, Path((_bot, method)): Path<(String, 
     } else if method.eq_ignore_ascii_case("createchatinvitelink") {
         let link = format!("https://t.me/+fake{}", behaviour.invite_links.len() + 1);
         let limit = body["member_limit"].as_u64();
-        behaviour.invite_links.insert(link.clone(), (chat_id, limit, 0));
+        let joins_directly = body["creates_join_request"].as_bool() != Some(true);
+        behaviour.invite_links.insert(link.clone(), (chat_id, limit, joins_directly.then_some(0)));
         let creator = json!({ "id": 7_000_000_001_i64, "is_bot": true, "first_name": "Obentchi", "username": "obentchi_bot" });
         let result = json!({
-            "invite_link": link, "creator": creator, "creates_join_request": false, "is_primary": false, "is_revoked": false,
+            "invite_link": link, "creator": creator, "creates_join_request": !joins_directly, "is_primary": false, "is_revoked": false,
             "name": body["name"], "expire_date": body["expire_date"], "member_limit": body["member_limit"],
         });
         Json(json!({ "ok": true, "result": result })).into_response()

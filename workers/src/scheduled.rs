@@ -331,7 +331,8 @@ impl ScheduledJobs {
     /// (whatever their /notifications say: this is not a reminder); a user whose later period
     /// grants the same channel stays. Ban then unban: out of the channel, free to come back with
     /// a new subscription. Telegram refusing (the bot lost its admin rights) leaves the period
-    /// due, so the next run tries again and the error is logged until someone fixes the rights.
+    /// due again in an hour, logged each time until someone fixes the rights, without holding
+    /// back the others.
     async fn settle_channel_access(&self, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
         use teloxide::payloads::UnbanChatMemberSetters;
         use teloxide::prelude::Requester;
@@ -345,7 +346,8 @@ impl ScheduledJobs {
                     self.bot.unban_chat_member(ChatId(chat), user).only_if_banned(true).await
                 };
                 if let Err(err) = removed.await {
-                    tracing::error!(%err, chat, user = %period.user_id, "could not remove a user whose access ended; trying again next run");
+                    tracing::error!(%err, chat, user = %period.user_id, "could not remove a user whose access ended; trying again in an hour");
+                    self.subscriptions.access_retry_after(&period, now + chrono::Duration::hours(1)).await?;
                     continue;
                 }
                 let lang = self.users.language(period.user_id).await?;

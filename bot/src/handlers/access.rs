@@ -1,6 +1,7 @@
 //! Paid access: a plan can grant a private channel or group (`Plan::channel`). On purchase the
-//! buyer gets a one-use invite link, created once per period and kept with it; a join request is
-//! approved while a period granting that chat runs, and declined otherwise. Removal when the
+//! buyer gets an invite link, created once per period and kept with it. The link only lets
+//! people ask to join: a request is approved while a period granting that chat runs for the
+//! person asking, declined for anyone else, so a link passed on opens nothing. Removal when the
 //! last such period ends is the scheduled jobs' (`obentchi_workers::scheduled`).
 
 use chrono::Utc;
@@ -14,9 +15,10 @@ use teloxide::RequestError;
 
 use super::{Caller, Deps, HandlerError, HandlerResult, UpdateId};
 
-/// What to tell the buyer of `period` about its channel, if it grants one: a one-use invite
-/// link (the same one on every replay), or, if Telegram refuses to make one (the bot is not an
-/// admin there), to ask to join, which is approved while the period runs.
+/// What to tell the buyer of `period` about its channel, if it grants one: its invite link (the
+/// same one on every replay), or, if Telegram refuses to make one (the bot is not an admin
+/// there), to ask to join some other way; either way their request is approved while the period
+/// runs.
 pub(super) async fn on_purchase(deps: &Deps, lang: Lang, period: &Period) -> Result<Option<String>, HandlerError> {
     let Some(chat) = period.channel else { return Ok(None) };
     if let Some(link) = &period.invite_link {
@@ -25,7 +27,7 @@ pub(super) async fn on_purchase(deps: &Deps, lang: Lang, period: &Period) -> Res
     let created = deps
         .bot
         .create_chat_invite_link(ChatId(chat))
-        .member_limit(1)
+        .creates_join_request(true)
         .expire_date(period.expires_at)
         .name(format!("subscription {}", period.user_id))
         .await;

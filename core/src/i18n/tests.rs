@@ -111,6 +111,7 @@ fn typed_amounts_are_read_the_languages_way() {
     assert_eq!(read(Lang::De, Currency::Usdt, "1,000"), Ok(1_000_000));
     assert_eq!(read(Lang::De, Currency::Usdt, "1.000"), Ok(1_000_000_000));
     assert_eq!(read(Lang::En, Currency::Xtr, "1,000"), Ok(1_000));
+    assert_eq!(read(Lang::De, Currency::Usdt, "0.250"), Ok(250_000), "a leading zero is never a group");
     // Anything else after a lone separator is decimals, in any language.
     assert_eq!(read(Lang::En, Currency::Usdt, "12,5"), Ok(12_500_000));
     assert_eq!(read(Lang::De, Currency::Usdt, "12.5"), Ok(12_500_000));

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use posting::{Account, Entry, PlatformAccount, Posting, PostingError, PostingKind, UnknownAccount, UserAccount};
 
-use crate::ids::UserId;
+use crate::ids::{IdempotencyKey, UserId};
 use crate::money::{Currency, Money};
 use crate::storage::{collections, is_duplicate_key, Store};
 
@@ -380,6 +380,12 @@ impl Ledger {
     }
 
     /// Whether the user has any posting of `kind` (e.g. has ever bought a subscription).
+    /// Whether the posting with idempotency key `key` was made for the user.
+    pub async fn has_posting(&self, user_id: UserId, key: &IdempotencyKey) -> Result<bool, LedgerError> {
+        let filter = doc! { "_id": posting_id(user_id, key.as_str()), "user_id": user_id.get() };
+        Ok(self.postings.clone_with_type::<Document>().find_one(filter).projection(doc! { "_id": 1 }).await?.is_some())
+    }
+
     pub async fn has_posting_of_kind(&self, user_id: UserId, kind: PostingKind) -> Result<bool, LedgerError> {
         let kind = bson_of(&kind)?;
         let found = self.postings.clone_with_type::<Document>().find_one(doc! { "user_id": user_id.get(), "kind": kind }).projection(doc! { "_id": 1 }).await?;

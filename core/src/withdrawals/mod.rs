@@ -109,6 +109,11 @@ pub struct Withdrawal {
     pub created_at: DateTime<Utc>,
     #[serde(with = "bson::serde_helpers::chrono_datetime_as_bson_datetime")]
     pub updated_at: DateTime<Utc>,
+    /// Whether it qualified for approval without review when it was requested: decided once,
+    /// with the threshold in force then, so a replayed request cannot skip a review that a
+    /// raised threshold would now waive. Absent on withdrawals recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_approve: Option<bool>,
 }
 
 /// The withdrawal job's payload.

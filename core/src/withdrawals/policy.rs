@@ -79,6 +79,7 @@ impl PayoutAddress {
 pub struct WithdrawalPolicy(PolicyConfig);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PolicyConfig {
     #[serde(with = "crate::money::text")]
     min: Money,

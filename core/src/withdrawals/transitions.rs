@@ -11,7 +11,8 @@ use crate::storage::{collections, is_duplicate_key};
 
 impl Withdrawals {
     /// Records a withdrawal request and holds amount + fee. Approves it at once when the amount
-    /// is at most `auto_approve_up_to`. Repeating a request returns it as it now is.
+    /// is at most `auto_approve_up_to` at the time it is first recorded (kept on it). Repeating a
+    /// request returns it as it now is, and finishes what the first attempt decided.
     pub async fn request(&self, new: NewWithdrawal, auto_approve_up_to: Money) -> Result<Withdrawal, WithdrawalError> {
         let at = now();
         let w = Withdrawal {
@@ -29,6 +30,7 @@ impl Withdrawals {
             claimed_at: None,
             created_at: at,
             updated_at: at,
+            auto_approve: Some(new.amount.minor() <= auto_approve_up_to.minor()),
         };
         match self.withdrawals.insert_one(&w).await {
             Ok(_) => {}
@@ -41,7 +43,8 @@ impl Withdrawals {
             Err(e) => return Err(e.into()),
         }
         let w = self.get(w.user_id, &w.request_id).await?;
-        if w.status == WithdrawalStatus::Requested && w.amount.minor() <= auto_approve_up_to.minor() {
+        let auto_approve = w.auto_approve.unwrap_or(w.amount.minor() <= auto_approve_up_to.minor());
+        if w.status == WithdrawalStatus::Requested && auto_approve {
             return self.approve(w.user_id, &w.request_id).await;
         }
         if w.status == WithdrawalStatus::Requested {

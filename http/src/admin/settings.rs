@@ -43,6 +43,13 @@ pub async fn replace(
     State(state): State<AppState>,
     crate::error::Json(change): crate::error::Json<SettingsChange>,
 ) -> Result<Json<Versioned>, ApiError> {
+    // Every field stated: an omitted one would otherwise take a built-in default, not the
+    // configuration's or the current value.
+    for field in ["/subscriptions/plans", "/subscriptions/referral_commission_bps", "/withdrawals"] {
+        if change.settings.pointer(field).is_none() {
+            return Err(ApiError::bad_request(format!("settings{}: missing (state every field, as GET shows them)", field.replace('/', "."))));
+        }
+    }
     let settings: RuntimeSettings = serde_json::from_value(change.settings).map_err(|err| ApiError::bad_request(format!("settings: {err}")))?;
     let target = format!("settings:{}", change.version);
     let outcome = state.settings.replace(change.version, settings, &banker.0.token_name).await;
