@@ -136,10 +136,15 @@ impl SupportThreads {
             .await?
             .matched_count
             == 1;
-        if !added && self.get(user).await?.is_none() {
+        self.unless_missing(user, added).await
+    }
+
+    /// `changed`, unless nothing changed because the user has no thread at all.
+    async fn unless_missing(&self, user: UserId, changed: bool) -> Result<bool, SupportError> {
+        if !changed && self.get(user).await?.is_none() {
             return Err(SupportError::NoThread(user));
         }
-        Ok(added)
+        Ok(changed)
     }
 
     pub async fn get(&self, user: UserId) -> mongodb::error::Result<Option<Thread>> {
@@ -154,10 +159,7 @@ impl SupportThreads {
             .await?
             .matched_count
             == 1;
-        if !closed && self.get(user).await?.is_none() {
-            return Err(SupportError::NoThread(user));
-        }
-        Ok(closed)
+        self.unless_missing(user, closed).await
     }
 
     /// Threads with `status` (any if `None`), most recently active first, `limit` from after

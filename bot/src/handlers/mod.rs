@@ -123,7 +123,6 @@ pub struct Deps {
     /// The payments queue, which payment jobs go to.
     pub payment_jobs: Queue,
     pub subscriptions: Subscriptions,
-
     pub withdrawals: Withdrawals,
     /// The withdrawals queue: approved withdrawals go there to be paid out.
     pub withdrawal_jobs: Queue,

@@ -18,6 +18,8 @@ use crate::conversation::{Conversation, SupportStep};
 
 /// In a forward to the admin chats: whose thread a reply answers.
 const THREAD_TAG: &str = "#support";
+/// How much of a user's message a forward shows.
+const FORWARDED_CHARS: usize = 3_500;
 
 /// `/support` or `/paysupport`: opens the user's thread and asks for their question.
 pub(super) async fn start(deps: &Deps, caller: &Caller, chat: i64, topic: Topic, update: UpdateId) -> HandlerResult {
@@ -38,8 +40,11 @@ pub(super) async fn from_user(deps: &Deps, caller: &Caller, chat: i64, topic: To
     let message = SupportMessage { key: format!("tg:{}", update.0), from: Author::User, admin: None, text: text.to_owned(), at: Utc::now() };
     deps.support_threads.add(caller.id, &message).await?;
     let username = caller.profile.username.as_deref().map_or_else(String::new, |u| format!(" @{u}"));
+    // Within Telegram's 4,096 characters with the lines around it (the thread keeps it whole).
+    let shown: String = text.chars().take(FORWARDED_CHARS).collect();
+    let cut = if shown.len() < text.len() { " …" } else { "" };
     let forward = format!(
-        "Support ({topic}) from user {user}{username}:\n\n{text}\n\nReply to this message to answer. {THREAD_TAG}{user}",
+        "Support ({topic}) from user {user}{username}:\n\n{shown}{cut}\n\nReply to this message to answer. {THREAD_TAG}{user}",
         topic = topic.as_str(),
         user = caller.id,
     );
