@@ -21,6 +21,19 @@ pub struct DeadLetter {
     pub payload: Box<RawValue>,
 }
 
+impl DeadLetter {
+    /// The job's payload cut to `chars` characters, with `…` if it was longer: for a table cell
+    /// or a notice.
+    pub fn payload_preview(&self, chars: usize) -> String {
+        let payload = self.payload.get();
+        let mut shown: String = payload.chars().take(chars).collect();
+        if payload.chars().nth(chars).is_some() {
+            shown.push('…');
+        }
+        shown
+    }
+}
+
 impl Queue {
     /// The oldest dead letters, up to `limit` per partition.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, QueueError> {

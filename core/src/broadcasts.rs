@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::i18n::Lang;
 use crate::outbound::OutboundMessage;
-use crate::users::Profile;
 use apalis_redis_streams::{Queue, QueueError};
 use crate::storage::{collections, is_duplicate_key, Store};
 
@@ -266,6 +265,6 @@ struct Profiled {
 
 impl Profiled {
     fn lang(&self) -> Lang {
-        Lang::for_user(&Profile { language: self.language.clone(), ..Profile::default() }, self.telegram_language.as_deref())
+        Lang::chosen_or(self.language.as_deref(), self.telegram_language.as_deref())
     }
 }

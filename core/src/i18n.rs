@@ -65,7 +65,12 @@ impl Lang {
     /// The user's language: chosen with /language, else their Telegram client's (`telegram`,
     /// the current update's or the one stored at registration), else Arabic.
     pub fn for_user(profile: &Profile, telegram: Option<&str>) -> Lang {
-        profile.language.as_deref().or(telegram).and_then(Lang::from_code).unwrap_or_default()
+        Lang::chosen_or(profile.language.as_deref(), telegram)
+    }
+
+    /// `chosen` (with /language), else `telegram` (the client's tag), else Arabic.
+    pub fn chosen_or(chosen: Option<&str>, telegram: Option<&str>) -> Lang {
+        chosen.or(telegram).and_then(Lang::from_code).unwrap_or_default()
     }
 
     /// The language's own name, for the /language keyboard.
@@ -138,6 +143,17 @@ impl NumberFormat {
         out
     }
 
+    /// `sign`, then `whole` (ASCII digits) grouped, then `fraction` after the decimal mark if
+    /// there is one, in the language's digits.
+    fn write(&self, sign: &str, whole: &str, fraction: Option<&str>) -> String {
+        let mut number = format!("{sign}{}", self.group(whole));
+        if let Some(fraction) = fraction {
+            number.push_str(self.decimal);
+            number.push_str(fraction);
+        }
+        self.script(number)
+    }
+
     fn script(&self, text: String) -> String {
         if !self.arabic_digits {
             return text;
@@ -153,9 +169,8 @@ impl NumberFormat {
 
 /// An integer written the language's way (`12,345`, `12 345`, `١٢٬٣٤٥`). Counts, not money.
 pub fn format_integer(lang: Lang, n: i64) -> String {
-    let numbers = lang.numbers();
     let sign = if n < 0 { "-" } else { "" };
-    numbers.script(format!("{sign}{}", numbers.group(&n.unsigned_abs().to_string())))
+    lang.numbers().write(sign, &n.unsigned_abs().to_string(), None)
 }
 
 /// A moment in ISO order (`2026-12-02 18:00 UTC`), unambiguous in every language, in the
@@ -172,14 +187,10 @@ pub fn format_day(lang: Lang, at: DateTime<Utc>) -> String {
 /// An amount and its currency written the language's way (`1,234.50 USDT`, `1 234,50 USDT`,
 /// `١٬٢٣٤٫٥٠ USDT`), from its integer minor units.
 pub fn format_money(lang: Lang, money: Money) -> String {
-    let numbers = lang.numbers();
     let text = money.amount_text();
     let (sign, unsigned) = text.strip_prefix('-').map_or(("", text.as_str()), |rest| ("-", rest));
-    let number = match unsigned.split_once('.') {
-        Some((whole, fraction)) => format!("{sign}{}{}{fraction}", numbers.group(whole), numbers.decimal),
-        None => format!("{sign}{}", numbers.group(unsigned)),
-    };
-    format!("{}{}{}", numbers.script(number), lang.currency_gap(), money.currency())
+    let (whole, fraction) = unsigned.split_once('.').map_or((unsigned, None), |(whole, fraction)| (whole, Some(fraction)));
+    format!("{}{}{}", lang.numbers().write(sign, whole, fraction), lang.currency_gap(), money.currency())
 }
 
 /// An amount a person typed, read the way their language writes numbers (see
@@ -440,14 +451,9 @@ pub fn policy_violation(lang: Lang, violation: &PolicyViolation) -> String {
 /// A share in basis points as the number of a percentage, the language's way (`12.5`, `12,5`,
 /// `١٢٫٥`; `10` for 1000): integers only, trailing zeros dropped.
 pub fn percent_of_bps(lang: Lang, bps: u32) -> String {
-    let numbers = lang.numbers();
-    let whole = numbers.group(&(bps / 100).to_string());
     let fraction = format!("{:02}", bps % 100);
-    let number = match fraction.trim_end_matches('0') {
-        "" => whole,
-        fraction => format!("{whole}{}{fraction}", numbers.decimal),
-    };
-    numbers.script(number)
+    let fraction = fraction.trim_end_matches('0');
+    lang.numbers().write("", &(bps / 100).to_string(), (!fraction.is_empty()).then_some(fraction))
 }
 
 #[cfg(test)]

@@ -123,12 +123,6 @@ impl LiveSettings {
         Ok(live)
     }
 
-    /// Fixed settings, for tests and tools that change nothing.
-    pub fn fixed(settings: RuntimeSettings) -> LiveSettings {
-        let versioned = Versioned { version: 0, settings, updated_by: None, updated_at: None };
-        LiveSettings { snapshot: Arc::new(RwLock::new(Arc::new(versioned))) }
-    }
-
     fn offer(&self, current: Versioned) {
         let mut snapshot = self.snapshot.write().expect("settings lock");
         if current.version != snapshot.version {

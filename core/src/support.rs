@@ -123,14 +123,13 @@ impl SupportThreads {
     /// Adds `message` to the user's thread, reopening it; `false` if its key was added before.
     pub async fn add(&self, user: UserId, message: &SupportMessage) -> Result<bool, SupportError> {
         let value = bson::to_bson(message).map_err(mongodb::error::Error::from)?;
-        let last_from = if message.from == Author::User { "user" } else { "admin" };
         let added = self
             .threads
             .update_one(
                 doc! { "_id": user.get(), "messages.key": { "$ne": &message.key } },
                 doc! {
                     "$push": { "messages": { "$each": [value], "$slice": -KEPT_MESSAGES } },
-                    "$set": { "status": "open", "updated_at": message.at, "last_from": last_from },
+                    "$set": { "status": "open", "updated_at": message.at },
                 },
             )
             .await?
@@ -211,10 +210,5 @@ impl SupportThreads {
             outbound.enqueue(&message, Some(&format!("support-closed:{user}:{updated_at}"))).await?;
         }
         Ok(closed)
-    }
-
-    /// Open threads whose last word is the user's, for the daily report.
-    pub async fn waiting(&self) -> mongodb::error::Result<u64> {
-        self.threads.count_documents(doc! { "status": "open", "last_from": "user" }).await
     }
 }

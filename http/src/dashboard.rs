@@ -150,16 +150,6 @@ fn concurrency_steps(pool: &PoolView, now_ms: u64) -> Vec<(i64, u64)> {
     points
 }
 
-/// A job's payload, shortened for a table cell.
-fn preview(payload: &str) -> String {
-    const SHOWN: usize = 160;
-    let mut shown: String = payload.chars().take(SHOWN).collect();
-    if payload.chars().nth(SHOWN).is_some() {
-        shown.push('…');
-    }
-    shown
-}
-
 /// The dashboard's content (an HTML fragment): queues, their throughput, depth and age over the
 /// last hour, the worker pools' concurrency and scaling decisions, and dead letters.
 #[utoipa::path(get, path = "/admin/dashboard/panel", security(("bearer" = ["read"])),
@@ -225,7 +215,7 @@ pub async fn panel(_: Reader, State(state): State<AppState>) -> Result<impl Into
                 "<tr class=\"dead-letter\"><td>{0}</td><td>{1}</td><td>{2}</td><td><code>{3}</code></td><td>\
                  <button class=\"retry\" data-queue=\"{0}\" data-id=\"{4}\">retry</button> \
                  <button class=\"discard\" data-queue=\"{0}\" data-id=\"{4}\">discard</button></td></tr>",
-                escape(&q.name), died, escape(&letter.error), escape(&preview(letter.payload.get())), escape(&letter.id)
+                escape(&q.name), died, escape(&letter.error), escape(&letter.payload_preview(160)), escape(&letter.id)
             );
         }
     }

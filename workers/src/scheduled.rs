@@ -387,12 +387,9 @@ impl ScheduledJobs {
         let since = apalis_redis_streams::now_ms().saturating_sub(DEAD_LETTER_NOTICE_WINDOW.as_millis() as u64);
         for queue in [&self.payment_jobs, &self.withdrawal_jobs] {
             for letter in queue.dead_letters_since(since, 100).await? {
-                let payload = letter.payload.get();
-                let preview: String = payload.chars().take(300).collect();
-                let ellipsis = if preview.len() < payload.len() { "…" } else { "" };
-                let (name, id) = (queue.name(), &letter.id);
+                let (name, id, preview) = (queue.name(), &letter.id, letter.payload_preview(300));
                 let text = format!(
-                    "Dead letter on the {name} queue: {id}\nError: {error}\nJob: {preview}{ellipsis}\nRetry: POST /admin/queues/{name}/dead-letters/{id}/retry\nDiscard: POST /admin/queues/{name}/dead-letters/{id}/discard",
+                    "Dead letter on the {name} queue: {id}\nError: {error}\nJob: {preview}\nRetry: POST /admin/queues/{name}/dead-letters/{id}/retry\nDiscard: POST /admin/queues/{name}/dead-letters/{id}/discard",
                     error = letter.error,
                 );
                 for chat in &self.config.admin_chat_ids {

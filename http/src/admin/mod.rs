@@ -18,6 +18,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
 use axum::Router;
 
+use obentchi_core::ids::UserId;
 use obentchi_core::money::Currency;
 
 use crate::auth::Caller;
@@ -67,6 +68,11 @@ pub fn router(limits: &Limiters) -> Router<AppState> {
 /// Writes an audit entry for a change `caller` made.
 pub async fn audit(state: &AppState, caller: &Caller, action: &str, target: &str, outcome: &str) {
     state.audit.record(&caller.audit_entry(action, target, outcome)).await;
+}
+
+/// A user id from a path.
+pub fn user_id(id: i64) -> Result<UserId, ApiError> {
+    UserId::new(id).map_err(ApiError::bad_request)
 }
 
 /// A currency code from a query (`XTR`, `USDT`).

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use obentchi_core::adjustments::{AdjustmentError, AdjustmentOutcome, AdjustmentRequest};
-use obentchi_core::ids::{IdempotencyKey, ProviderId, UserId};
+use obentchi_core::ids::{IdempotencyKey, ProviderId};
 use obentchi_core::ledger::PostOutcome;
 use obentchi_core::money::Money;
 use obentchi_core::payments::{RefundAnswer, RefundOutcome, TELEGRAM_STARS};
@@ -13,7 +13,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::TelegramTransactionId;
 use utoipa::ToSchema;
 
-use super::audit;
+use super::{audit, user_id};
 use crate::auth::Banker;
 use crate::error::{ApiError, ErrorBody, Path};
 use crate::AppState;
@@ -124,7 +124,7 @@ pub async fn adjust(
 ) -> Result<Json<AdjustmentView>, ApiError> {
     let result = async {
         let request = AdjustmentRequest {
-            user_id: UserId::new(id).map_err(ApiError::bad_request)?,
+            user_id: user_id(id)?,
             change: body.change,
             reason: body.reason.clone(),
             key: IdempotencyKey::new(body.key.clone()).map_err(ApiError::bad_request)?,

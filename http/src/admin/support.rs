@@ -10,7 +10,7 @@ use obentchi_core::support::{Thread, ThreadStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{audit, idempotency_key, message_text, next_cursor, page_size};
+use super::{audit, idempotency_key, message_text, next_cursor, page_size, user_id};
 use crate::auth::{Reader, Writer};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::AppState;
@@ -45,10 +45,6 @@ fn parse_cursor(text: &str) -> Result<(DateTime<Utc>, UserId), ApiError> {
     Ok((at, user))
 }
 
-fn user(id: i64) -> Result<UserId, ApiError> {
-    UserId::new(id).map_err(ApiError::bad_request)
-}
-
 /// Support threads, most recently active first.
 #[utoipa::path(get, path = "/admin/support/threads", params(ThreadQuery), security(("bearer" = ["read"])),
     responses((status = 200, body = ThreadPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -64,7 +60,7 @@ pub async fn list(_: Reader, State(state): State<AppState>, Query(query): Query<
 #[utoipa::path(get, path = "/admin/support/threads/{user}", params(("user" = i64, Path)), security(("bearer" = ["read"])),
     responses((status = 200, body = Thread), (status = 404, body = ErrorBody)))]
 pub async fn detail(_: Reader, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Thread>, ApiError> {
-    detail_of(&state, user(id)?).await
+    detail_of(&state, user_id(id)?).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -84,7 +80,7 @@ pub async fn answer(
     headers: HeaderMap,
     crate::error::Json(body): crate::error::Json<Answer>,
 ) -> Result<Json<Thread>, ApiError> {
-    let id = user(id)?;
+    let id = user_id(id)?;
     let text = message_text(&body.text)?;
     let key = match idempotency_key(&headers)? {
         Some(key) => format!("api:{key}"),
@@ -100,7 +96,7 @@ pub async fn answer(
 #[utoipa::path(post, path = "/admin/support/threads/{user}/close", params(("user" = i64, Path)), security(("bearer" = ["write"])),
     responses((status = 200, body = Thread), (status = 404, body = ErrorBody)))]
 pub async fn close(writer: Writer, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Thread>, ApiError> {
-    let id = user(id)?;
+    let id = user_id(id)?;
     let closed = state.support.close_and_tell(&state.users, &state.outbound, id).await?;
     audit(&state, &writer.0, "support.close", &id.to_string(), if closed { "closed" } else { "unchanged" }).await;
     detail_of(&state, id).await

@@ -8,7 +8,7 @@ use obentchi_core::users::{UserFilter, UserSummary};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{audit, next_cursor, page_size};
+use super::{audit, next_cursor, page_size, user_id};
 use crate::auth::{Reader, Writer};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::AppState;
@@ -56,10 +56,6 @@ pub struct UserQuery {
     /// The last user id of the previous page.
     pub after: Option<i64>,
     pub limit: Option<u32>,
-}
-
-fn user_id(id: i64) -> Result<UserId, ApiError> {
-    UserId::new(id).map_err(ApiError::bad_request)
 }
 
 /// List or search users, in id order.
